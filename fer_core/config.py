@@ -1,0 +1,279 @@
+"""Experiment configuration: frozen, validated dataclasses with a flat view for Tune and MLflow.
+
+Every field name is unique across sections, so the flat view is simply ``{field: value}`` and a
+user can override any field with ``--set name=value`` without knowing which section holds it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, get_type_hints
+
+LAYER_REDUCES = ("mean", "sum")
+AU_VARIANTS = ("reference", "paper", "generic")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _fail(name: str, value: Any, fix: str) -> None:
+    raise ValueError(f"invalid config value {name}={value!r}: {fix}")
+
+
+def parse_layers(value: Any) -> tuple[int, ...]:
+    """Accept ``(5, 4)``, ``[5, 4]``, ``"5+4"``, ``"5,4"`` or ``5``; keep the given order."""
+    if isinstance(value, str):
+        parts = [p for p in value.replace(",", "+").split("+") if p.strip()]
+        try:
+            return tuple(int(p) for p in parts)
+        except ValueError:
+            _fail("layers", value, "use layer numbers joined by '+', e.g. '5+4'")
+    if isinstance(value, int):
+        return (value,)
+    return tuple(int(v) for v in value)
+
+
+def format_layers(layers: tuple[int, ...]) -> str:
+    return "+".join(str(v) for v in layers)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    img_size: int = 64
+    val_fraction: float = 0.1
+    val_from_test: bool = False  # the reference protocol: validate on the test split
+    synthetic_n: int = 1400  # synthetic train images (val/test get a fifth each)
+    shortcut: float = 0.0  # synthetic only: probability of a label cue outside the face
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.img_size <= 1024:
+            _fail("img_size", self.img_size, "use an image side between 16 and 1024 pixels")
+        if not 0.0 <= self.val_fraction < 1.0:
+            _fail("val_fraction", self.val_fraction, "use a fraction in [0, 1)")
+        if not 0.0 <= self.shortcut <= 1.0:
+            _fail("shortcut", self.shortcut, "use a probability in [0, 1]")
+        if self.synthetic_n < 7:
+            _fail("synthetic_n", self.synthetic_n, "use at least 7 images (one per class)")
+        if self.num_workers < 0:
+            _fail("num_workers", self.num_workers, "use 0 (main process) or more workers")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "resnet18"
+    pretrained: str | None = None  # local weight file; the model hub is not assumed reachable
+    output_stride: int = 32
+
+    def __post_init__(self) -> None:
+        if self.output_stride not in (8, 16, 32):
+            _fail("output_stride", self.output_stride, "use 8, 16 or 32")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """The CAM method and its own hyperparameters (PROTOCOL §6 defaults)."""
+
+    method: str = "cam"
+    wildcat_kmax: float = 0.5
+    wildcat_kmin: float = 0.1
+    wildcat_alpha: float = 0.6
+    wildcat_modalities: int = 5
+    acol_threshold: float = 0.1
+    adl_drop_rate: float = 0.4
+    adl_threshold: float = 0.1
+    adl_layers: tuple[int, ...] = (4, 5)
+    cutmix_beta: float = 1.0
+    cutmix_prob: float = 1.0
+    apvit_depth: int = 8
+    apvit_k: int = 160
+    apvit_r: float = 0.9
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "adl_layers", parse_layers(self.adl_layers))
+        for name in ("wildcat_kmax", "wildcat_kmin", "acol_threshold", "adl_drop_rate",
+                     "adl_threshold", "cutmix_prob", "apvit_r"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                _fail(name, getattr(self, name), "use a value in [0, 1]")
+        if self.wildcat_modalities < 1 or self.apvit_depth < 1 or self.apvit_k < 1:
+            _fail("wildcat_modalities/apvit_depth/apvit_k",
+                  (self.wildcat_modalities, self.apvit_depth, self.apvit_k), "use positive ints")
+        if self.cutmix_beta <= 0:
+            _fail("cutmix_beta", self.cutmix_beta, "use a positive Beta parameter")
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """The AU alignment term: λ · (1 − cos(T_l, A)) over the chosen layers."""
+
+    lambda_au: float = 0.0
+    layers: tuple[int, ...] = (5,)
+    layer_reduce: str = "mean"
+    au_variant: str = "reference"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", parse_layers(self.layers))
+        if not (math.isfinite(self.lambda_au) and self.lambda_au >= 0):
+            _fail("lambda_au", self.lambda_au, "λ must be a finite number ≥ 0 (0 = no AU guidance)")
+        if not self.layers or any(v < 1 for v in self.layers):
+            _fail("layers", self.layers, "use one or more layer numbers ≥ 1, e.g. '5' or '5+4'")
+        if len(set(self.layers)) != len(self.layers):
+            _fail("layers", self.layers, "list each layer once")
+        if self.layer_reduce not in LAYER_REDUCES:
+            _fail("layer_reduce", self.layer_reduce, f"use one of {', '.join(LAYER_REDUCES)}")
+        if self.au_variant not in AU_VARIANTS:
+            _fail("au_variant", self.au_variant, f"use one of {', '.join(AU_VARIANTS)}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SGD with a step schedule (PROTOCOL §8)."""
+
+    lr: float = 0.002
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    lr_step: int = 4
+    lr_gamma: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            _fail("lr", self.lr, "use a positive learning rate")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            _fail("weight_decay/momentum", (self.weight_decay, self.momentum),
+                  "use weight_decay ≥ 0 and momentum in [0, 1)")
+        if self.lr_step < 1 or not 0 < self.lr_gamma <= 1:
+            _fail("lr_step/lr_gamma", (self.lr_step, self.lr_gamma),
+                  "use lr_step ≥ 1 and lr_gamma in (0, 1]")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 4
+    batch_size: int = 32
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision on CUDA only; ignored on CPU
+    max_train_batches: int = 0  # 0 = whole epoch; > 0 caps each epoch (smoke tests)
+    fail_at_epoch: int = -1  # fault injection: raise once at this epoch (tests of retries)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            _fail("epochs", self.epochs, "train for at least 1 epoch")
+        if self.batch_size < 1:
+            _fail("batch_size", self.batch_size, "use a batch size ≥ 1")
+        if self.device not in DEVICES:
+            _fail("device", self.device, f"use one of {', '.join(DEVICES)}")
+        if self.max_train_batches < 0:
+            _fail("max_train_batches", self.max_train_batches, "use 0 (all) or a positive cap")
+
+
+SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "method": MethodConfig,
+    "align": AlignConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_flat(self) -> dict[str, Any]:
+        """``{field: value}`` with tuples as ``'5+4'`` strings (MLflow params, Tune configs)."""
+        flat: dict[str, Any] = {}
+        for section in SECTIONS:
+            for f in fields(getattr(self, section)):
+                value = getattr(getattr(self, section), f.name)
+                flat[f.name] = format_layers(value) if isinstance(value, tuple) else value
+        return flat
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any], strict: bool = True) -> ExperimentConfig:
+        """Build from ``{field: value}``; values given as strings are converted to the field type.
+
+        With ``strict`` unknown keys raise (listing close matches); otherwise they are ignored,
+        which lets a Tune config carry keys of its own.
+        """
+        owner = field_owners()
+        unknown = [k for k in flat if k not in owner]
+        if unknown and strict:
+            raise ValueError(f"unknown config field(s) {unknown}; valid fields: {sorted(owner)}")
+        parts: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+        for key, value in flat.items():
+            if key in owner:
+                section, hint = owner[key]
+                parts[section][key] = coerce(key, value, hint)
+        return cls(**{s: SECTIONS[s](**kw) for s, kw in parts.items()})
+
+    def replace(self, **flat: Any) -> ExperimentConfig:
+        """A copy with some flat fields changed (validated again)."""
+        return ExperimentConfig.from_flat({**self.to_flat(), **flat})
+
+
+def field_owners() -> dict[str, tuple[str, Any]]:
+    """Flat field name → (section, type hint)."""
+    owner: dict[str, tuple[str, Any]] = {}
+    for section, klass in SECTIONS.items():
+        for name, hint in get_type_hints(klass).items():
+            owner[name] = (section, hint)
+    return owner
+
+
+def coerce(name: str, value: Any, hint: Any) -> Any:
+    """Convert a CLI/MLflow string into the field's type; other values pass through."""
+    if not isinstance(value, str):
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    text = value.strip()
+    if hint is bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        _fail(name, value, "use true or false")
+    if hint == (str | None) and text.lower() in ("", "none", "null"):
+        return None
+    try:
+        if hint is int:
+            return int(text)
+        if hint is float:
+            return float(text)
+    except ValueError:
+        _fail(name, value, f"expected a {hint.__name__}")
+    return text  # str, layer tuples (parsed in __post_init__)
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """``["lambda_au=4", "layers=5+4"]`` → ``{"lambda_au": "4", "layers": "5+4"}``.
+
+    Only the syntax is checked here; ``ExperimentConfig.from_flat`` checks names and values.
+    """
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"bad override {item!r}: write it as key=value, e.g. lambda_au=4")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def default_flat() -> dict[str, Any]:
+    return ExperimentConfig().to_flat()
+
+
+__all__ = [
+    "AlignConfig", "DataConfig", "ExperimentConfig", "MethodConfig", "ModelConfig", "OptimConfig",
+    "TrainConfig", "parse_layers", "format_layers", "default_flat", "field_owners", "parse_overrides",
+]

@@ -1,0 +1,254 @@
+"""A short train/evaluate loop, extended through callbacks (no Ray in here).
+
+One epoch = train on the train split, validate (CL, ATT-COS per tapped layer, CAM-COS), keep the
+model with the best validation CL (first maximum). ``fit`` ends with the test evaluation of that
+selected model. AU maps are rendered from the batch's landmarks on the device, inside the step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from fer_core import NUM_CLASSES
+from fer_core import checkpoint as ckpt
+from fer_core.au import render_au_maps
+from fer_core.cams import build_method
+from fer_core.config import ExperimentConfig
+from fer_core.loaders import build_loader
+from fer_core.losses import composite_loss, layer_attention
+from fer_core.metrics import FERMetrics
+
+
+class Callback:
+    """Hooks the loop calls; override what you need."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        """After training and validating ``epoch``."""
+
+    def on_fit_end(self, trainer: Trainer, final: dict[str, float]) -> None:
+        """After the selected model was evaluated on the test split."""
+
+
+class InjectedFault(RuntimeError):
+    """Raised by ``fail_at_epoch`` to test retries; never raised in a resumed run."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but no CUDA device is visible; use device=auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Train one configuration; checkpointable at every epoch boundary."""
+
+    def __init__(
+        self, cfg: ExperimentConfig, callbacks: Sequence[Callback] = (), progress: bool = True
+    ) -> None:
+        self.cfg = cfg
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.device = resolve_device(cfg.train.device)
+        seed_everything(cfg.train.seed)
+        self.model: nn.Module = build_method(
+            cfg.method, cfg.model, num_classes=NUM_CLASSES, img_size=cfg.data.img_size
+        ).to(self.device)
+        # Attention is reported for every aligned layer and for the headline layer.
+        self.eval_layers = tuple(dict.fromkeys((*cfg.align.layers, self.model.headline_layer)))
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+            nesterov=cfg.optim.nesterov, weight_decay=cfg.optim.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, step_size=cfg.optim.lr_step, gamma=cfg.optim.lr_gamma
+        )
+        self.use_amp = cfg.train.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.loaders = {
+            split: build_loader(cfg.data, split, cfg.train.batch_size, seed=cfg.train.seed)
+            for split in ("train", "val", "test")
+        }
+        self.epoch = 0
+        self.best_val_cl = -math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.history: list[dict[str, float]] = []
+        self.resumed = False
+        self.final_matrices: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_flat(),
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "best_val_cl": self.best_val_cl,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "history": self.history,
+            "rng": ckpt.rng_state(),
+        }
+
+    def save_checkpoint(self, directory: str) -> str:
+        return str(ckpt.save(self.state_dict(), directory))
+
+    def load_checkpoint(self, path: str) -> None:
+        state = ckpt.load(path, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch = state["epoch"]
+        self.best_val_cl, self.best_epoch = state["best_val_cl"], state["best_epoch"]
+        self.best_state = state["best_state"]
+        self.history = state["history"]
+        ckpt.set_rng_state(state["rng"])
+        self.resumed = True
+
+    # ----------------------------------------------------------------- loop
+    def fit(self) -> dict[str, float]:
+        """Train the remaining epochs, then test the model selected on validation CL."""
+        for epoch in range(self.epoch + 1, self.cfg.train.epochs + 1):
+            if epoch == self.cfg.train.fail_at_epoch and not self.resumed:
+                raise InjectedFault(f"fail_at_epoch={epoch}: injected fault (testing retries)")
+            metrics = self.run_epoch(epoch)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, metrics)
+        final = self.test()
+        for cb in self.callbacks:
+            cb.on_fit_end(self, final)
+        return final
+
+    def run_epoch(self, epoch: int) -> dict[str, float]:
+        start = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        train = self.train_epoch(epoch)
+        self.scheduler.step()
+        val = self.evaluate("val")
+        self.epoch = epoch
+        if val["cl"] > self.best_val_cl:  # strict: the first maximum wins
+            self.best_val_cl, self.best_epoch = val["cl"], epoch
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        metrics = {
+            "epoch": float(epoch), **train, **flat_eval(val, "val", self.model.headline_layer), "lr": lr,
+            "epoch_time_s": time.perf_counter() - start,
+            "best_val_cl": self.best_val_cl, "best_epoch": float(self.best_epoch),
+        }
+        self.history.append(metrics)
+        return metrics
+
+    def au_maps(self, landmarks: torch.Tensor, labels: torch.Tensor, size: tuple[int, int]):
+        return render_au_maps(landmarks, labels, size=size, variant=self.cfg.align.au_variant)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        cfg = self.cfg
+        sums: dict[str, float] = {}
+        correct = seen = 0
+        batches = self.loaders["train"]
+        cap = cfg.train.max_train_batches or len(batches)
+        bar = tqdm(batches, total=min(cap, len(batches)), desc=f"epoch {epoch}",
+                   disable=not self.progress, leave=False)
+        for i, batch in enumerate(bar):
+            if i >= cap:
+                break
+            parts, logits, labels = self.train_step(batch)
+            for key, value in parts.items():
+                sums[key] = sums.get(key, 0.0) + value * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}")
+        result = {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+        result["train_cl"] = 100.0 * correct / max(seen, 1)
+        return result
+
+    def train_step(self, batch: dict[str, torch.Tensor]):
+        """One optimisation step; AU maps are rendered here only when λ > 0."""
+        cfg = self.cfg
+        x = batch["image"].to(self.device, non_blocking=True)
+        labels = batch["label"].to(self.device)
+        maps = valid = None
+        if cfg.align.lambda_au > 0:
+            maps, valid = self.au_maps(batch["landmarks"].to(self.device), labels, x.shape[-2:])
+        x, targets, maps, valid = self.model.prepare_batch(x, labels, maps, valid)
+        with torch.autocast(self.device.type, enabled=self.use_amp):
+            out = self.model(x, labels=labels, layers=cfg.align.layers)
+            attn = {k: layer_attention(out.feats[k].float()) for k in cfg.align.layers}
+            parts = composite_loss(
+                out.logits.float(), targets, attn, maps, valid, cfg.align.lambda_au,
+                layer_reduce=cfg.align.layer_reduce, extra=out.extra_losses,
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(parts.total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return parts.as_floats(), out.logits.detach(), labels
+
+    @torch.no_grad()
+    def evaluate(self, split: str, model: nn.Module | None = None) -> dict[str, Any]:
+        """CL, confusion, ATT-COS per layer and CAM-COS (CAMs of the true class) on ``split``."""
+        model = model or self.model
+        model.eval()
+        metrics = FERMetrics(layers=self.eval_layers, num_classes=NUM_CLASSES)
+        for batch in self.loaders[split]:
+            x = batch["image"].to(self.device, non_blocking=True)
+            labels = batch["label"].to(self.device)
+            maps, valid = self.au_maps(batch["landmarks"].to(self.device), labels, x.shape[-2:])
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                out = model(x, layers=self.eval_layers)
+            attn = {k: layer_attention(out.feats[k].float()) for k in self.eval_layers}
+            cams = None
+            if model.has_cam:
+                with torch.enable_grad():  # gradient-based CAMs need autograd here
+                    cams = model.cams(x, labels).float()
+            metrics.update(out.logits.float(), labels, attn=attn, au_maps=maps, valid=valid,
+                           cams=cams)
+        return metrics.compute()
+
+    def test(self) -> dict[str, float]:
+        """Evaluate the selected (best validation CL) model on the test split."""
+        model = self.model
+        if self.best_state is not None:
+            model = copy.deepcopy(self.model)
+            model.load_state_dict(self.best_state)
+        result = self.evaluate("test", model)
+        self.final_matrices = {"confusion": result["confusion"], "cos_matrix": result["cos_matrix"]}
+        final = flat_eval(result, "test", self.model.headline_layer)
+        final["best_epoch"] = float(self.best_epoch)
+        final["test_n_invalid"] = float(result["n_invalid"])
+        return final
+
+
+def flat_eval(result: dict[str, Any], prefix: str, headline: int) -> dict[str, float]:
+    """Scalar metrics of one evaluation, flat: ``<prefix>_cl``, ``<prefix>_att_cos_l<k>``...
+
+    ``<prefix>_att_cos`` is the headline layer's (the last layer, PROTOCOL §7 / Table 2).
+    """
+    att = result["att_cos"]
+    flat = {f"{prefix}_cl": float(result["cl"])}
+    flat.update({f"{prefix}_att_cos_l{k}": float(v) for k, v in att.items()})
+    flat[f"{prefix}_att_cos"] = float(att[headline])
+    cam = result.get("cam_cos")
+    flat[f"{prefix}_cam_cos"] = math.nan if cam is None else float(cam)
+    return flat

@@ -1,0 +1,61 @@
+"""DataLoaders for one experiment: dataset registry + joint transforms, per split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from fer_core.config import DataConfig
+from fer_core.data import build_dataset
+from fer_core.data.transforms import build_transforms
+
+SYNTHETIC_EVAL_FRACTION = 5  # synthetic val/test hold a fifth of the train count each
+
+
+def dataset_options(cfg: DataConfig, split: str, seed: int) -> dict[str, Any]:
+    """The registry options of ``cfg.dataset`` for one split."""
+    if cfg.dataset == "synthetic":
+        n = cfg.synthetic_n if split == "train" else max(7, cfg.synthetic_n // SYNTHETIC_EVAL_FRACTION)
+        # The data seed stays fixed across trial seeds: paired arms must see the same images.
+        return {"size": cfg.img_size, "n": n, "shortcut": cfg.shortcut}
+    return {"val_fraction": cfg.val_fraction, "val_from_test": cfg.val_from_test, "seed": seed}
+
+
+class Transformed(Dataset):
+    """A raw dataset seen through a joint (image + landmarks) transform."""
+
+    def __init__(self, base: Dataset, transform: Callable[[dict], dict]) -> None:
+        self.base = base
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict:
+        return self.transform(self.base[index])
+
+
+def build_split(cfg: DataConfig, split: str, seed: int = 0) -> Dataset:
+    raw = build_dataset(cfg.dataset, split, root=cfg.data_root, **dataset_options(cfg, split, seed))
+    return Transformed(raw, build_transforms(train=split == "train", size=cfg.img_size))
+
+
+def build_loader(
+    cfg: DataConfig, split: str, batch_size: int, seed: int = 0, dataset: Dataset | None = None
+) -> DataLoader:
+    """A loader over ``split``; training shuffles with a seeded generator (resumable order)."""
+    dataset = dataset if dataset is not None else build_split(cfg, split, seed)
+    train = split == "train"
+    generator = torch.Generator().manual_seed(seed) if train else None
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        drop_last=train and len(dataset) > batch_size,  # type: ignore[arg-type]
+        generator=generator,
+        num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+    )
