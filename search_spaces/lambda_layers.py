@@ -1,0 +1,33 @@
+"""λ × aligned layer sets, searched by Optuna TPE with ASHA, anchored by the λ = 0 baseline."""
+
+from __future__ import annotations
+
+from ray import tune
+
+from search_spaces.base import SweepSpace, arm_au, register
+from search_spaces.sizes import BASELINE, LAPTOP, LAYER_SETS
+
+SPACE = register(
+    SweepSpace(
+        name="lambda_layers",
+        description="λ (log-uniform 0.1–20) × layer sets {5}…{5,4,3,2,1}; λ=0 baseline first",
+        reproduces="Fig. 5 × Table 3",
+        params={
+            "lambda_au": tune.loguniform(0.1, 20.0),
+            "layers": tune.choice(list(LAYER_SETS)),
+        },
+        # The method's claim is interpretability: the searcher climbs the headline-layer
+        # ATT-COS; CL of every trial is logged next to it so its cost stays visible.
+        metric="val_att_cos",
+        mode="max",
+        searcher="optuna",
+        scheduler="asha",
+        num_samples=6,
+        reference_points=(BASELINE,),
+        overrides=LAPTOP,
+        grace_period=2,
+        reduction_factor=2.0,
+        max_concurrent=2,
+        arm=arm_au,
+    )
+)

@@ -1,0 +1,34 @@
+"""Multi-objective Optuna over λ × layer sets: maximise CL and ATT-COS together.
+
+The study lives in an Optuna RDB storage (a sqlite file by default), so
+``optuna-dashboard sqlite:///optuna.db`` shows its Pareto front.
+"""
+
+from __future__ import annotations
+
+from ray import tune
+
+from search_spaces.base import SweepSpace, arm_au, register
+from search_spaces.sizes import BASELINE, LAPTOP, LAYER_SETS
+
+SPACE = register(
+    SweepSpace(
+        name="pareto",
+        description="multi-objective Optuna (max val_cl, max val_att_cos) over λ × layer sets",
+        reproduces="the CL/ATT-COS trade-off of Fig. 5",
+        params={
+            "lambda_au": tune.loguniform(0.1, 20.0),
+            "layers": tune.choice(list(LAYER_SETS)),
+        },
+        metric=("val_cl", "val_att_cos"),
+        mode=("max", "max"),
+        searcher="optuna_pareto",
+        # ASHA needs one metric to rank by; a Pareto search keeps every trial to the end.
+        scheduler="fifo",
+        num_samples=8,
+        reference_points=(BASELINE,),
+        overrides=LAPTOP,
+        arm=arm_au,
+        summary="pareto_front",
+    )
+)

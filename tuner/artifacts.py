@@ -1,0 +1,81 @@
+"""Files a trial attaches to its MLflow run: the matrices (JSON + PNG) and the selected model.
+
+Figures use matplotlib's object API (``Figure`` + ``savefig``), never ``pyplot``: trials run in
+Ray workers without a display, and no global backend is switched behind anyone's back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from fer_core import CLASSES
+from tuner import tracking as tr
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf → None so the JSON is standard (readable by any tool)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def heatmap_png(values: Sequence[Sequence[float]], rows: Sequence[str], cols: Sequence[str],
+                title: str, path: Path, vmax: float = 1.0) -> Path:
+    """A labelled heatmap with the value printed in every cell (NaN cells left blank)."""
+    fig = Figure(figsize=(1.0 + 0.9 * len(cols), 1.0 + 0.55 * len(rows)), layout="constrained")
+    ax = fig.add_subplot()
+    data = [[math.nan if v is None else float(v) for v in row] for row in values]
+    image = ax.imshow(data, vmin=0.0, vmax=vmax, cmap="viridis")
+    ax.set_xticks(range(len(cols)), labels=list(cols), rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), labels=list(rows))
+    for i, row in enumerate(data):
+        for j, v in enumerate(row):
+            if math.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if v < 0.6 * vmax else "black")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def write_matrices(matrices: Mapping[str, Any], out: Path) -> list[Path]:
+    """``confusion`` and ``cos_matrix`` (as ``Trainer.final_matrices``) → JSON + PNG files."""
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    confusion = matrices.get("confusion")
+    if confusion is not None:
+        path = out / "confusion.json"
+        path.write_text(json.dumps({"classes": list(CLASSES), "values": _json_safe(confusion)}))
+        files += [path, heatmap_png(confusion, CLASSES, CLASSES,
+                                    "confusion (rows: true, row-normalised)",
+                                    out / "confusion.png")]
+    cos = matrices.get("cos_matrix")
+    if cos is not None:
+        path = out / "cos_matrix.json"
+        path.write_text(json.dumps(_json_safe(cos)))
+        files += [path, heatmap_png(cos["values"], cos["rows"], cos["cols"],
+                                    "cosine with the AU map", out / "cos_matrix.png")]
+    return files
+
+
+def write_model(state: Mapping[str, torch.Tensor] | None, flat_config: Mapping[str, Any],
+                out: Path) -> list[Path]:
+    """The selected (best validation CL) model's weights with the config that built it."""
+    if state is None:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / tr.MODEL_FILE
+    torch.save({"state_dict": dict(state), "config": dict(flat_config)}, path)
+    return [path]

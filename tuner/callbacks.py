@@ -1,0 +1,49 @@
+"""Driver-side Tune callback: the driver has the last word on every child run's final status.
+
+A trial cannot always end its own run: ASHA stops it by ending its process, a node loss kills
+it. So the driver ends each run when Tune concludes the trial (FINISHED, with ``early_stopped``
+telling ASHA stops apart; FAILED once retries are exhausted) and, when the experiment ends,
+sweeps up every run of the sweep still RUNNING. The callback is pickled with the Tuner (resume),
+so it holds only the picklable ``TrackingTarget`` and opens clients when it needs them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ray import tune
+
+from tuner import mlflow_runs as runs
+from tuner.mlflow_runs import TrackingTarget
+from tuner.searchers import is_final
+
+log = logging.getLogger(__name__)
+
+
+class CloseTrialRuns(tune.Callback):
+    """Ends each trial's MLflow run with the trial's final Tune status."""
+
+    def __init__(self, target: TrackingTarget) -> None:
+        self.target = target
+
+    def _close(self, trial: Any, tune_status: str) -> None:
+        try:
+            runs.close_trial(self.target.client(), self.target, trial.trial_id, tune_status,
+                             early_stopped=not is_final(trial.last_result)
+                             if tune_status == "TERMINATED" else None)
+        except Exception as err:  # tracking trouble must not take the sweep down
+            log.warning("could not close the MLflow run of trial %s: %s", trial.trial_id, err)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial, "TERMINATED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial, "ERROR")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        status = {t.trial_id: t.status for t in trials}
+        try:
+            runs.finish_stragglers(self.target.client(), self.target, status)
+        except Exception as err:
+            log.warning("could not end the sweep's remaining MLflow runs: %s", err)

@@ -1,0 +1,73 @@
+"""The command line of ``python -m tuner.sweep`` (parsing only; ``tuner.sweep`` runs it)."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_SPACE = "lambda_layers"
+
+EPILOG = """\
+examples:
+  python -m tuner.sweep --space lambda_layers              # the embedded default (~10 min, 2 CPUs)
+  python -m tuner.sweep --list                             # the named spaces
+  python -m tuner.sweep --space methods --seeds 3 --set epochs=20 --gpus-per-trial 0.5 \\
+      --address auto --dataset rafdb --data-root /data/RAF-DB
+  python -m tuner.sweep --space lambda_layers --resume     # continue the latest such sweep
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tuner.sweep",
+        description="Ray Tune sweeps over CAM methods × λ × aligned layers, tracked in MLflow.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = p.add_argument_group("what to sweep")
+    what.add_argument("--space", default=None,
+                      help=f"named search space (default {DEFAULT_SPACE}; see --list)")
+    what.add_argument("--list", action="store_true", help="list the spaces and exit")
+    what.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="pin any config field for every trial (repeatable), e.g. "
+                           "--set lambda_au=8 --set layers=5+4; checked before anything starts")
+    what.add_argument("--dataset", help="dataset registry name (default: the space's, synthetic)")
+    what.add_argument("--data-root", help="dataset root folder (absolute or relative to cwd)")
+    what.add_argument("--epochs", type=int, help="epochs per trial (= --set epochs=N)")
+    what.add_argument("--trials", type=int,
+                      help="configurations to try, reference points (the λ=0 baseline) included; "
+                           "searched spaces only (grids run their whole grid)")
+    what.add_argument("--seeds", type=int, default=1,
+                      help="run every configuration with K seeds (the same K seeds in every arm)")
+    what.add_argument("--metric", help="override the space's objective (single-objective spaces)")
+    what.add_argument("--mode", choices=("min", "max"), help="direction of --metric")
+    what.add_argument("--smoke-test", action="store_true",
+                      help="tiny data, 2 epochs, at most 2 configurations: checks the plumbing")
+
+    where = p.add_argument_group("where to run")
+    where.add_argument("--address", help="Ray cluster address (e.g. auto); default: a local Ray")
+    where.add_argument("--num-cpus", type=int,
+                       help="CPUs of the local Ray runtime (default: all); ignored with --address")
+    where.add_argument("--cpus-per-trial", type=float, default=1.0)
+    where.add_argument("--gpus-per-trial", type=float, default=0.0,
+                       help="GPUs per trial; fractions share a GPU (e.g. 0.5)")
+    where.add_argument("--max-concurrent", type=int,
+                       help="trials running at once (default: the space's)")
+    where.add_argument("--storage-path",
+                       help="Ray Tune results folder or URI (default: ./ray_results)")
+    where.add_argument("--name", help="sweep name (default: <space>-<date>-<time>)")
+    where.add_argument("--cache-dir",
+                       help="data cache shared by the trials (default: <storage-path>/data_cache)")
+    where.add_argument("--resume", action="store_true",
+                       help="continue the sweep --name (default: the latest sweep of --space) "
+                            "after a crash or kill; its saved settings are used")
+
+    track = p.add_argument_group("tracking")
+    track.add_argument("--mlflow-uri", help="MLflow tracking URI (default: sqlite:///./mlflow.db)")
+    track.add_argument("--experiment", help="MLflow experiment (default: au-guided-fer)")
+    track.add_argument("--optuna-storage",
+                       help="Optuna RDB storage for multi-objective spaces "
+                            "(default: sqlite:///./optuna.db)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)

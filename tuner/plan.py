@@ -1,0 +1,200 @@
+"""Resolve a space and the command line into one checked sweep plan, before anything starts.
+
+Every user error (unknown space, unknown field, bad value, unknown dataset/method/backbone,
+nothing left to search) is raised here as a ``SweepError`` naming the key and the valid choices,
+so no Ray runtime, MLflow run or trial exists yet when it happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray.tune.search.sample import Categorical, Domain
+
+from fer_core.config import ExperimentConfig, field_owners, parse_overrides
+from search_spaces import SPACES, SweepSpace
+from search_spaces.sizes import TINY
+from tuner import tracking as tr
+from tuner.cli import DEFAULT_SPACE
+from tuner.searchers import SCHEDULERS, SEARCHERS, SearchPlan
+
+SMOKE_MAX_CONFIGS = 2
+
+
+class SweepError(ValueError):
+    """A problem with the command line or the space, found before the sweep starts."""
+
+
+def _dataset_names() -> list[str]:
+    from fer_core.data import DATASETS
+
+    return DATASETS.names()
+
+
+def _method_names() -> list[str]:
+    from fer_core.cams import METHODS
+
+    return METHODS.names()
+
+
+def _backbone_ok(name: str) -> bool:
+    import timm
+
+    return bool(timm.is_model(name))
+
+
+NAMED_FIELDS: dict[str, Callable[[], list[str]]] = {
+    "dataset": _dataset_names,
+    "method": _method_names,
+}
+"""Config fields whose values must be registered names (the config only checks their type)."""
+
+
+@dataclass(frozen=True)
+class ResolvedSweep:
+    """Everything the driver needs, checked."""
+
+    space: SweepSpace
+    name: str
+    base: dict[str, Any]
+    plan: SearchPlan
+    max_concurrent: int
+    resources: dict[str, float]
+
+    def settings(self) -> dict[str, Any]:
+        """The sweep's own settings, logged as the parent run's ``sweep.*`` params."""
+        return {
+            "space": self.space.name, "metric": self.plan.metric, "mode": self.plan.mode,
+            "searcher": self.space.searcher, "scheduler": self.space.scheduler,
+            "num_configs": self.plan.num_configs, "seeds": len(self.plan.seeds),
+            "max_concurrent": self.max_concurrent, **{f"resources_{k}": v
+                                                      for k, v in self.resources.items()},
+        }
+
+
+def get_space(name: str | None) -> SweepSpace:
+    try:
+        return SPACES.get(name or DEFAULT_SPACE)
+    except KeyError as err:
+        raise SweepError(err.args[0]) from None
+
+
+def user_pins(args: argparse.Namespace, cwd: Path) -> dict[str, Any]:
+    """``--set`` values plus the shortcut flags (``--dataset``, ``--data-root``, ``--epochs``)."""
+    try:
+        pins: dict[str, Any] = dict(parse_overrides(args.set))
+    except ValueError as err:
+        raise SweepError(str(err)) from None
+    owners = field_owners()
+    for key in pins:
+        if key not in owners:
+            raise SweepError(f"--set {key}=...: unknown config field {key!r}; "
+                             f"valid fields: {', '.join(sorted(owners))}")
+    shortcuts = {"dataset": args.dataset, "data_root": args.data_root, "epochs": args.epochs}
+    pins.update({k: v for k, v in shortcuts.items() if v is not None})
+    if pins.get("data_root") not in (None, "", "None"):
+        pins["data_root"] = str((cwd / str(pins["data_root"])).resolve())
+    return pins
+
+
+def check_config(flat: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate one flat config; returns its canonical flat form."""
+    try:
+        canon = ExperimentConfig.from_flat(dict(flat)).to_flat()
+    except (ValueError, TypeError) as err:
+        raise SweepError(f"{where}: {err}") from None
+    for key, names in NAMED_FIELDS.items():
+        valid = names()
+        if canon[key] not in valid:
+            raise SweepError(f"{where}: unknown {key} {canon[key]!r}; valid: {', '.join(valid)}")
+    if not _backbone_ok(canon["backbone"]):
+        raise SweepError(f"{where}: {canon['backbone']!r} is not a timm model name")
+    return canon
+
+
+def fixed_values(params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every grid combination, with each categorical choice and each numeric bound.
+
+    Sampled ranges are checked at their ends: a bad range fails here, not in trial 17.
+    """
+    options: dict[str, list[Any]] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and "grid_search" in value:
+            options[key] = list(value["grid_search"])
+        elif isinstance(value, Categorical):
+            options[key] = list(value.categories)
+        elif isinstance(value, Domain):
+            options[key] = [value.lower, value.upper]
+        else:
+            options[key] = [value]
+    keys = list(options)
+    for combo in itertools.product(*(options[k] for k in keys)):
+        yield dict(zip(keys, combo, strict=True))
+
+
+def resolve_metric(space: SweepSpace, args: argparse.Namespace) -> tuple[Any, Any]:
+    if args.metric is None:
+        if space.multi_objective:
+            return list(space.metric), list(space.mode)
+        return space.metric, args.mode or space.mode
+    if space.multi_objective:
+        raise SweepError(f"space {space.name!r} is multi-objective {space.metric}; "
+                         "--metric applies to single-objective spaces")
+    if not tr.is_trial_metric(args.metric) or args.metric.startswith("test_"):
+        raise SweepError(f"--metric {args.metric!r}: use a per-epoch metric, one of "
+                         f"{', '.join(k for k in tr.EPOCH_METRICS)} or val_att_cos_l<k>")
+    return args.metric, args.mode or space.mode
+
+
+def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
+    """Check everything the command line and the space say; build the search plan."""
+    cwd = (cwd or Path.cwd()).resolve()
+    space = get_space(args.space)
+    if args.seeds < 1:
+        raise SweepError("--seeds must be at least 1")
+    pins = user_pins(args, cwd)
+    base = {**space.overrides, **(TINY if args.smoke_test else {}), **pins}
+    canon = check_config(base, "pinned config")
+    base = {k: canon[k] for k in base}  # canonical types (floats, '5+4' strings)
+
+    params = {k: v for k, v in space.params.items() if k not in pins}
+    references: list[dict[str, Any]] = []
+    for point in space.reference_points:
+        pinned = {**point, **{k: base[k] for k in point if k in pins}}
+        if pinned not in references:
+            references.append(pinned)
+    for i, values in enumerate(fixed_values(params)):
+        check_config({**base, **values}, f"space {space.name!r} point {values}")
+        if i > 500:  # enough to catch a bad choice; huge grids are not enumerated further
+            break
+    for point in references:
+        check_config({**base, **point}, f"space {space.name!r} reference point {point}")
+
+    if space.searcher not in SEARCHERS or space.scheduler not in SCHEDULERS:
+        raise SweepError(f"space {space.name!r} names an unknown searcher/scheduler; searchers: "
+                         f"{SEARCHERS.names()}, schedulers: {SCHEDULERS.names()}")
+    num_configs = args.trials if args.trials is not None else space.num_samples
+    if args.smoke_test:
+        num_configs = min(num_configs, SMOKE_MAX_CONFIGS)
+    if num_configs < 1:
+        raise SweepError("--trials must be at least 1")
+    metric, mode = resolve_metric(space, args)
+    name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    seeds = tuple(range(int(canon["seed"]), int(canon["seed"]) + args.seeds))
+    plan = SearchPlan(
+        space=space, params=params, reference_points=tuple(references), seeds=seeds,
+        num_configs=num_configs, metric=metric, mode=mode, epochs=int(canon["epochs"]),
+        sweep_name=name,
+        optuna_storage=args.optuna_storage or f"sqlite:///{cwd / 'optuna.db'}",
+    )
+    max_concurrent = args.max_concurrent or space.max_concurrent
+    if max_concurrent < 1 or args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
+        raise SweepError("--max-concurrent ≥ 1, --cpus-per-trial > 0, --gpus-per-trial ≥ 0")
+    resources = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
+    return ResolvedSweep(space, name, base, plan, max_concurrent, resources)

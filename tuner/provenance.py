@@ -1,0 +1,93 @@
+"""Where a sweep's code and data come from: git commit, data fingerprint, the shared data cache.
+
+The driver prepares the data once before any trial starts (the synthetic generator writes its
+splits into the cache; file datasets are listed, which also checks ``--data-root``), so trials
+read instead of generating it side by side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fer_core.config import DataConfig, ExperimentConfig
+
+CACHE_ENV = "FER_CACHE"
+"""The data cache folder the datasets read (``fer_core.data.synthetic.default_root``)."""
+
+SPLITS = ("train", "val", "test")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit(repo: Path = PROJECT_ROOT) -> str:
+    """``<sha>`` of the checkout the code runs from, ``<sha>-dirty`` with local changes."""
+    try:
+        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+@contextmanager
+def data_cache(cache_dir: str | None) -> Iterator[None]:
+    """Point the datasets' cache at ``cache_dir`` for the duration of the block."""
+    if cache_dir is None:
+        yield
+        return
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = cache_dir
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = old
+
+
+def _root_listing_digest(root: str) -> str:
+    """Hash of every file's relative path and size under ``root`` (cheap, no file reads)."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            digest.update(f"{path.relative_to(root)}\0{size}\n".encode())
+    return digest.hexdigest()
+
+
+def prepare_data(cfg: ExperimentConfig, cache_dir: str | None) -> str:
+    """Build every split once (filling the cache); returns the data fingerprint.
+
+    The fingerprint hashes the data config, each split's size and cache file, and for a
+    dataset root the listing of its files: same fingerprint ⇒ same images in the same splits.
+    """
+    from fer_core.loaders import build_split
+
+    digest = hashlib.sha256()
+    data: DataConfig = cfg.data
+    fields = {k: getattr(data, k) for k in data.__dataclass_fields__ if k != "num_workers"}
+    digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
+    with data_cache(cache_dir):
+        for split in SPLITS:
+            ds = build_split(data, split, seed=cfg.train.seed)
+            raw = getattr(ds, "base", ds)
+            cache_file = getattr(raw, "path", None)
+            digest.update(f"{split}:{len(ds)}:{Path(cache_file).name if cache_file else ''}"
+                          .encode())
+    if data.data_root:
+        digest.update(_root_listing_digest(data.data_root).encode())
+    return digest.hexdigest()[:16]

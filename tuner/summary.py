@@ -1,0 +1,141 @@
+"""The end-of-sweep summary, read back from MLflow (the record, not the driver's memory).
+
+``SUMMARIES`` holds one function per kind a space can name: ``best_per_arm`` (the best trial of
+each arm by the sweep's metric, with the arm's size and its mean test metrics) and
+``pareto_front`` (the non-dominated trials of a multi-objective sweep).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow.entities import Run
+
+from fer_core.registry import Registry
+from tuner import tracking as tr
+
+SHOWN_PARAMS = ("method", "lambda_au", "layers", "seed")
+SHOWN_METRICS = ("val_cl", "val_att_cos", "test_cl", "test_att_cos", "test_cam_cos")
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One child run, flattened for the summary."""
+
+    name: str
+    arm: str
+    status: str
+    early_stopped: bool
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+    @classmethod
+    def from_run(cls, run: Run) -> TrialRow:
+        tags = run.data.tags
+        return cls(
+            name=tags.get(tr.TAG_TRIAL_NAME, run.info.run_name or run.info.run_id),
+            arm=tags.get(tr.TAG_ARM, "?"), status=run.info.status,
+            early_stopped=tags.get(tr.TAG_EARLY_STOPPED) == "true",
+            params=dict(run.data.params), metrics=dict(run.data.metrics),
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Ran to the end: it has test metrics."""
+        return tr.finite(self.metrics.get("test_cl"))
+
+
+@dataclass(frozen=True)
+class Summary:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    notes: list[str]
+
+    def markdown(self) -> str:
+        def cell(v: Any) -> str:
+            if isinstance(v, float):
+                return "—" if math.isnan(v) else f"{v:.3f}" if abs(v) <= 1.0 else f"{v:.2f}"
+            return str(v)
+
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in self.rows]
+        return "\n".join(lines + [""] + self.notes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "columns": self.columns, "rows": self.rows,
+                "notes": self.notes}
+
+
+SUMMARIES: Registry[Callable[[Sequence[TrialRow], str | list[str], str | list[str]], Summary]] = (
+    Registry("summary")
+)
+
+
+def _row(trial: TrialRow, lead: list[Any]) -> list[Any]:
+    return [*lead, trial.name, *(trial.params.get(k, "") for k in SHOWN_PARAMS),
+            *(trial.metrics.get(k, math.nan) for k in SHOWN_METRICS)]
+
+
+def _columns(lead: list[str]) -> list[str]:
+    return [*lead, "trial", *SHOWN_PARAMS, *SHOWN_METRICS]
+
+
+def _counts(trials: Sequence[TrialRow]) -> str:
+    early = sum(t.early_stopped for t in trials)
+    failed = sum(t.status == tr.FAILED for t in trials)
+    return (f"{len(trials)} trials: {sum(t.complete for t in trials)} ran to the end, "
+            f"{early} stopped early by ASHA, {failed} failed.")
+
+
+@SUMMARIES.register("best_per_arm")
+def best_per_arm(trials: Sequence[TrialRow], metric: Any, mode: Any) -> Summary:
+    """Per arm: the complete trial with the best ``metric`` and the arm's mean test metrics."""
+    key = metric[0] if isinstance(metric, list) else metric
+    sign = 1.0 if (mode[0] if isinstance(mode, list) else mode) == "max" else -1.0
+    arms: dict[str, list[TrialRow]] = {}
+    for t in trials:
+        arms.setdefault(t.arm, []).append(t)
+    rows = []
+    for arm, members in sorted(arms.items()):
+        done = [t for t in members if t.complete]
+        if not done:
+            rows.append([arm, f"0/{len(members)}", *([""] * (len(SHOWN_PARAMS) + 1)),
+                         *([math.nan] * len(SHOWN_METRICS)), math.nan])
+            continue
+        best = max(done, key=lambda t: sign * t.metrics.get(key, -sign * math.inf))
+        mean_att = sum(t.metrics.get("test_att_cos", math.nan) for t in done) / len(done)
+        rows.append(_row(best, [arm, f"{len(done)}/{len(members)}"]) + [mean_att])
+    return Summary(
+        title=f"best trial per arm (by {key}, {'max' if sign > 0 else 'min'})",
+        columns=_columns(["arm", "complete"]) + ["arm mean test_att_cos"], rows=rows,
+        notes=[_counts(trials), "Accuracies (cl) in percent; cosines in [0, 1]."],
+    )
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """``a`` is at least as good everywhere and better somewhere (all maximised)."""
+    return all(x >= y for x, y in zip(a, b, strict=True)) and any(
+        x > y for x, y in zip(a, b, strict=True))
+
+
+@SUMMARIES.register("pareto_front")
+def pareto_front(trials: Sequence[TrialRow], metric: Any, mode: Any) -> Summary:
+    """The complete trials no other complete trial beats on every objective."""
+    keys = metric if isinstance(metric, list) else [metric]
+    modes = mode if isinstance(mode, list) else [mode]
+    signs = [1.0 if m == "max" else -1.0 for m in modes]
+    done = [t for t in trials if t.complete and all(tr.finite(t.metrics.get(k)) for k in keys)]
+    points = {t.name: [s * t.metrics[k] for k, s in zip(keys, signs, strict=True)] for t in done}
+    front = [t for t in done
+             if not any(dominates(points[o.name], points[t.name]) for o in done if o is not t)]
+    front.sort(key=lambda t: -points[t.name][0])
+    return Summary(
+        title=f"Pareto front over {', '.join(keys)} ({', '.join(modes)})",
+        columns=_columns(["arm"]), rows=[_row(t, [t.arm]) for t in front],
+        notes=[_counts(trials), "Accuracies (cl) in percent; cosines in [0, 1]."],
+    )

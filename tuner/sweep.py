@@ -1,0 +1,229 @@
+"""``python -m tuner.sweep``: a Ray Tune sweep over a named space, tracked in MLflow.
+
+The driver checks the whole plan first (``tuner.plan``), prepares the data once, creates the
+MLflow experiment and the sweep's parent run, then runs Tune; every trial tracks itself in its
+own child run (``tuner.trainable``). At the end it prints the best trial per arm (read back from
+MLflow) and how to open the MLflow UI. ``--resume`` restores a killed sweep from its folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from mlflow import MlflowClient
+from ray import tune
+
+from fer_core.config import ExperimentConfig
+from search_spaces import SPACES
+from tuner import mlflow_runs as runs
+from tuner import tracking as tr
+from tuner.callbacks import CloseTrialRuns
+from tuner.cli import parse_args
+from tuner.context import SweepContext
+from tuner.mlflow_runs import TrackingTarget
+from tuner.plan import ResolvedSweep, SweepError, fixed_values, resolve
+from tuner.provenance import git_commit, prepare_data
+from tuner.resume import NothingToResume, find_sweep
+from tuner.searchers import SCHEDULERS, SEARCHERS
+from tuner.summary import SUMMARIES, TrialRow
+from tuner.trainable import train_trial
+
+MAX_FAILURES = 2  # retries per trial, each from the trial's last checkpoint
+CHECKPOINTS_KEPT = 2
+
+
+def list_spaces() -> str:
+    """The ``--list`` table: every registered space and what it runs by default."""
+    lines = [f"{'space':<14} {'trials':>6}  {'searcher':<14} {'scheduler':<9} {'metric':<24} "
+             "reproduces / description"]
+    for name in SPACES:
+        space = SPACES.get(name)
+        if space.searcher == "grid":
+            grid = sum(1 for _ in fixed_values(space.params))
+            trials = str(grid + len(space.reference_points))
+        else:
+            trials = str(space.num_samples)
+        metric = ",".join(space.metric) if space.multi_objective else space.metric
+        lines.append(f"{name:<14} {trials:>6}  {space.searcher:<14} {space.scheduler:<9} "
+                     f"{metric:<24} {space.reproduces}: {space.description}")
+    lines.append("trials: configurations (× --seeds); the λ=0 baseline included where listed")
+    return "\n".join(lines)
+
+
+def storage_root(args: argparse.Namespace) -> Path:
+    return Path(args.storage_path or "ray_results").expanduser().resolve()
+
+
+def make_trainable(ctx: SweepContext, resources: dict[str, float]) -> Any:
+    """The trial function with the sweep context bound once and its resources declared."""
+    return tune.with_resources(tune.with_parameters(train_trial, context=ctx), resources)
+
+
+def init_ray(args: argparse.Namespace) -> bool:
+    """Connect to ``--address`` or start a local runtime; True if this call started Ray."""
+    if ray.is_initialized():
+        return False
+    if args.address:
+        ray.init(address=args.address)
+    else:
+        ray.init(num_cpus=args.num_cpus, include_dashboard=False)
+    return True
+
+
+def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
+    """Data, MLflow parent run, sweep folder and a fresh Tuner for a new sweep."""
+    storage = storage_root(args)
+    folder = storage / resolved.name
+    if folder.exists():
+        raise SweepError(f"sweep folder {folder} exists: use --resume --name {resolved.name} "
+                         "to continue it, or another --name")
+    cache_dir = str(Path(args.cache_dir).resolve() if args.cache_dir else storage / "data_cache")
+    uri = runs.normalize_uri(args.mlflow_uri)
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = runs.ensure_experiment(client, args.experiment or tr.DEFAULT_EXPERIMENT, uri)
+
+    print(f"preparing data ({resolved.base.get('dataset')}) in {cache_dir} ...", flush=True)
+    fingerprint = prepare_data(ExperimentConfig.from_flat(resolved.base), cache_dir)
+    commit = git_commit()
+    settings = resolved.settings()
+    parent = runs.start_parent(
+        client, experiment_id, resolved.name,
+        tags={tr.TAG_SPACE: resolved.space.name, tr.TAG_GIT_COMMIT: commit,
+              tr.TAG_DATA_FINGERPRINT: fingerprint, tr.TAG_SWEEP_PATH: str(folder)},
+        params={**tr.sweep_params(settings), **tr.param_values(resolved.base)},
+    )
+    target = TrackingTarget(uri, experiment_id, parent, resolved.name, resolved.space.name)
+    ctx = SweepContext(resolved.base, target, commit, fingerprint, cache_dir, settings)
+    try:
+        return build_tuner(resolved, ctx, args, storage), ctx
+    except BaseException:
+        runs.end_run(client, parent, tr.FAILED)
+        raise
+
+
+def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Namespace,
+                storage: Path) -> tune.Tuner:
+    ctx.save(storage / resolved.name)
+    init_ray(args)
+    plan = resolved.plan
+    setup = SEARCHERS.get(resolved.space.searcher)(plan)
+    # Show the whole demand at once (an autoscaler sees it; OptunaSearch alone keeps one pending).
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(resolved.max_concurrent))
+    return tune.Tuner(
+        make_trainable(ctx, resolved.resources),
+        param_space=setup.param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=setup.search_alg, scheduler=SCHEDULERS.get(resolved.space.scheduler)(plan),
+            num_samples=setup.num_samples, max_concurrent_trials=resolved.max_concurrent,
+        ),
+        run_config=tune.RunConfig(
+            name=resolved.name, storage_path=str(storage),
+            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            callbacks=[CloseTrialRuns(ctx.target)],
+        ),
+    )
+
+
+def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
+    """The Tuner of a killed sweep, with the same trainable and the parent run reopened."""
+    folder = find_sweep(storage_root(args), args.name, args.space)
+    ctx = SweepContext.load(folder)
+    if args.set or args.trials or args.seeds != 1 or args.smoke_test:
+        print("note: --resume continues the sweep with its saved settings; "
+              "--set/--trials/--seeds/--smoke-test are ignored", flush=True)
+    runs.reopen(ctx.target.client(), ctx.target.parent_run_id)
+    init_ray(args)
+    resources = {"cpu": float(ctx.settings.get("resources_cpu", 1.0)),
+                 "gpu": float(ctx.settings.get("resources_gpu", 0.0))}
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG",
+                          str(ctx.settings.get("max_concurrent", 2)))
+    print(f"resuming sweep {folder.name} from {folder}", flush=True)
+    tuner = tune.Tuner.restore(str(folder), trainable=make_trainable(ctx, resources),
+                               resume_errored=True)
+    return tuner, ctx
+
+
+def report(ctx: SweepContext, status: str, wall_s: float) -> str:
+    """Summary from MLflow: printed, attached to the parent run, which is then ended."""
+    target = ctx.target
+    client = target.client()
+    runs.finish_stragglers(client, target, {})  # only after an interrupted fit: KILLED
+    trials = [TrialRow.from_run(r) for r in runs.sweep_trial_runs(client, target)]
+    space = SPACES.get(target.space)
+    metric, mode = ctx.settings.get("metric", space.metric), ctx.settings.get("mode", space.mode)
+    summary = SUMMARIES.get(space.summary)(trials, metric, mode)
+    text = summary.markdown()
+    client.log_text(target.parent_run_id, text, tr.SUMMARY_FILES[0])
+    client.log_dict(target.parent_run_id, summary.as_dict(), tr.SUMMARY_FILES[1])
+    counts = {
+        "sweep.trials": len(trials),
+        "sweep.trials_finished": sum(t.complete for t in trials),
+        "sweep.trials_early_stopped": sum(t.early_stopped for t in trials),
+        "sweep.trials_failed": sum(t.status == tr.FAILED for t in trials),
+        "sweep.wall_s": wall_s,
+    }
+    runs.log_metrics(client, target.parent_run_id, counts, step=0)
+    runs.end_run(client, target.parent_run_id, status)
+    return text
+
+
+def how_to_look(ctx: SweepContext, storage: Path) -> str:
+    target = ctx.target
+    lines = [
+        f"MLflow: experiment id {target.experiment_id}, parent run {target.parent_run_id} "
+        f"({target.sweep_name}), one child run per trial, in {target.uri}",
+        f"Open the UI:   mlflow ui --backend-store-uri {target.uri}   "
+        "(then http://127.0.0.1:5000)",
+        f"Resume:        python -m tuner.sweep --resume --name {target.sweep_name} "
+        f"--storage-path {storage}",
+    ]
+    if SPACES.get(target.space).searcher == "optuna_pareto":
+        lines.append("Optuna study:  optuna-dashboard <--optuna-storage URL, default "
+                     "sqlite:///optuna.db>")
+    return "\n".join(lines)
+
+
+def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray: bool) -> int:
+    """Fit, then summarise and end the parent run whatever happened."""
+    began = time.monotonic()
+    status = tr.KILLED
+    try:
+        tuner.fit()
+        status = tr.FINISHED
+    except Exception:
+        status = tr.FAILED
+        raise
+    finally:
+        text = report(ctx, status, time.monotonic() - began)
+        print("\n" + text + "\n\n" + how_to_look(ctx, storage_root(args)), flush=True)
+        if owns_ray:
+            ray.shutdown()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        print(list_spaces())
+        return 0
+    try:
+        started_ray = not ray.is_initialized()
+        if args.resume:
+            tuner, ctx = restore(args)
+        else:
+            tuner, ctx = start(resolve(args), args)
+    except (SweepError, NothingToResume) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run(tuner, ctx, args, owns_ray=started_ray and ray.is_initialized())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The MLflow schema of a sweep: experiment, run names, tags, params, metric keys, artifacts.
+
+This module is the one home of these names; ``tuner`` writes through it and ``analysis`` reads
+through it. Everything a table or figure needs is in the runs, so a sweep can be analysed later
+from the tracking store alone.
+
+Schema
+======
+
+Experiment
+    ``--experiment`` (default ``au-guided-fer``). For a ``sqlite:///`` store, artifacts live in
+    ``<folder of the .db>/mlruns/<experiment id>/`` (absolute, since every trial has its own cwd).
+
+Parent run (one per sweep; its run name is the sweep name)
+    tags    ``sweep.role=parent``, ``sweep.name``, ``sweep.space``, ``sweep.path`` (the Ray Tune
+            experiment folder, what ``--resume`` restores), ``mlflow.source.git.commit``,
+            ``data.fingerprint``
+    params  ``sweep.space``, ``sweep.metric``, ``sweep.mode``, ``sweep.searcher``,
+            ``sweep.scheduler``, ``sweep.num_samples``, ``sweep.seeds``, ``sweep.max_concurrent``,
+            plus every pinned config field (the sweep's base config)
+    metrics ``sweep.trials``, ``sweep.trials_finished``, ``sweep.trials_early_stopped``,
+            ``sweep.trials_failed``, ``sweep.wall_s``
+    artifacts ``summary.md`` (the table printed at the end), ``summary.json``
+
+Child run (exactly one per Tune trial, resumed and retried attempts continue it)
+    tags    ``mlflow.parentRunId`` (the parent run), ``sweep.role=trial``, ``sweep.name``,
+            ``sweep.space``, ``tune.trial_id``, ``tune.trial_name``, ``arm``,
+            ``mlflow.source.git.commit``, ``data.fingerprint``, ``tune.attempts`` (starts of the
+            trial: 1 unless it was retried or resumed), ``early_stopped`` (``true`` when ASHA
+            stopped the trial before its last epoch; such a trial has no ``test_*`` metrics),
+            ``tune.status`` (Tune's final status: TERMINATED or ERROR)
+    params  the full resolved flat config (``ExperimentConfig.to_flat()``), e.g. ``method``,
+            ``backbone``, ``dataset``, ``lambda_au``, ``layers`` (``5+4``), ``seed``
+    metrics per epoch, ``step`` = epoch: ``train_loss``, ``train_loss_ce``, ``train_loss_align``,
+            ``train_cl``, ``val_cl``, ``val_att_cos`` (headline layer), ``val_att_cos_l<k>`` (each
+            evaluated layer), ``val_cam_cos`` (NaN for a method without CAM), ``lr``,
+            ``epoch_time_s``, ``best_val_cl``, ``best_epoch``
+            final, ``step`` = last epoch, for the model selected on validation CL: ``test_cl``,
+            ``test_att_cos``, ``test_att_cos_l<k>``, ``test_cam_cos``, ``test_n_invalid``,
+            ``best_epoch``
+            Accuracies are percentages (0–100); cosines are in [0, 1].
+    artifacts ``matrices/confusion.json|png`` (7×7, rows = true class, row-normalised, class
+            order ``fer_core.CLASSES``), ``matrices/cos_matrix.json|png`` (rows = the six
+            expression classes + ``average``, columns = ``layer<k>`` … + ``cam``),
+            ``model/selected.pt`` (the selected model's state dict and flat config)
+    status  FINISHED (also for early-stopped trials), FAILED (errored after its retries) or
+            KILLED (never completed, e.g. the sweep was interrupted and not resumed); never
+            left RUNNING once the driver ends.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_EXPERIMENT = "au-guided-fer"
+ARTIFACT_DIR_NAME = "mlruns"  # next to a sqlite store
+
+# ---------------------------------------------------------------- tags
+TAG_PARENT = "mlflow.parentRunId"
+TAG_RUN_NAME = "mlflow.runName"
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_ROLE = "sweep.role"
+TAG_SWEEP = "sweep.name"
+TAG_SPACE = "sweep.space"
+TAG_SWEEP_PATH = "sweep.path"
+TAG_DATA_FINGERPRINT = "data.fingerprint"
+TAG_TRIAL_ID = "tune.trial_id"
+TAG_TRIAL_NAME = "tune.trial_name"
+TAG_ATTEMPTS = "tune.attempts"
+TAG_TUNE_STATUS = "tune.status"
+TAG_ARM = "arm"
+TAG_EARLY_STOPPED = "early_stopped"
+
+ROLE_PARENT = "parent"
+ROLE_TRIAL = "trial"
+
+# ---------------------------------------------------------------- params
+SWEEP_PARAM_PREFIX = "sweep."
+
+# ---------------------------------------------------------------- metrics
+EPOCH_METRICS = (
+    "train_loss", "train_loss_ce", "train_loss_align", "train_cl", "val_cl", "val_att_cos",
+    "val_cam_cos", "lr", "epoch_time_s", "best_val_cl", "best_epoch",
+)
+FINAL_METRICS = ("test_cl", "test_att_cos", "test_cam_cos", "test_n_invalid", "best_epoch")
+PER_LAYER = re.compile(r"^(val|test)_att_cos_l\d+$")
+ACCURACY_METRICS = ("train_cl", "val_cl", "best_val_cl", "test_cl")  # percent, 0–100
+
+KEY_EPOCH = "epoch"
+KEY_IS_FINAL = "is_final"
+"""Reported to Tune (not MLflow): 1.0 on the result carrying the test metrics. A trial whose
+last result lacks it was stopped early by the scheduler."""
+
+SWEEP_METRICS = (
+    "sweep.trials", "sweep.trials_finished", "sweep.trials_early_stopped", "sweep.trials_failed",
+    "sweep.wall_s",
+)
+
+# ---------------------------------------------------------------- artifacts
+ARTIFACT_MATRICES = "matrices"
+ARTIFACT_MODEL = "model"
+MODEL_FILE = "selected.pt"
+SUMMARY_FILES = ("summary.md", "summary.json")
+
+# ---------------------------------------------------------------- statuses
+FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
+TUNE_TO_MLFLOW_STATUS = {"TERMINATED": FINISHED, "ERROR": FAILED}
+"""Tune's final trial status → MLflow run status; anything else (PENDING, PAUSED, RUNNING when
+the sweep stops) means the trial never completed: KILLED."""
+
+
+def mlflow_status(tune_status: str) -> str:
+    """The MLflow status a run gets when its trial ends with ``tune_status``."""
+    return TUNE_TO_MLFLOW_STATUS.get(tune_status, KILLED)
+
+
+def is_trial_metric(key: str) -> bool:
+    """Whether ``key`` belongs in a child run's metrics (the schema above)."""
+    return key in EPOCH_METRICS or key in FINAL_METRICS or bool(PER_LAYER.match(key))
+
+
+def metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The schema's metrics out of an engine result, as floats (NaN kept: "no value")."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if is_trial_metric(key) and isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
+    return out
+
+
+def param_values(flat_config: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow params of a child run: every config field as text (``None`` → ``"None"``)."""
+    return {key: str(value) for key, value in flat_config.items()}
+
+
+def sweep_params(settings: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow params of the parent run describing the sweep itself."""
+    return {f"{SWEEP_PARAM_PREFIX}{key}": str(value) for key, value in settings.items()}
+
+
+def tag_filter(tags: Mapping[str, str]) -> str:
+    """An MLflow ``filter_string`` matching all ``tags`` exactly."""
+    clauses = []
+    for key, value in tags.items():
+        if "'" in value:
+            raise ValueError(f"tag value {value!r} for {key} contains a quote")
+        clauses.append(f"tags.`{key}` = '{value}'")
+    return " and ".join(clauses)
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
