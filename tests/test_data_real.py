@@ -136,6 +136,11 @@ def test_affectnet_folders_layout(tmp_path: Path) -> None:
             label, points = expected[s["id"]]
             assert s["label"] == label
             np.testing.assert_allclose(s["landmarks"], points, rtol=1e-6)  # shipped, interleaved
+    with pytest.warns(UserWarning, match="no landmark cache"):  # use extracted ones instead
+        extracted = build_dataset("affectnet", "test", root=str(tmp_path), landmarks="cache")
+    assert np.isnan(extracted[0]["landmarks"]).all()
+    with pytest.raises(TypeError, match=r"unknown options \['crop'\].*'crop_margin'"):
+        build_dataset("affectnet", "test", root=str(tmp_path), crop=0.2)
 
 
 def test_affectnet_lists_layout_crops_and_moves_landmarks(tmp_path: Path) -> None:

@@ -10,10 +10,11 @@ cache written by ``python -m fer_core.data.landmarks``; unknown landmarks are Na
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -40,6 +41,7 @@ CATALOGS: Registry = Registry("file dataset")
 """Scans of file datasets: ``scan(root, **layout_options) -> Catalog`` (all shipped splits)."""
 
 SPLITS = ("train", "val", "test")
+LANDMARK_SOURCES = ("auto", "cache", "shipped")
 
 
 class Sample(TypedDict):
@@ -233,11 +235,20 @@ def from_catalog(
     cache_dir: str | os.PathLike | None = None,
     bad_report: str | os.PathLike | None = None,
     verify: bool = False,
+    landmarks: str = "auto",
 ) -> FaceImages:
     """The ``split`` of a scanned dataset, with its landmark cache and bad-image report.
 
-    ``cache_dir`` defaults to ``<root>/.fer_cache``; the report to ``<cache_dir>/bad_images.txt``.
+    Args:
+        val_fraction, val_from_test, seed: how val is chosen (``splits.select_split``).
+        cache_dir: landmark cache and report folder; default ``<root>/.fer_cache``.
+        bad_report: the bad-image list; default ``<cache_dir>/bad_images.txt``.
+        verify: decode every image now and leave out those that fail (else: at first use).
+        landmarks: ``auto`` (shipped ones where the dataset has them, else the cache),
+            ``cache`` (always the extracted ones, e.g. dlib for AffectNet too) or ``shipped``.
     """
+    if landmarks not in LANDMARK_SOURCES:
+        raise ValueError(f"unknown landmarks={landmarks!r}; valid: {', '.join(LANDMARK_SOURCES)}")
     cache_dir = Path(cache_dir) if cache_dir is not None else catalog.root / DEFAULT_CACHE_DIR
     report = BadImageReport(bad_report if bad_report is not None else cache_dir / BAD_IMAGES_FILE)
     for path, reason in catalog.bad:
@@ -252,8 +263,10 @@ def from_catalog(
         seed=seed,
     )
     chosen = [records[i] for i in picked]
+    if landmarks == "cache":
+        chosen = [replace(r, shipped=None) for r in chosen]
     cache = None
-    if any(r.shipped is None for r in chosen):
+    if landmarks != "shipped" and any(r.shipped is None for r in chosen):
         cache = LandmarkCache(cache_file(cache_dir, catalog.frame))
         if not len(cache):
             warnings.warn(
@@ -265,36 +278,28 @@ def from_catalog(
     return FaceImages(chosen, cache=cache, report=report, verify=verify)
 
 
+SPLIT_OPTIONS = tuple(inspect.signature(from_catalog).parameters)[2:]
+"""Dataset options that choose the split and its files; every other option goes to the scan."""
+
+
 def register_file_dataset(name: str) -> Callable[[Callable[..., Catalog]], Callable[..., Catalog]]:
     """Decorator for a scan ``scan(root, **layout_options) -> Catalog``: registers it in
-    ``CATALOGS`` and a split factory in ``DATASETS`` (options: those of :func:`from_catalog`
-    plus the scan's own)."""
+    ``CATALOGS`` and a split factory in ``DATASETS`` whose options are those of
+    :func:`from_catalog` (``SPLIT_OPTIONS``) plus the scan's own."""
 
     def add(scan: Callable[..., Catalog]) -> Callable[..., Catalog]:
-        def factory(
-            split: str,
-            root: str | os.PathLike | None = None,
-            *,
-            val_fraction: float = 0.1,
-            val_from_test: bool = False,
-            seed: int = 0,
-            cache_dir: str | os.PathLike | None = None,
-            bad_report: str | os.PathLike | None = None,
-            verify: bool = False,
-            **layout_options: Any,
-        ) -> FaceImages:
+        def factory(split: str, root: str | os.PathLike | None = None, **options: Any):
             if root is None:
                 raise ValueError(f"dataset {name!r} needs root=<its directory>")
-            return from_catalog(
-                scan(root, **layout_options),
-                split,
-                val_fraction=val_fraction,
-                val_from_test=val_from_test,
-                seed=seed,
-                cache_dir=cache_dir,
-                bad_report=bad_report,
-                verify=verify,
-            )
+            valid = {*SPLIT_OPTIONS, *list(inspect.signature(scan).parameters)[1:]}
+            unknown = set(options) - valid
+            if unknown:
+                raise TypeError(
+                    f"unknown options {sorted(unknown)} for dataset {name!r}; "
+                    f"valid: {sorted(valid)}"
+                )
+            split_options = {k: options.pop(k) for k in SPLIT_OPTIONS if k in options}
+            return from_catalog(scan(root, **options), split, **split_options)
 
         factory.__doc__ = f"The {name!r} dataset. {scan.__doc__ or ''}"
         CATALOGS.register(name)(scan)

@@ -108,7 +108,7 @@ class LandmarkCache:
     def lookup(self, image_id: str, hash_: str) -> np.ndarray | None:
         """Cached landmarks of this image content (NaN if extraction failed), None if not cached."""
         entry = self.current(image_id, hash_)
-        return None if entry is None else entry.points()
+        return None if entry is None else entry.points().copy()  # callers may edit theirs
 
     @contextmanager
     def writer(self) -> Iterator[Callable[[Entry], None]]:

@@ -137,7 +137,8 @@ class ExtractStats:
 
     @property
     def images_per_second(self) -> float:
-        return self.extracted / self.seconds if self.seconds > 0 else float("nan")
+        """Extraction speed over the whole run (model loading included); NaN if none ran."""
+        return self.extracted / self.seconds if self.extracted else float("nan")
 
 
 def extract_catalog(
