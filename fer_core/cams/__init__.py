@@ -1,11 +1,13 @@
 """CAM methods (PROTOCOL §6): one small class per method on :class:`CamMethod`, by name.
 
-Adding a method = one new module with a ``@METHODS.register("name")`` class + its import here.
+Adding a method = one new module with a ``@METHODS.register("name")`` class + its module name
+in :data:`METHOD_MODULES`.
 """
 
 from __future__ import annotations
 
-from fer_core.cams import cam  # noqa: F401  (registers the methods)
+from importlib import import_module
+
 from fer_core.cams.base import (
     CamMethod,
     MethodOutput,
@@ -14,6 +16,13 @@ from fer_core.cams.base import (
 )
 from fer_core.cams.registry import METHODS
 from fer_core.config import MethodConfig, ModelConfig
+
+METHOD_MODULES: tuple[str, ...] = ("cam", "wildcat", "gradcam", "acol", "prm", "adl", "cutmix")
+"""Modules whose import registers the methods, in PROTOCOL §6 / Table 1 order (which becomes
+``METHODS.names()``'s order, used by sweeps and tables)."""
+
+for _name in METHOD_MODULES:
+    import_module(f"{__name__}.{_name}")
 
 
 def build_method(

@@ -231,7 +231,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
             num_prefix_tokens=0 if getattr(model, "no_embed_class", False)
             else model.num_prefix_tokens,
         )
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches: same names, another architecture
+        raise ValueError(f"weights in {os.fspath(path)!r} do not fit the model: {err}") from err
     if missing or unexpected:
         raise ValueError(
             f"weights in {os.fspath(path)!r} do not fit {model.pretrained_cfg.get('architecture')}"
