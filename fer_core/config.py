@@ -43,6 +43,7 @@ class DataConfig:
     img_size: int = 64
     val_fraction: float = 0.1
     val_from_test: bool = False  # the reference protocol: validate on the test split
+    split_seed: int = 0  # fixed apart from the trial seed so paired arms share one val split
     synthetic_n: int = 1400  # synthetic train images (val/test get a fifth each)
     shortcut: float = 0.0  # synthetic only: probability of a label cue outside the face
     num_workers: int = 0

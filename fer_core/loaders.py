@@ -15,13 +15,16 @@ from fer_core.data.transforms import build_transforms
 SYNTHETIC_EVAL_FRACTION = 5  # synthetic val/test hold a fifth of the train count each
 
 
-def dataset_options(cfg: DataConfig, split: str, seed: int) -> dict[str, Any]:
-    """The registry options of ``cfg.dataset`` for one split."""
+def dataset_options(cfg: DataConfig, split: str) -> dict[str, Any]:
+    """The registry options of ``cfg.dataset`` for one split.
+
+    Data seeds never follow the trial seed: arms paired by seed must see the same images.
+    """
     if cfg.dataset == "synthetic":
         n = cfg.synthetic_n if split == "train" else max(7, cfg.synthetic_n // SYNTHETIC_EVAL_FRACTION)
-        # The data seed stays fixed across trial seeds: paired arms must see the same images.
         return {"size": cfg.img_size, "n": n, "shortcut": cfg.shortcut}
-    return {"val_fraction": cfg.val_fraction, "val_from_test": cfg.val_from_test, "seed": seed}
+    return {"val_fraction": cfg.val_fraction, "val_from_test": cfg.val_from_test,
+            "seed": cfg.split_seed}
 
 
 class Transformed(Dataset):
@@ -38,8 +41,8 @@ class Transformed(Dataset):
         return self.transform(self.base[index])
 
 
-def build_split(cfg: DataConfig, split: str, seed: int = 0) -> Dataset:
-    raw = build_dataset(cfg.dataset, split, root=cfg.data_root, **dataset_options(cfg, split, seed))
+def build_split(cfg: DataConfig, split: str) -> Dataset:
+    raw = build_dataset(cfg.dataset, split, root=cfg.data_root, **dataset_options(cfg, split))
     return Transformed(raw, build_transforms(train=split == "train", size=cfg.img_size))
 
 
@@ -47,7 +50,7 @@ def build_loader(
     cfg: DataConfig, split: str, batch_size: int, seed: int = 0, dataset: Dataset | None = None
 ) -> DataLoader:
     """A loader over ``split``; training shuffles with a seeded generator (resumable order)."""
-    dataset = dataset if dataset is not None else build_split(cfg, split, seed)
+    dataset = dataset if dataset is not None else build_split(cfg, split)
     train = split == "train"
     generator = torch.Generator().manual_seed(seed) if train else None
     return DataLoader(
