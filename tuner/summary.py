@@ -76,8 +76,17 @@ SUMMARIES: Registry[Callable[[Sequence[TrialRow], str | list[str], str | list[st
 )
 
 
+def _param(text: str) -> str:
+    """Params are stored as text; numbers get 4 significant digits (λ = 2.29, not 2.2898514…)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return f"{value:.4g}"
+
+
 def _row(trial: TrialRow, lead: list[Any]) -> list[Any]:
-    return [*lead, trial.name, *(trial.params.get(k, "") for k in SHOWN_PARAMS),
+    return [*lead, trial.name, *(_param(trial.params.get(k, "")) for k in SHOWN_PARAMS),
             *(trial.metrics.get(k, math.nan) for k in SHOWN_METRICS)]
 
 

@@ -1,0 +1,230 @@
+"""``python -m tuner.sweep`` end to end: real local Ray, real MLflow (sqlite store and server)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import ray
+from mlflow import MlflowClient
+
+from search_spaces import SPACES
+from tuner import tracking as tr
+from tuner.sweep import main
+
+TRIAL_PARAMS = ("method", "backbone", "dataset", "lambda_au", "layers", "seed")
+
+
+def sweep_args(tmp_path: Path, uri: str | None = None) -> list[str]:
+    return ["--storage-path", str(tmp_path / "ray_results"),
+            "--mlflow-uri", uri or f"sqlite:///{tmp_path}/mlflow.db"]
+
+
+def runs_of(uri: str, experiment: str = tr.DEFAULT_EXPERIMENT) -> tuple[list, list]:
+    """(parent runs, child runs) of an experiment."""
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    every = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_PARENT]
+    children = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_TRIAL]
+    return parents, children
+
+
+def steps(uri: str, run_id: str, key: str) -> list[int]:
+    return [m.step for m in MlflowClient(tracking_uri=uri).get_metric_history(run_id, key)]
+
+
+# ---------------------------------------------------------------- errors before anything runs
+def test_list_names_every_space(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in SPACES:
+        assert f"\n{name} " in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--space", "nope"], "valid names: lambda_layers, methods, lambda, layers, pareto, smoke"),
+        (["--space", "smoke", "--set", "lamda_au=2"], "unknown config field 'lamda_au'"),
+        (["--space", "smoke", "--set", "lambda_au=-1"], "lambda_au=-1.0"),
+        (["--space", "smoke", "--set", "layers=5+x"], "layers"),
+        (["--space", "smoke", "--set", "method=nope"], "unknown method 'nope'"),
+        (["--space", "smoke", "--set", "epochs"], "key=value"),
+        (["--space", "pareto", "--metric", "val_cl"], "multi-objective"),
+        (["--space", "smoke", "--metric", "test_cl"], "per-epoch metric"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_any_trial(tmp_path, monkeypatch, capsys, argv,
+                                                     message):
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, *sweep_args(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no store, no Ray results, no data cache
+
+
+# ---------------------------------------------------------------- real sweeps
+@pytest.fixture(scope="module")
+def ray_runtime():
+    """One local Ray for the in-process sweeps of this module (2 CPUs, private temp dir)."""
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are limited
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp)
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["--space", "smoke", "--name", "s", *sweep_args(tmp_path, uri)]) == 0
+    out = capsys.readouterr().out
+    assert "best trial per arm" in out and f"mlflow ui --backend-store-uri {uri}" in out
+
+    parents, children = runs_of(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert parent.data.tags[tr.TAG_SPACE] == "smoke"
+    assert tr.TAG_GIT_COMMIT in parent.data.tags
+    assert len(children) == SPACES.get("smoke").num_samples
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert len({r.data.tags[tr.TAG_TRIAL_ID] for r in children}) == len(children)
+    for run in children:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert tags[tr.TAG_PARENT] == parent.info.run_id
+        assert tags[tr.TAG_DATA_FINGERPRINT] == parent.data.tags[tr.TAG_DATA_FINGERPRINT]
+        assert set(TRIAL_PARAMS) <= set(params)
+        assert tags[tr.TAG_EARLY_STOPPED] in ("true", "false")
+        if tags[tr.TAG_EARLY_STOPPED] == "true":
+            assert "test_cl" not in metrics
+            continue
+        assert steps(uri, run.info.run_id, "val_cl") == [1, 2]
+        assert 0.0 <= metrics["test_cl"] <= 100.0
+        for key in ("test_att_cos", "test_cam_cos", "test_att_cos_l5", "val_att_cos"):
+            assert 0.0 <= metrics[key] <= 1.0
+        for layer in params["layers"].split("+"):
+            assert f"test_att_cos_l{layer}" in metrics
+        client = MlflowClient(tracking_uri=uri)
+        listed = {a.path for a in client.list_artifacts(run.info.run_id, "matrices")}
+        assert {"matrices/confusion.png", "matrices/cos_matrix.json"} <= listed
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == [
+            f"model/{tr.MODEL_FILE}"]
+    baseline = [r for r in children if float(r.data.params["lambda_au"]) == 0.0]
+    assert len(baseline) == 1  # the reference point ran once and ASHA let it finish
+    assert baseline[0].data.tags[tr.TAG_EARLY_STOPPED] == "false"
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path):
+    """A real ``mlflow server`` on 127.0.0.1 (one worker, no job runner); stopped after."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "server_artifacts")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mlflow server did not start") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker: our own group
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_crashed_trial_is_retried_from_its_checkpoint_in_the_same_run(
+        ray_runtime, mlflow_server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--space", "smoke", "--trials", "1", "--experiment", "crash",
+            "--set", "fail_at_epoch=2", "--set", "epochs=3", *sweep_args(tmp_path, mlflow_server)]
+    assert main(argv) == 0
+    parents, children = runs_of(mlflow_server, "crash")
+    assert len(parents) == 1 and len(children) == 1
+    run = children[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[tr.TAG_ATTEMPTS] == "2"  # the retry reopened the run
+    # Epoch 1 ran once: the retry started from its checkpoint, not from scratch.
+    assert steps(mlflow_server, run.info.run_id, "val_cl") == [1, 2, 3]
+    assert "test_att_cos" in run.data.metrics
+    client = MlflowClient(tracking_uri=mlflow_server)
+    assert client.list_artifacts(run.info.run_id, "matrices")  # uploaded through the server
+
+
+def session_pids(sid: int) -> list[int]:
+    """Processes of session ``sid`` (a driver started with ``start_new_session``)."""
+    pids = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # fields after "(comm)": state ppid pgrp session ...
+            pids.append(int(Path(stat).parent.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_with_exactly_the_requested_trials(
+        ray_runtime, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    results = tmp_path / "ray_results" / "k"
+    argv = ["--space", "smoke", "--name", "k", "--set", "epochs=4", *sweep_args(tmp_path, uri)]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tuner.sweep", *argv, "--num-cpus", "2"], cwd=tmp_path,
+        env=dict(os.environ, RAY_TMPDIR=tempfile.mkdtemp(prefix="rk", dir="/tmp")),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (glob.glob(f"{results}/*/checkpoint_000000")
+                   and glob.glob(f"{results}/experiment_state-*.json")):
+            assert driver.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.2)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        # The killed driver's local Ray (its agents and workers) lives in the driver's session.
+        for pid in session_pids(driver.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    _, before = runs_of(uri)
+    assert any(r.info.status == "RUNNING" for r in before)  # killed mid-sweep
+
+    assert main(["--resume", "--name", "k", *sweep_args(tmp_path, uri)]) == 0
+    parents, children = runs_of(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    requested = SPACES.get("smoke").num_samples
+    assert len(children) == requested
+    assert len({r.data.tags[tr.TAG_TRIAL_ID] for r in children}) == requested
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert len(list(results.glob("train_trial_*"))) == requested
+    # Trials in flight at the kill continued their runs (no duplicates, as counted above).
+    assert any(int(r.data.tags[tr.TAG_ATTEMPTS]) > 1 for r in children)
