@@ -17,7 +17,9 @@ from fer_core.cams.base import (
 from fer_core.cams.registry import METHODS
 from fer_core.config import MethodConfig, ModelConfig
 
-METHOD_MODULES: tuple[str, ...] = ("cam", "wildcat", "gradcam", "acol", "prm", "adl", "cutmix")
+METHOD_MODULES: tuple[str, ...] = (
+    "cam", "wildcat", "gradcam", "acol", "prm", "adl", "cutmix", "tscam", "apvit",
+)
 """Modules whose import registers the methods, in PROTOCOL §6 / Table 1 order (which becomes
 ``METHODS.names()``'s order, used by sweeps and tables)."""
 
