@@ -19,7 +19,11 @@ import ray
 from mlflow import MlflowClient
 
 from search_spaces import SPACES
+from search_spaces.sizes import TINY
 from tuner import tracking as tr
+from tuner.cli import parse_args
+from tuner.plan import SweepError, resolve
+from tuner.searchers import SEARCHERS
 from tuner.sweep import main
 
 TRIAL_PARAMS = ("method", "backbone", "dataset", "lambda_au", "layers", "seed")
@@ -71,6 +75,46 @@ def test_bad_input_is_a_clear_error_before_any_trial(tmp_path, monkeypatch, caps
     assert main([*argv, *sweep_args(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no store, no Ray results, no data cache
+
+
+def test_pins_seeds_and_smoke_test_shape_the_plan(tmp_path):
+    args = parse_args(["--space", "lambda_layers", "--set", "layers=5+4", "--set", "seed=5",
+                       "--seeds", "3", "--smoke-test"])
+    resolved = resolve(args, tmp_path)
+    plan = resolved.plan
+    assert "layers" not in plan.params and "lambda_au" in plan.params  # a pin is not searched
+    assert plan.reference_points == ({"lambda_au": 0.0, "layers": "5+4"},)  # pins apply here too
+    assert plan.seeds == (5, 6, 7)
+    assert plan.num_configs == 2
+    assert {k: resolved.base[k] for k in TINY} == TINY
+    setup = SEARCHERS.get("optuna")(plan)
+    assert setup.num_samples == 2 * 3  # every configuration once per seed
+
+
+def test_grid_spaces_expand_seeds_and_run_references_first(tmp_path):
+    resolved = resolve(parse_args(["--space", "layers", "--seeds", "2"]), tmp_path)
+    setup = SEARCHERS.get("grid")(resolved.plan)
+    assert setup.param_space["seed"] == {"grid_search": [0, 1]}
+    assert setup.num_samples == 2  # the baseline point, then the grid
+    assert setup.search_alg._points_to_evaluate == [{"lambda_au": 0.0, "layers": "5"}]
+
+
+def test_pareto_study_lives_in_an_optuna_rdb(tmp_path):
+    resolved = resolve(parse_args(["--space", "pareto", "--name", "p1"]), tmp_path)
+    assert resolved.plan.optuna_storage == f"sqlite:///{tmp_path}/optuna.db"
+    setup = SEARCHERS.get("optuna_pareto")(resolved.plan)
+    setup.search_alg.set_search_properties(None, None, setup.param_space)
+    assert setup.search_alg.suggest("t0")["lambda_au"] == 0.0  # the baseline first
+    assert setup.search_alg.suggest("t1")["lambda_au"] > 0
+    import optuna
+
+    study = optuna.load_study(study_name="p1", storage=resolved.plan.optuna_storage)
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE] * 2
+
+
+def test_a_pin_that_breaks_one_method_fails_before_the_sweep(tmp_path):
+    with pytest.raises(SweepError, match="tscam"):
+        resolve(parse_args(["--space", "methods", "--set", "backbone=resnet18"]), tmp_path)
 
 
 # ---------------------------------------------------------------- real sweeps

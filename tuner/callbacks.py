@@ -42,7 +42,10 @@ class CloseTrialRuns(tune.Callback):
         self._close(trial, "ERROR")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        status = {t.trial_id: t.status for t in trials}
+        # Runs still open here were not concluded by Tune: an interrupted sweep stops its
+        # trials as TERMINATED without their test result; they stay resumable, hence KILLED.
+        status = {t.trial_id: t.status if t.status != "TERMINATED" or is_final(t.last_result)
+                  else "INTERRUPTED" for t in trials}
         try:
             runs.finish_stragglers(self.target.client(), self.target, status)
         except Exception as err:

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run every configuration with K seeds (the same K seeds in every arm)")
     what.add_argument("--metric", help="override the space's objective (single-objective spaces)")
     what.add_argument("--mode", choices=("min", "max"), help="direction of --metric")
+    what.add_argument("--scheduler", choices=("asha", "fifo"),
+                      help="override the space's trial scheduler (fifo: no early stopping)")
     what.add_argument("--smoke-test", action="store_true",
                       help="tiny data, 2 epochs, at most 2 configurations: checks the plumbing")
 

@@ -8,6 +8,7 @@ so no Ray runtime, MLflow run or trial exists yet when it happens.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ray.tune.search.sample import Categorical, Domain
+from ray.tune.search.sample import Categorical, Domain, Function
 
-from fer_core.config import ExperimentConfig, field_owners, parse_overrides
+from fer_core.config import ExperimentConfig, field_owners, parse_layers, parse_overrides
 from search_spaces import SPACES, SweepSpace
 from search_spaces.sizes import TINY
 from tuner import tracking as tr
@@ -43,10 +44,16 @@ def _method_names() -> list[str]:
     return METHODS.names()
 
 
-def _backbone_ok(name: str) -> bool:
-    import timm
+@functools.lru_cache(maxsize=64)
+def _model_layers(method: str, backbone: str, output_stride: int, img_size: int) -> Any:
+    """Build the method's network once (random weights) to learn its valid layer range."""
+    from fer_core.cams import build_method
+    from fer_core.config import MethodConfig, ModelConfig
 
-    return bool(timm.is_model(name))
+    model = build_method(MethodConfig(method=method),
+                         ModelConfig(backbone=backbone, output_stride=output_stride),
+                         img_size=img_size)
+    return model.backbone.check_layers
 
 
 NAMED_FIELDS: dict[str, Callable[[], list[str]]] = {
@@ -66,12 +73,13 @@ class ResolvedSweep:
     plan: SearchPlan
     max_concurrent: int
     resources: dict[str, float]
+    scheduler: str
 
     def settings(self) -> dict[str, Any]:
         """The sweep's own settings, logged as the parent run's ``sweep.*`` params."""
         return {
             "space": self.space.name, "metric": self.plan.metric, "mode": self.plan.mode,
-            "searcher": self.space.searcher, "scheduler": self.space.scheduler,
+            "searcher": self.space.searcher, "scheduler": self.scheduler,
             "num_configs": self.plan.num_configs, "seeds": len(self.plan.seeds),
             "max_concurrent": self.max_concurrent, **{f"resources_{k}": v
                                                       for k, v in self.resources.items()},
@@ -113,18 +121,28 @@ def check_config(flat: Mapping[str, Any], where: str) -> dict[str, Any]:
         valid = names()
         if canon[key] not in valid:
             raise SweepError(f"{where}: unknown {key} {canon[key]!r}; valid: {', '.join(valid)}")
-    if not _backbone_ok(canon["backbone"]):
-        raise SweepError(f"{where}: {canon['backbone']!r} is not a timm model name")
+    # The method decides which backbones and layers it accepts: ask it, once per network.
+    try:
+        check_layers = _model_layers(canon["method"], canon["backbone"],
+                                     int(canon["output_stride"]), int(canon["img_size"]))
+        check_layers(parse_layers(canon["layers"]))
+    except (ValueError, KeyError, RuntimeError) as err:
+        message = err.args[0] if err.args else repr(err)
+        raise SweepError(f"{where}: {message}") from None
     return canon
 
 
 def fixed_values(params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """Every grid combination, with each categorical choice and each numeric bound.
 
-    Sampled ranges are checked at their ends: a bad range fails here, not in trial 17.
+    Sampled ranges are checked at their ends: a bad range fails here, not in trial 17;
+    ``tune.sample_from`` values are computed from each combination, as Tune will.
     """
     options: dict[str, list[Any]] = {}
+    derived = {k: v for k, v in params.items() if isinstance(v, Function)}
     for key, value in params.items():
+        if key in derived:
+            continue
         if isinstance(value, dict) and "grid_search" in value:
             options[key] = list(value["grid_search"])
         elif isinstance(value, Categorical):
@@ -135,7 +153,8 @@ def fixed_values(params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             options[key] = [value]
     keys = list(options)
     for combo in itertools.product(*(options[k] for k in keys)):
-        yield dict(zip(keys, combo, strict=True))
+        values = dict(zip(keys, combo, strict=True))
+        yield {**values, **{k: fn.func(values) for k, fn in derived.items()}}
 
 
 def resolve_metric(space: SweepSpace, args: argparse.Namespace) -> tuple[Any, Any]:
@@ -176,9 +195,12 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
     for point in references:
         check_config({**base, **point}, f"space {space.name!r} reference point {point}")
 
-    if space.searcher not in SEARCHERS or space.scheduler not in SCHEDULERS:
+    scheduler = args.scheduler or space.scheduler
+    if space.searcher not in SEARCHERS or scheduler not in SCHEDULERS:
         raise SweepError(f"space {space.name!r} names an unknown searcher/scheduler; searchers: "
                          f"{SEARCHERS.names()}, schedulers: {SCHEDULERS.names()}")
+    if scheduler == "asha" and space.multi_objective:
+        raise SweepError(f"space {space.name!r} is multi-objective: ASHA needs one metric")
     num_configs = args.trials if args.trials is not None else space.num_samples
     if args.smoke_test:
         num_configs = min(num_configs, SMOKE_MAX_CONFIGS)
@@ -197,4 +219,4 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
     if max_concurrent < 1 or args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
         raise SweepError("--max-concurrent ≥ 1, --cpus-per-trial > 0, --gpus-per-trial ≥ 0")
     resources = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
-    return ResolvedSweep(space, name, base, plan, max_concurrent, resources)
+    return ResolvedSweep(space, name, base, plan, max_concurrent, resources, scheduler)

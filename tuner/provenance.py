@@ -83,7 +83,7 @@ def prepare_data(cfg: ExperimentConfig, cache_dir: str | None) -> str:
     digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     with data_cache(cache_dir):
         for split in SPLITS:
-            ds = build_split(data, split, seed=cfg.train.seed)
+            ds = build_split(data, split)
             raw = getattr(ds, "base", ds)
             cache_file = getattr(raw, "path", None)
             digest.update(f"{split}:{len(ds)}:{Path(cache_file).name if cache_file else ''}"

@@ -119,7 +119,7 @@ def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Names
         make_trainable(ctx, resolved.resources),
         param_space=setup.param_space,
         tune_config=tune.TuneConfig(
-            search_alg=setup.search_alg, scheduler=SCHEDULERS.get(resolved.space.scheduler)(plan),
+            search_alg=setup.search_alg, scheduler=SCHEDULERS.get(resolved.scheduler)(plan),
             num_samples=setup.num_samples, max_concurrent_trials=resolved.max_concurrent,
         ),
         run_config=tune.RunConfig(
@@ -151,11 +151,16 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
 
 
 def report(ctx: SweepContext, status: str, wall_s: float) -> str:
-    """Summary from MLflow: printed, attached to the parent run, which is then ended."""
+    """Summary from MLflow: printed, attached to the parent run, which is then ended.
+
+    The parent ends KILLED when some trial did not conclude (an interrupted sweep: resumable).
+    """
     target = ctx.target
     client = target.client()
-    runs.finish_stragglers(client, target, {})  # only after an interrupted fit: KILLED
+    runs.finish_stragglers(client, target, {})  # only after a failed fit: KILLED
     trials = [TrialRow.from_run(r) for r in runs.sweep_trial_runs(client, target)]
+    if status == tr.FINISHED and any(t.status == tr.KILLED for t in trials):
+        status = tr.KILLED
     space = SPACES.get(target.space)
     metric, mode = ctx.settings.get("metric", space.metric), ctx.settings.get("mode", space.mode)
     summary = SUMMARIES.get(space.summary)(trials, metric, mode)

@@ -1,0 +1,80 @@
+"""Tune's overhead: the same N short trials through ``tuner.sweep`` and as a plain engine loop.
+
+    python bench/tune_overhead.py                      # 4 trials of ~30 s each on 1 CPU
+    python bench/tune_overhead.py --trials 6 --synthetic-n 800
+
+Both sides run the trials one after another on one CPU thread (the sweep with one 1-CPU trial
+at a time, which is what Ray gives a 1-CPU trial), each with its own fresh data cache, so both
+pay data generation once. The sweep side is everything a user waits for: Ray start, MLflow store,
+data, trials, summary. The plain side then trains exactly the configurations the sweep ran (read
+back from MLflow). Prints ``tune_overhead_ratio=<sweep wall / plain wall>`` last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from mlflow import MlflowClient
+
+from fer_core.config import ExperimentConfig
+from fer_core.engine import Trainer
+from tuner import tracking as tr
+from tuner.provenance import data_cache
+from tuner.sweep import main as sweep_main
+
+
+def run_sweep(work: Path, args: argparse.Namespace) -> tuple[float, list[dict[str, str]]]:
+    """Wall time of the sweep CLI, and the flat configs of its trials (from MLflow)."""
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    argv = [
+        "--space", "lambda_layers", "--trials", str(args.trials), "--scheduler", "fifo",
+        "--max-concurrent", "1", "--num-cpus", "1", "--name", "bench",
+        "--storage-path", str(work / "ray_results"), "--cache-dir", str(work / "cache_tune"),
+        "--mlflow-uri", uri, "--experiment", "bench",
+        "--set", f"synthetic_n={args.synthetic_n}", "--set", f"epochs={args.epochs}",
+    ]
+    began = time.perf_counter()
+    if sweep_main(argv) != 0:
+        raise SystemExit("the sweep failed")
+    wall = time.perf_counter() - began
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("bench")
+    runs = client.search_runs([exp.experiment_id], tr.tag_filter({tr.TAG_ROLE: tr.ROLE_TRIAL}))
+    return wall, [dict(r.data.params) for r in runs]
+
+
+def run_plain(work: Path, configs: list[dict[str, str]]) -> float:
+    """Wall time of training the same configurations in a plain loop (one thread)."""
+    torch.set_num_threads(1)
+    began = time.perf_counter()
+    with data_cache(str(work / "cache_plain")):
+        for flat in configs:
+            Trainer(ExperimentConfig.from_flat(flat), progress=False).fit()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--synthetic-n", type=int, default=600,
+                        help="train images per trial (~30 s per trial at 600 × 2 epochs)")
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray
+    with tempfile.TemporaryDirectory(prefix="tune-overhead-") as tmp:
+        work = Path(tmp)
+        sweep_wall, configs = run_sweep(work, args)
+        plain_wall = run_plain(work, configs)
+    n = len(configs)
+    print(f"trials={n} sweep_wall_s={sweep_wall:.1f} plain_wall_s={plain_wall:.1f} "
+          f"per_trial_plain_s={plain_wall / max(n, 1):.1f}")
+    print(f"tune_overhead_ratio={sweep_wall / plain_wall:.3f}")
+
+
+if __name__ == "__main__":
+    main()

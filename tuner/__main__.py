@@ -1,0 +1,7 @@
+"""``python -m tuner`` is ``python -m tuner.sweep``."""
+
+import sys
+
+from tuner.sweep import main
+
+sys.exit(main())
