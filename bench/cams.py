@@ -6,7 +6,8 @@
 Each method is built with random weights (throughput does not depend on them), put in eval
 mode, and timed on ``m.cams(x, labels)`` (what evaluation calls) and on a plain forward for
 reference; medians over ``--repeats`` after ``--warmup`` calls. Methods that reject a CNN
-(transformer methods) run on ``--vit-backbone``. Printed as a Markdown table.
+(TS-CAM) run on ``--vit-backbone``, APViT on its ``--ir-backbone`` (no CAM: forward only).
+Printed as a Markdown table.
 """
 
 from __future__ import annotations
@@ -23,30 +24,40 @@ from fer_core.cams import METHODS, CamMethod, build_method
 from fer_core.config import MethodConfig, ModelConfig
 
 
-def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int,
-                   warmup: int) -> float:
-    """Median wall time of ``fn()``, synchronising CUDA around each call."""
-    times = []
+def median_seconds(
+    fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int
+) -> dict[str, float]:
+    """Median wall time of each ``fn()``, calls interleaved so machine noise hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(warmup + repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def build(name: str, backbone: str, vit_backbone: str, img_size: int) -> tuple[CamMethod, str]:
-    """The method on ``backbone``, or on ``vit_backbone`` when it needs a transformer."""
+def _forward(model: CamMethod, x: torch.Tensor) -> None:
+    with torch.no_grad():
+        model(x)
+
+
+def build(name: str, backbones: list[str], img_size: int) -> tuple[CamMethod, str]:
+    """The method on the first of ``backbones`` it accepts (CNN, then ViT, then APViT's IR)."""
     cfg = MethodConfig(method=name)
-    try:
-        return build_method(cfg, ModelConfig(backbone=backbone), NUM_CLASSES, img_size), backbone
-    except ValueError:
-        model = build_method(cfg, ModelConfig(backbone=vit_backbone), NUM_CLASSES, img_size)
-        return model, vit_backbone
+    errors = []
+    for backbone in backbones:
+        try:
+            model = build_method(cfg, ModelConfig(backbone=backbone), NUM_CLASSES, img_size)
+            return model, backbone
+        except ValueError as err:
+            errors.append(f"{backbone}: {err}")
+    raise SystemExit(f"{name} accepts none of {backbones}:\n" + "\n".join(errors))
 
 
 def main() -> None:
@@ -54,6 +65,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=None, help="default: all registered")
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--vit-backbone", default="deit_small_patch16_224")
+    parser.add_argument("--ir-backbone", default="ir50", help="APViT's variant")
     parser.add_argument("--img-size", type=int, default=112)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
@@ -65,6 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke_test:
         args.backbone, args.vit_backbone = "resnet18", "deit_tiny_patch16_224"
+        args.ir_backbone = "ir_tiny"
         args.img_size, args.batch, args.repeats, args.warmup = 32, 2, 1, 0
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,15 +92,19 @@ def main() -> None:
     print("| method | backbone | CAM size | forward ms | cams ms | images/s | cams / forward |")
     print("|---|---|---|---|---|---|---|")
     for name in names:
-        model, backbone = build(name, args.backbone, args.vit_backbone, args.img_size)
+        backbones = [args.backbone, args.vit_backbone, args.ir_backbone]
+        model, backbone = build(name, backbones, args.img_size)
         model = model.to(device).eval()
-        with torch.no_grad():
-            fwd = median_seconds(lambda m=model: m(x), device, args.repeats, args.warmup)
+        fns = {"forward": lambda m=model: _forward(m, x)}
+        if model.has_cam:
+            fns["cams"] = lambda m=model: m.cams(x, labels)
+        med = median_seconds(fns, device, args.repeats, args.warmup)
+        fwd = med["forward"]
         if not model.has_cam:
             print(f"| {name} | {backbone} | no CAM | {fwd * 1e3:.1f} | – | – | – |")
             continue
         size = "×".join(str(v) for v in model.cams(x[:1], labels[:1]).shape[-2:])
-        cam = median_seconds(lambda m=model: m.cams(x, labels), device, args.repeats, args.warmup)
+        cam = med["cams"]
         print(f"| {name} | {backbone} | {size} | {fwd * 1e3:.1f} | {cam * 1e3:.1f} | "
               f"{args.batch / cam:.1f} | {cam / fwd:.2f} |")
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer_core.cams.base import CamMethod, gap, minmax_normalize, pick
+from fer_core.cams.base import CamMethod, HeadOutput, gap, minmax_normalize, pick
 from fer_core.cams.registry import METHODS
 
 BRANCH_WIDTH = 512
@@ -43,13 +43,17 @@ class ACoL(CamMethod):
         self.branch_a = branch(self.feat_channels, self.num_classes)
         self.branch_b = branch(self.feat_channels, self.num_classes)
 
-    def erase(self, feat: torch.Tensor, maps_a: torch.Tensor, target: torch.Tensor):
+    def erase(
+        self, feat: torch.Tensor, maps_a: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
         """Zero ``feat`` where A's normalised map of ``target`` reaches the threshold."""
         attention = minmax_normalize(pick(maps_a, target).detach())
         keep = (attention < self.method_cfg.acol_threshold).to(feat.dtype)
         return feat * keep.unsqueeze(1)
 
-    def both_maps(self, feat: torch.Tensor, target: torch.Tensor | None):
+    def both_maps(
+        self, feat: torch.Tensor, target: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(maps_a, maps_b, target)``: B's input erased with A's map of ``target``."""
         maps_a = self.branch_a(feat)
         if target is None:
@@ -57,7 +61,7 @@ class ACoL(CamMethod):
         maps_b = self.branch_b(self.erase(feat, maps_a, target))
         return maps_a, maps_b, target
 
-    def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None):
+    def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None) -> HeadOutput:
         target = labels if self.training else None
         maps_a, maps_b, _ = self.both_maps(feat, target)
         extra = {}

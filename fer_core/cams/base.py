@@ -19,6 +19,9 @@ from torch import nn
 from fer_core.config import MethodConfig, ModelConfig
 from fer_core.models import Backbone, build_backbone
 
+HeadOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]
+"""What :meth:`CamMethod.head` returns: ``(logits (B, K), extra losses)``."""
+
 NORM_EPS = 1e-8
 """Lower bound on ``max - min`` in :func:`minmax_normalize`: a flat map becomes all zeros."""
 
@@ -138,9 +141,7 @@ class CamMethod(nn.Module):
         logits, extra = self.head(feats[self.backbone.last_layer], labels)
         return MethodOutput(logits=logits, feats=feats, extra_losses=extra)
 
-    def head(
-        self, feat: torch.Tensor, labels: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None) -> HeadOutput:
         """Last feature map ``(B, C, h, w)`` → ``(logits (B, K), extra losses)``."""
         raise NotImplementedError
 

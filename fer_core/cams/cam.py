@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fer_core.cams.base import CamMethod, gap
+from fer_core.cams.base import CamMethod, HeadOutput, gap
 from fer_core.cams.registry import METHODS
 
 
@@ -22,7 +22,7 @@ class CAM(CamMethod):
         super().__init__(*args, **kwargs)
         self.fc = nn.Linear(self.feat_channels, self.num_classes)
 
-    def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None):
+    def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None) -> HeadOutput:
         return self.fc(gap(feat)), {}
 
     def class_maps(self, feat: torch.Tensor) -> torch.Tensor:

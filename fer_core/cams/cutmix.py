@@ -17,9 +17,12 @@ import torch
 
 from fer_core.cams.cam import CAM
 from fer_core.cams.registry import METHODS
+from fer_core.losses import MixedLabels
 
 
-def cutmix_box(h: int, w: int, lam: float, generator: torch.Generator | None = None):
+def cutmix_box(
+    h: int, w: int, lam: float, generator: torch.Generator | None = None
+) -> tuple[int, int, int, int]:
     """A box ``(y0, y1, x0, x1)`` of area ≈ ``(1 − lam)·h·w``, centre uniform, clipped."""
     cut = (1.0 - lam) ** 0.5
     ch, cw = int(h * cut), int(w * cut)
@@ -30,7 +33,9 @@ def cutmix_box(h: int, w: int, lam: float, generator: torch.Generator | None = N
     return y0, y1, x0, x1
 
 
-def _scaled(box: tuple[int, int, int, int], src: tuple[int, int], dst: tuple[int, int]):
+def _scaled(
+    box: tuple[int, int, int, int], src: tuple[int, int], dst: tuple[int, int]
+) -> tuple[int, int, int, int]:
     """The same box in a ``dst``-sized map (AU maps may have another resolution)."""
     if src == dst:
         return box
@@ -43,7 +48,14 @@ def _scaled(box: tuple[int, int, int, int], src: tuple[int, int], dst: tuple[int
 class CutMix(CAM):
     """CAM trained on CutMix batches; ``prepare_batch`` returns ``(labels_a, labels_b, lam)``."""
 
-    def prepare_batch(self, x, labels, au_maps, valid):
+    def prepare_batch(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        au_maps: torch.Tensor | None,
+        valid: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, MixedLabels | torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Mix a training batch (see the module docstring); identity in eval mode."""
         cfg = self.method_cfg
         if not self.training or float(torch.rand(())) >= cfg.cutmix_prob:
             return x, labels, au_maps, valid

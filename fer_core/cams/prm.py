@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer_core.cams.base import CamMethod
+from fer_core.cams.base import CamMethod, HeadOutput
 from fer_core.cams.registry import METHODS
 
 PEAK_WINDOW = 3
@@ -47,5 +47,5 @@ class PRM(CamMethod):
     def class_maps(self, feat: torch.Tensor) -> torch.Tensor:
         return self.classifier(feat)
 
-    def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None):
+    def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None) -> HeadOutput:
         return peak_stimulation(self.class_maps(feat)), {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fer_core.cams.base import CamMethod
+from fer_core.cams.base import CamMethod, HeadOutput
 from fer_core.cams.registry import METHODS
 
 
@@ -55,7 +55,7 @@ class WILDCAT(CamMethod):
         # Channels are grouped per class: class k owns channels k·M .. k·M + M − 1.
         return maps.view(b, self.num_classes, self.modalities, h, w).mean(dim=2)
 
-    def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None):
+    def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None) -> HeadOutput:
         cfg = self.method_cfg
         maps = self.class_maps(feat)
         return wildcat_pool(maps, cfg.wildcat_kmax, cfg.wildcat_kmin, cfg.wildcat_alpha), {}
