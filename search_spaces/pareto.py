@@ -9,7 +9,7 @@ from __future__ import annotations
 from ray import tune
 
 from search_spaces.base import SweepSpace, arm_au, register
-from search_spaces.sizes import BASELINE, LAPTOP, LAYER_SETS
+from search_spaces.sizes import BASELINE, LAPTOP, LAYER_SETS, PAPER_POINT
 
 SPACE = register(
     SweepSpace(
@@ -26,7 +26,7 @@ SPACE = register(
         # ASHA needs one metric to rank by; a Pareto search keeps every trial to the end.
         scheduler="fifo",
         num_samples=8,
-        reference_points=(BASELINE,),
+        reference_points=(BASELINE, PAPER_POINT),
         overrides=LAPTOP,
         arm=arm_au,
         summary="pareto_front",

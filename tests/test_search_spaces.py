@@ -8,13 +8,19 @@ from types import SimpleNamespace
 import pytest
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
-from ray.tune.search.sample import Domain
+from ray.tune.search.sample import Domain, Function
 
 from fer_core.cams import METHODS
 from search_spaces import SPACES
 from tuner import tracking as tr
 from tuner.plan import check_config, fixed_values
-from tuner.searchers import SCHEDULERS, SEARCHERS, ReferenceASHA, SweepSearcher
+from tuner.searchers import (
+    SCHEDULERS,
+    SEARCHERS,
+    ReferenceASHA,
+    SweepSearcher,
+    split_references,
+)
 
 EXPECTED = {"lambda_layers", "methods", "lambda", "layers", "pareto", "smoke"}
 
@@ -32,7 +38,8 @@ def test_space_is_consistent(name):
     metrics = space.metric if space.multi_objective else (space.metric,)
     assert all(tr.is_trial_metric(m) and not m.startswith("test_") for m in metrics)
     grids = [k for k, v in space.params.items() if isinstance(v, dict) and "grid_search" in v]
-    domains = [k for k, v in space.params.items() if isinstance(v, Domain)]
+    domains = [k for k, v in space.params.items()
+               if isinstance(v, Domain) and not isinstance(v, Function)]  # sampled, not derived
     if space.searcher.startswith("optuna"):
         assert domains and not grids  # OptunaSearch refuses grid_search
     else:
@@ -52,7 +59,8 @@ def test_methods_space_reads_the_registry():
 
 def test_lambda_layers_declares_baseline_and_paper_layer_sets():
     space = SPACES.get("lambda_layers")
-    assert space.reference_points == ({"lambda_au": 0.0, "layers": "5"},)
+    assert space.reference_points == ({"lambda_au": 0.0, "layers": "5"},
+                                      {"lambda_au": 4.0, "layers": "5"})
     lam = space.params["lambda_au"]
     assert (lam.lower, lam.upper) == (0.1, 20.0)
     assert set(space.params["layers"].categories) == {
@@ -93,6 +101,13 @@ def test_sweep_searcher_tells_optuna_pruned_for_early_stops_and_means_over_seeds
     trials = inner._ot_study.trials
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED"]
     assert math.isclose(trials[0].value, 0.7)  # the mean over the two seeds
+
+
+def test_reference_points_inside_the_domain_go_to_optuna():
+    space = SPACES.get("lambda_layers")
+    inside, outside = split_references(space.reference_points, space.params)
+    assert outside == [{"lambda_au": 0.0, "layers": "5"}]  # λ = 0 is below the log range
+    assert inside == [{"lambda_au": 4.0, "layers": "5"}]
 
 
 def test_sweep_searcher_survives_save_and_restore(tmp_path):

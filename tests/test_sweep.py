@@ -83,7 +83,9 @@ def test_pins_seeds_and_smoke_test_shape_the_plan(tmp_path):
     resolved = resolve(args, tmp_path)
     plan = resolved.plan
     assert "layers" not in plan.params and "lambda_au" in plan.params  # a pin is not searched
-    assert plan.reference_points == ({"lambda_au": 0.0, "layers": "5+4"},)  # pins apply here too
+    # Pins apply to the reference points too (the baseline and the paper's λ = 4).
+    assert plan.reference_points == ({"lambda_au": 0.0, "layers": "5+4"},
+                                     {"lambda_au": 4.0, "layers": "5+4"})
     assert plan.seeds == (5, 6, 7)
     assert plan.num_configs == 2
     assert {k: resolved.base[k] for k in TINY} == TINY
@@ -105,7 +107,8 @@ def test_pareto_study_lives_in_an_optuna_rdb(tmp_path):
     setup = SEARCHERS.get("optuna_pareto")(resolved.plan)
     setup.search_alg.set_search_properties(None, None, setup.param_space)
     assert setup.search_alg.suggest("t0")["lambda_au"] == 0.0  # the baseline first
-    assert setup.search_alg.suggest("t1")["lambda_au"] > 0
+    assert setup.search_alg.suggest("t1") == {"lambda_au": 4.0, "layers": "5", "seed": 0}
+    assert setup.search_alg.suggest("t2")["lambda_au"] > 0
     import optuna
 
     study = optuna.load_study(study_name="p1", storage=resolved.plan.optuna_storage)

@@ -192,14 +192,29 @@ class ReferenceASHA(ASHAScheduler):
 
 
 # ---------------------------------------------------------------- searchers
+def split_references(points: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+                     ) -> tuple[list[dict], list[dict]]:
+    """(points inside the searched domain, points outside it, e.g. λ = 0 below a log range)."""
+    domains = {k: v for k, v in params.items() if isinstance(v, Domain)}
+    inside, outside = [], []
+    for point in points:
+        fits = set(point) == set(domains) and all(domains[k].is_valid(v) for k, v in point.items())
+        (inside if fits else outside).append(dict(point))
+    return inside, outside
+
+
 def _optuna(plan: SearchPlan, **kwargs: Any) -> SearchSetup:
     if not any(isinstance(v, Domain) for v in plan.params.values()):
         raise ValueError(
             f"space {plan.space.name!r}: every searched field is pinned by --set; "
             f"nothing is left for Optuna to search"
         )
-    inner = OptunaSearch(metric=plan.metric, mode=plan.mode, seed=plan.seeds[0], **kwargs)
-    searcher = SweepSearcher(inner, plan.seeds, plan.reference_points)
+    # Points inside the domain are Optuna's first trials (it learns from them); the others
+    # run before them, outside the study.
+    inside, outside = split_references(plan.reference_points, plan.params)
+    inner = OptunaSearch(metric=plan.metric, mode=plan.mode, seed=plan.seeds[0],
+                         points_to_evaluate=inside or None, **kwargs)
+    searcher = SweepSearcher(inner, plan.seeds, outside)
     return SearchSetup(searcher, dict(plan.params), plan.num_configs * len(plan.seeds))
 
 
