@@ -121,6 +121,7 @@ def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Names
         tune_config=tune.TuneConfig(
             search_alg=setup.search_alg, scheduler=SCHEDULERS.get(resolved.scheduler)(plan),
             num_samples=setup.num_samples, max_concurrent_trials=resolved.max_concurrent,
+            reuse_actors=True,  # no new worker process (torch, timm imports) per trial
         ),
         run_config=tune.RunConfig(
             name=resolved.name, storage_path=str(storage),
