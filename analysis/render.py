@@ -1,0 +1,131 @@
+"""A built table (``analysis.tables.Table``) as Markdown, LaTeX or CSV text.
+
+Markdown and LaTeX are for reading: a caption, the table, a footnote with the test's marks and
+p-values, and a provenance line (experiment, run count, git commits). CSV is for machines: one
+line per cell with full-precision numbers (mean, CI half-width, n, p-value, mark, best) and the
+provenance repeated on every line, so the file stands alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from analysis.stats import CONFIDENCE, significance_mark
+
+if TYPE_CHECKING:
+    from analysis.tables import Cell, Column, Table
+
+MISSING = "--"
+TEST_NOTE = "paired t-test of w/ AU against {reference} on matching seeds"
+
+
+def value_text(cell: Cell, column: Column, plus_minus: str = "±") -> str:
+    """``--``, a plain value (one seed), or ``mean ± half-width (n=K)``."""
+    est, d = cell.estimate, column.decimals
+    if est.n == 0:
+        return MISSING
+    if est.n == 1:
+        return f"{est.mean:.{d}f}"
+    return f"{est.mean:.{d}f} {plus_minus} {est.half_width:.{d}f} (n={est.n})"
+
+
+def mark(cell: Cell) -> str:
+    return significance_mark(cell.test.p_value) if cell.test is not None else ""
+
+
+def _p_text(p_value: float) -> str:
+    return "n/a (identical differences)" if math.isnan(p_value) else f"{p_value:.3g}"
+
+
+def provenance(table: Table) -> str:
+    commits = ", ".join(c[:12] for c in table.commits) or "not recorded"
+    return (f"Source: MLflow experiment {table.experiment!r}, {table.run_count} runs, "
+            f"git commit(s): {commits}.")
+
+
+def footnotes(table: Table) -> list[str]:
+    """The test legend and every p-value (empty when no cell was tested)."""
+    reference = "the w/o AU row" if table.spec.baseline_row else "w/o AU"
+    tested = [(row, col, c.test) for (row, col), c in table.cells.items() if c.test is not None]
+    if not tested:
+        return []
+    values = "; ".join(f"{table.label(row)} {col}: p = {_p_text(t.p_value)} (n={t.n})"
+                       for row, col, t in tested)
+    return [f"* p < 0.05, ** p < 0.01: {TEST_NOTE.format(reference=reference)}; "
+            f"intervals are {CONFIDENCE:.0%} Student-t.", f"p-values: {values}."]
+
+
+def markdown(table: Table) -> str:
+    spec = table.spec
+    lines = [f"**Table {spec.number}.** {spec.title}", "",
+             "| " + " | ".join([spec.row_header] + [c.header for c in spec.columns]) + " |",
+             "|" + "---|" * (len(spec.columns) + 1)]
+    for row in table.rows:
+        cells = []
+        for column in spec.columns:
+            cell = table.cells[(row, column.header)]
+            text = value_text(cell, column)
+            text = f"**{text}**" if cell.best else text
+            cells.append(text + mark(cell).replace("*", r"\*"))
+        lines.append("| " + " | ".join([table.label(row)] + cells) + " |")
+    notes = [n.replace("*", r"\*") for n in footnotes(table)] + [provenance(table)]
+    return "\n".join(lines + [""] + notes) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    for char in "\\&%$#_{}":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def latex(table: Table) -> str:
+    spec = table.spec
+    lines = [r"\begin{table}[t]", r"\centering",
+             rf"\caption{{{_latex_escape(spec.title)}. {_latex_escape(provenance(table))}}}",
+             rf"\label{{tab:table{spec.number}}}",
+             r"\begin{tabular}{l" + "c" * len(spec.columns) + "}", r"\hline",
+             " & ".join(_latex_escape(h) for h in [spec.row_header]
+                        + [c.header for c in spec.columns]) + r" \\", r"\hline"]
+    for row in table.rows:
+        cells = []
+        for column in spec.columns:
+            cell = table.cells[(row, column.header)]
+            text = value_text(cell, column, plus_minus=r"$\pm$")
+            text = rf"\textbf{{{text}}}" if cell.best else text
+            cells.append(text + (f"$^{{{mark(cell)}}}$" if mark(cell) else ""))
+        lines.append(" & ".join([_latex_escape(table.label(row))] + cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}"]
+    lines += [rf"\par\footnotesize {_latex_escape(n)}" for n in footnotes(table)]
+    return "\n".join(lines + [r"\end{table}"]) + "\n"
+
+
+CSV_FIELDS = ("table", "row", "column", "metric", "with_au", "mean", "ci95_half_width", "n",
+              "p_value", "mark", "best", "experiment", "runs", "git_commits")
+
+
+def as_csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in table.rows:
+        for column in table.spec.columns:
+            cell = table.cells[(row, column.header)]
+            est = cell.estimate
+            writer.writerow({
+                "table": table.spec.number, "row": table.label(row), "column": column.header,
+                "metric": column.metric,
+                "with_au": table.with_au(row, column),
+                "mean": "" if est.n == 0 else repr(est.mean),
+                "ci95_half_width": "" if est.n < 2 else repr(est.half_width), "n": est.n,
+                "p_value": "" if cell.test is None else repr(cell.test.p_value),
+                "mark": mark(cell), "best": cell.best, "experiment": table.experiment,
+                "runs": table.run_count, "git_commits": " ".join(table.commits),
+            })
+    return out.getvalue()
+
+
+FORMATS: dict[str, Callable[[Table], str]] = {"md": markdown, "latex": latex, "csv": as_csv}

@@ -1,0 +1,145 @@
+"""The trials of an MLflow experiment as one tidy DataFrame (one row per trial).
+
+Runs are read with ``mlflow.search_runs`` from any tracking URI, through the names of the schema
+in ``tuner.tracking`` (child runs: tag ``sweep.role=trial``; parent runs are not trials).
+
+Column schema of :func:`load_runs`
+==================================
+
+Run columns (always present, in this order)
+    ``run_id`` (str), ``status`` (str: FINISHED, FAILED, KILLED or RUNNING), ``early_stopped``
+    (bool: ASHA stopped the trial before its last epoch), ``arm`` (str, the sweep's arm label),
+    ``sweep`` (str, the sweep name), ``git_commit`` (str, ``""`` when not recorded), ``seed``
+    (int), ``with_au`` (bool: ``lambda_au > 0``).
+Config columns
+    Every param of the child run (``ExperimentConfig.to_flat()`` names: ``method``,
+    ``backbone``, ``lambda_au``, ``layers`` …), typed back from MLflow's text per column: ``bool``
+    when every value is True/False, ``int`` when every value is an integer, ``float`` when every
+    value is a number, else ``str``; ``"None"`` becomes ``None``. Layer-set params (``layers``,
+    ``adl_layers``) always stay ``str``: ``"5"`` is the label of a set, like ``"5+4"``.
+Metric columns (float, NaN when absent)
+    Every final ``test_*`` metric (``test_cl``, ``test_att_cos``, ``test_att_cos_l<k>``,
+    ``test_cam_cos``, ``test_n_invalid``), plus ``best_val_cl`` and ``best_epoch`` (the model
+    selected on validation CL). Per-epoch curves are not columns: they are series, not results.
+
+By default only FINISHED trials that were not early-stopped are kept, since only they carry test
+metrics of a fully trained model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import mlflow
+import pandas as pd
+
+from tuner import tracking as tr
+
+RUN_COLUMNS = ("run_id", "status", "early_stopped", "arm", "sweep", "git_commit", "seed",
+               "with_au")
+SELECTION_METRICS = ("best_val_cl", "best_epoch")
+TEXT_PARAMS = frozenset({"layers", "adl_layers"})
+"""Params that are labels even when they look like numbers."""
+
+
+@contextmanager
+def _tracking_uri(uri: str | None) -> Iterator[None]:
+    # mlflow.search_runs has no URI argument: point the fluent API at ``uri`` and put it back.
+    if uri is None:
+        yield
+        return
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _parse(text: object) -> object:
+    if text is None or (isinstance(text, float) and pd.isna(text)) or text == "None":
+        return None
+    return text
+
+
+def _typed(values: pd.Series, name: str) -> pd.Series:
+    """One param column typed back from text (see the module docstring)."""
+    raw = values.map(_parse)
+    present = [v for v in raw if v is not None]
+    if name in TEXT_PARAMS or not present:
+        return raw
+    if all(v in ("True", "False") for v in present):
+        return raw.map(lambda v: None if v is None else v == "True")
+    for kind in (int, float):
+        try:
+            converted = [None if v is None else kind(v) for v in raw]
+        except ValueError:
+            continue
+        if kind is int and None in converted:
+            return pd.Series(converted, index=raw.index, dtype="Int64")
+        return pd.Series(converted, index=raw.index, dtype=kind)
+    return raw
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in RUN_COLUMNS})
+
+
+def tidy(found: pd.DataFrame) -> pd.DataFrame:
+    """The schema's frame out of ``mlflow.search_runs`` output (trial runs, any status)."""
+    if found.empty:
+        return _empty()
+
+    def tag(key: str, default: str = "") -> pd.Series:
+        column = f"tags.{key}"
+        return found[column].fillna(default) if column in found else pd.Series(default,
+                                                                               index=found.index)
+
+    params = {c[len("params."):]: _typed(found[c], c[len("params."):])
+              for c in sorted(found.columns) if c.startswith("params.")}
+    metrics = {c[len("metrics."):]: found[c].astype(float) for c in sorted(found.columns)
+               if c.startswith("metrics.test_")
+               or c[len("metrics."):] in SELECTION_METRICS}
+    lambda_au = params.get("lambda_au", pd.Series(0.0, index=found.index)).astype(float)
+    seed = params.get("seed", pd.Series(pd.NA, index=found.index))
+    frame = pd.DataFrame({
+        "run_id": found["run_id"], "status": found["status"],
+        "early_stopped": tag(tr.TAG_EARLY_STOPPED, "false") == "true",
+        "arm": tag(tr.TAG_ARM), "sweep": tag(tr.TAG_SWEEP), "git_commit": tag(tr.TAG_GIT_COMMIT),
+        "seed": seed, "with_au": lambda_au > 0,
+    })
+    rest = {k: v for k, v in params.items() if k not in frame}
+    return pd.concat([frame, pd.DataFrame(rest), pd.DataFrame(metrics)], axis=1)
+
+
+def load_runs(
+    experiment: str,
+    tracking_uri: str | None = None,
+    include_failed: bool = False,
+    include_early_stopped: bool = False,
+) -> pd.DataFrame:
+    """Every trial (child run) of ``experiment`` as one row; columns in the module docstring.
+
+    ``include_failed`` keeps runs whose status is not FINISHED (FAILED, KILLED, or RUNNING in a
+    live sweep); ``include_early_stopped`` keeps trials ASHA stopped before their last epoch.
+    Raises ``ValueError`` when the experiment does not exist in the store.
+    """
+    with _tracking_uri(tracking_uri):
+        found_experiment = mlflow.get_experiment_by_name(experiment)
+        if found_experiment is None:
+            names = sorted(e.name for e in mlflow.search_experiments())
+            raise ValueError(f"no MLflow experiment {experiment!r} at "
+                             f"{mlflow.get_tracking_uri()}; experiments there: {names}")
+        found = mlflow.search_runs(
+            experiment_ids=[found_experiment.experiment_id],
+            filter_string=tr.tag_filter({tr.TAG_ROLE: tr.ROLE_TRIAL}),
+            output_format="pandas",
+        )
+    frame = tidy(found)
+    keep = pd.Series(True, index=frame.index)
+    if not include_failed:
+        keep &= frame["status"] == tr.FINISHED
+    if not include_early_stopped:
+        keep &= ~frame["early_stopped"].astype(bool)
+    return frame[keep].reset_index(drop=True)

@@ -1,0 +1,253 @@
+"""The paper's Tables 1–3 from the MLflow runs of a sweep, in Markdown, LaTeX or CSV.
+
+    python -m analysis.tables --experiment NAME [--mlflow-uri URI] --table 1|2|3 \\
+        --format md|latex|csv [-o FILE] [--where KEY=VALUE ...]
+
+A table is data (:class:`TableSpec`): which run column names a row, and which metric of which arm
+(w/o AU: λ = 0; w/ AU: λ > 0) each column shows. A cell is the mean over the seeds of its runs:
+one seed prints the plain value like the paper; several print ``mean ± 95 % CI (n=K)``, and a
+w/ AU cell carries ``*`` (p < 0.05) or ``**`` (p < 0.01) from a paired t-test against its w/o AU
+reference on matching seeds, with every p-value in a footnote. The best mean per column is bold;
+a cell without runs prints ``--``. A cell whose runs mix λ values or layer sets, or repeat a seed,
+is an error (narrow the runs with ``--where``) rather than a silent average of different models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis import render
+from analysis.runs import load_runs
+from analysis.stats import Estimate, PairedTest, estimate, paired_test
+
+METHOD_LABELS: tuple[tuple[str, str], ...] = (
+    ("cam", "CAM"), ("wildcat", "WILDCAT"), ("gradcam", "GradCAM"), ("gradcampp", "GradCAM++"),
+    ("layercam", "LayerCAM"), ("acol", "ACoL"), ("prm", "PRM"), ("adl", "ADL"),
+    ("cutmix", "CutMix"), ("tscam", "TS-CAM"), ("apvit", "APViT"),
+)
+"""Table 1 order (CNN methods, then transformers) with the paper's names. It is the order of
+``fer_core.cams.METHODS.names()``, kept here so tables load without torch (a test checks both
+agree). Methods not listed follow, alphabetically, under their registry name."""
+
+BASELINE_LABEL = "w/o AU"
+
+
+def method_rows(values: Iterable[str]) -> list[str]:
+    """Methods in Table 1 order."""
+    known = [name for name, _ in METHOD_LABELS]
+    present = set(values)
+    return [m for m in known if m in present] + sorted(present - set(known))
+
+
+def layer_rows(values: Iterable[str]) -> list[str]:
+    """Layer sets as in Table 3: single layers deepest first, then growing sets (5+4, 5+4+3…)."""
+    def key(label: str) -> tuple[int, list[int]]:
+        layers = [int(x) for x in label.split("+")]
+        return len(layers), [-x for x in layers]
+
+    return sorted(set(values), key=key)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: ``metric`` over the runs of one arm."""
+
+    header: str
+    metric: str
+    with_au: bool
+    decimals: int = 2
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table: rows named by the run column ``row_param``, and its columns.
+
+    With ``baseline_row`` the table has a first row of the w/o AU runs (any ``row_param``) that
+    every other row is tested against (Table 3); otherwise each w/ AU column is tested against
+    the w/o AU column of the same metric in the same row (Tables 1–2).
+    """
+
+    number: int
+    title: str
+    row_param: str
+    row_header: str
+    order: Callable[[Iterable[str]], list[str]]
+    columns: tuple[Column, ...]
+    baseline_row: bool = False
+    row_labels: tuple[tuple[str, str], ...] = ()
+
+
+TABLES: dict[int, TableSpec] = {spec.number: spec for spec in (
+    TableSpec(1, "Classification accuracy (CL, %) and CAM-COS without and with AU guidance",
+              "method", "Method", method_rows, (
+                  Column("CL w/o AU", "test_cl", False), Column("CL w/ AU", "test_cl", True),
+                  Column("CAM-COS w/o AU", "test_cam_cos", False),
+                  Column("CAM-COS w/ AU", "test_cam_cos", True)),
+              row_labels=METHOD_LABELS),
+    TableSpec(2, "ATT-COS at the headline layer without and with AU guidance",
+              "method", "Method", method_rows, (
+                  Column("ATT-COS w/o AU", "test_att_cos", False),
+                  Column("ATT-COS w/ AU", "test_att_cos", True)),
+              row_labels=METHOD_LABELS),
+    TableSpec(3, "CL (%) and CAM-COS by the layers aligned with the AU map",
+              "layers", "Layers", layer_rows, (
+                  Column("CL", "test_cl", True), Column("CAM-COS", "test_cam_cos", True)),
+              baseline_row=True),
+)}
+
+AU_KNOBS = ("lambda_au", "layers")
+"""Config fields that must be single-valued within a cell (layers only matter when λ > 0)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The runs of one cell reduced to values by seed, their estimate and test."""
+
+    by_seed: dict[int, float]
+    estimate: Estimate
+    test: PairedTest | None = None
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A built table: row keys in order, cells by (row key, column header), provenance."""
+
+    spec: TableSpec
+    rows: list[str]
+    cells: dict[tuple[str, str], Cell]
+    experiment: str
+    run_count: int
+    commits: list[str]
+
+    def label(self, row: str) -> str:
+        """The row's printed name (``gradcampp`` → ``GradCAM++``)."""
+        return dict(self.spec.row_labels).get(row, row)
+
+    def with_au(self, row: str, column: Column) -> bool:
+        """Whether the cell shows w/ AU runs (the baseline row never does)."""
+        return _with_au(self.spec, row, column)
+
+
+def _with_au(spec: TableSpec, row: str, column: Column) -> bool:
+    return column.with_au and not (spec.baseline_row and row == BASELINE_LABEL)
+
+
+def _check_cell(runs: pd.DataFrame, where: str, with_au: bool, row_param: str) -> None:
+    knobs = [k for k in AU_KNOBS if k != row_param and k in runs and (with_au or k == "lambda_au")]
+    for knob in knobs:
+        values = sorted(runs[knob].dropna().astype(str).unique())
+        if len(values) > 1:
+            raise ValueError(f"{where} mixes {knob} = {values}; choose one with "
+                             f"--where {knob}=VALUE")
+    repeated = runs["seed"][runs["seed"].duplicated()]
+    if len(repeated):
+        raise ValueError(f"{where} has several runs with seed {int(repeated.iloc[0])} "
+                         f"(other config differences?); narrow the runs with --where")
+
+
+def _arm(runs: pd.DataFrame, spec: TableSpec, row: str, with_au: bool) -> pd.DataFrame:
+    chosen = runs["with_au"] == with_au
+    if not (spec.baseline_row and row == BASELINE_LABEL):
+        chosen &= runs[spec.row_param].astype(str) == row
+    return runs[chosen]
+
+
+def _mark_best(cells: dict[tuple[str, str], Cell], columns: Sequence[Column]) -> None:
+    # Higher is better for every metric shown (accuracy, cosines); bold only a real comparison.
+    for column in columns:
+        keys = [k for k in cells if k[1] == column.header and cells[k].estimate.n > 0]
+        if len(keys) < 2:
+            continue
+        top = max(cells[k].estimate.mean for k in keys)
+        for k in keys:
+            if cells[k].estimate.mean == top:
+                cells[k] = Cell(cells[k].by_seed, cells[k].estimate, cells[k].test, best=True)
+
+
+def build_table(runs: pd.DataFrame, spec: TableSpec, experiment: str) -> Table:
+    """Cells, tests and provenance of ``spec`` over ``runs`` (a :func:`load_runs` frame)."""
+    # Table 3's layer sets are those of the w/ AU runs: at λ = 0 the layers are not used.
+    source = runs[runs["with_au"].astype(bool)] if spec.baseline_row else runs
+    present = source[spec.row_param].dropna().astype(str) if spec.row_param in runs else []
+    rows = ([BASELINE_LABEL] if spec.baseline_row else []) + spec.order(present)
+    cells: dict[tuple[str, str], Cell] = {}
+    used: set[str] = set()
+    for row in rows:
+        for column in spec.columns:
+            with_au = _with_au(spec, row, column)
+            members = _arm(runs, spec, row, with_au)
+            _check_cell(members, f"{spec.row_header} {row!r}, {column.header}", with_au,
+                        spec.row_param)
+            used |= set(members["run_id"])
+            values = members.get(column.metric, pd.Series(math.nan, index=members.index))
+            by_seed = {int(s): float(v) for s, v in zip(members["seed"], values, strict=True)}
+            cells[(row, column.header)] = Cell(by_seed, estimate(by_seed.values()))
+    for (row, header), cell in list(cells.items()):
+        reference = _reference(spec, row, header)
+        if reference is not None and reference in cells:
+            cells[(row, header)] = Cell(cell.by_seed, cell.estimate,
+                                        paired_test(cells[reference].by_seed, cell.by_seed))
+    _mark_best(cells, spec.columns)
+    commits = sorted({c for c in runs.loc[runs["run_id"].isin(used), "git_commit"] if c})
+    return Table(spec, rows, cells, experiment, len(used), commits)
+
+
+def _reference(spec: TableSpec, row: str, header: str) -> tuple[str, str] | None:
+    """The cell a w/ AU cell is tested against, or ``None`` for a reference cell."""
+    column = next(c for c in spec.columns if c.header == header)
+    if spec.baseline_row:
+        return None if row == BASELINE_LABEL else (BASELINE_LABEL, header)
+    if not column.with_au:
+        return None
+    twin = next((c for c in spec.columns if c.metric == column.metric and not c.with_au), None)
+    return None if twin is None else (row, twin.header)
+
+
+def select(runs: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
+    """Runs whose config matches every ``KEY=VALUE`` (numbers compared as numbers)."""
+    for clause in where:
+        key, sep, value = clause.partition("=")
+        if not sep or key not in runs:
+            raise ValueError(f"--where {clause!r}: expected KEY=VALUE with KEY one of "
+                             f"{sorted(runs.columns)}")
+        column = runs[key]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            runs = runs[column.astype(float) == float(value)]
+        else:
+            runs = runs[column.astype(str) == value]
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.tables", description=__doc__
+                                     .split("\n")[0])
+    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
+    parser.add_argument("--mlflow-uri", default=None, help="tracking URI (default: MLflow's)")
+    parser.add_argument("--table", type=int, choices=sorted(TABLES), required=True)
+    parser.add_argument("--format", choices=sorted(render.FORMATS), default="md")
+    parser.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                        help="keep only runs with this config value (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        runs = select(load_runs(args.experiment, args.mlflow_uri), args.where)
+        text = render.FORMATS[args.format](build_table(runs, TABLES[args.table], args.experiment))
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
