@@ -9,15 +9,18 @@ Schema
 
 Experiment
     ``--experiment`` (default ``au-guided-fer``). For a ``sqlite:///`` store, artifacts live in
-    ``<folder of the .db>/mlruns/<experiment id>/`` (absolute, since every trial has its own cwd).
+    ``<folder of the .db>/mlruns/<experiment name>/<run id>/artifacts/`` (an absolute location
+    fixed when the driver creates the experiment: every trial has its own cwd); a tracking
+    server stores them where its ``--artifacts-destination`` says.
 
 Parent run (one per sweep; its run name is the sweep name)
     tags    ``sweep.role=parent``, ``sweep.name``, ``sweep.space``, ``sweep.path`` (the Ray Tune
             experiment folder, what ``--resume`` restores), ``mlflow.source.git.commit``,
             ``data.fingerprint``
     params  ``sweep.space``, ``sweep.metric``, ``sweep.mode``, ``sweep.searcher``,
-            ``sweep.scheduler``, ``sweep.num_samples``, ``sweep.seeds``, ``sweep.max_concurrent``,
-            plus every pinned config field (the sweep's base config)
+            ``sweep.scheduler``, ``sweep.num_configs``, ``sweep.seeds`` (K),
+            ``sweep.max_concurrent``, ``sweep.resources_cpu``, ``sweep.resources_gpu``, plus every
+            config field the sweep pins (the space's sizes and the user's ``--set`` values)
     metrics ``sweep.trials``, ``sweep.trials_finished``, ``sweep.trials_early_stopped``,
             ``sweep.trials_failed``, ``sweep.wall_s``
     artifacts ``summary.md`` (the table printed at the end), ``summary.json``
@@ -28,7 +31,8 @@ Child run (exactly one per Tune trial, resumed and retried attempts continue it)
             ``mlflow.source.git.commit``, ``data.fingerprint``, ``tune.attempts`` (starts of the
             trial: 1 unless it was retried or resumed), ``early_stopped`` (``true`` when ASHA
             stopped the trial before its last epoch; such a trial has no ``test_*`` metrics),
-            ``tune.status`` (Tune's final status: TERMINATED or ERROR)
+            ``tune.status`` (how Tune left the trial: TERMINATED, ERROR, or INTERRUPTED when the
+            sweep was stopped first)
     params  the full resolved flat config (``ExperimentConfig.to_flat()``), e.g. ``method``,
             ``backbone``, ``dataset``, ``lambda_au``, ``layers`` (``5+4``), ``seed``
     metrics per epoch, ``step`` = epoch: ``train_loss``, ``train_loss_ce``, ``train_loss_align``,
@@ -44,8 +48,9 @@ Child run (exactly one per Tune trial, resumed and retried attempts continue it)
             expression classes + ``average``, columns = ``layer<k>`` … + ``cam``),
             ``model/selected.pt`` (the selected model's state dict and flat config)
     status  FINISHED (also for early-stopped trials), FAILED (errored after its retries) or
-            KILLED (never completed, e.g. the sweep was interrupted and not resumed); never
-            left RUNNING once the driver ends.
+            KILLED (interrupted: ``--resume`` reopens it); never left RUNNING once the driver ends
+            (a driver killed with SIGKILL leaves its open runs RUNNING until ``--resume``).
+            The parent ends FINISHED, or KILLED if some trial was interrupted, or FAILED.
 """
 
 from __future__ import annotations
