@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis import render
-from analysis.runs import load_runs
+from analysis.runs import RUN_COLUMNS, load_runs
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
 
 METHOD_LABELS: tuple[tuple[str, str], ...] = (
@@ -101,6 +101,7 @@ TABLES: dict[int, TableSpec] = {spec.number: spec for spec in (
               baseline_row=True),
 )}
 
+NOT_CONFIG = frozenset(RUN_COLUMNS) - {"seed"}
 AU_KNOBS = ("lambda_au", "layers")
 """Config fields that must be single-valued within a cell (layers only matter when λ > 0)."""
 
@@ -148,8 +149,14 @@ def _check_cell(runs: pd.DataFrame, where: str, with_au: bool, row_param: str) -
                              f"--where {knob}=VALUE")
     repeated = runs["seed"][runs["seed"].duplicated()]
     if len(repeated):
-        raise ValueError(f"{where} has several runs with seed {int(repeated.iloc[0])} "
-                         f"(other config differences?); narrow the runs with --where")
+        seed = int(repeated.iloc[0])
+        twins = runs[runs["seed"] == seed]
+        differ = [f"{c} = {sorted(twins[c].astype(str).unique())}" for c in twins.columns
+                  if c not in NOT_CONFIG and not c.startswith(("test_", "best_"))
+                  and twins[c].astype(str).nunique() > 1]
+        raise ValueError(f"{where} has {len(twins)} runs with seed {seed}, differing in "
+                         f"{'; '.join(differ[:3]) or 'nothing but their run'}; narrow the runs "
+                         f"with --where KEY=VALUE")
 
 
 def _arm(runs: pd.DataFrame, spec: TableSpec, row: str, with_au: bool) -> pd.DataFrame:
@@ -165,9 +172,11 @@ def _mark_best(cells: dict[tuple[str, str], Cell], columns: Sequence[Column]) ->
         keys = [k for k in cells if k[1] == column.header and cells[k].estimate.n > 0]
         if len(keys) < 2:
             continue
-        top = max(cells[k].estimate.mean for k in keys)
+        # Compared as printed: two cells that both read 0.67 are both best.
+        shown = {k: round(cells[k].estimate.mean, column.decimals) for k in keys}
+        top = max(shown.values())
         for k in keys:
-            if cells[k].estimate.mean == top:
+            if shown[k] == top:
                 cells[k] = Cell(cells[k].by_seed, cells[k].estimate, cells[k].test, best=True)
 
 
