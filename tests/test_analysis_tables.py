@@ -248,3 +248,19 @@ def test_method_order_is_the_registry_order():
     from fer_core.cams import METHODS
 
     assert [name for name, _ in METHOD_LABELS] == list(METHODS.names())
+
+
+# ---------------------------------------------------------------- statistics edge cases
+def test_estimates_and_paired_tests_at_the_edges():
+    from analysis.stats import estimate, paired_test, significance_mark
+
+    assert estimate([]).n == 0 and math.isnan(estimate([math.nan]).mean)
+    one = estimate([0.5, math.nan])  # a run without the metric does not count as a seed
+    assert one.n == 1 and one.mean == 0.5 and math.isnan(one.half_width)
+    assert paired_test({0: 1.0}, {0: 2.0}) is None  # one pair: nothing to test
+    # only matching seeds are paired: seed 2 of the reference has no partner
+    test = paired_test({0: 1.0, 1: 2.0, 2: 9.0}, {0: 1.5, 1: 2.7})
+    assert test is not None and test.n == 2 and math.isclose(test.mean_difference, 0.6)
+    same = paired_test({0: 1.0, 1: 2.0}, {0: 2.0, 1: 3.0})  # no variance in the differences
+    assert math.isnan(same.p_value) and significance_mark(same.p_value) == ""
+    assert [significance_mark(p) for p in (0.001, 0.03, 0.2)] == ["**", "*", ""]
