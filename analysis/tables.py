@@ -18,7 +18,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -177,7 +177,7 @@ def _mark_best(cells: dict[tuple[str, str], Cell], columns: Sequence[Column]) ->
         top = max(shown.values())
         for k in keys:
             if shown[k] == top:
-                cells[k] = Cell(cells[k].by_seed, cells[k].estimate, cells[k].test, best=True)
+                cells[k] = replace(cells[k], best=True)
 
 
 def build_table(runs: pd.DataFrame, spec: TableSpec, experiment: str) -> Table:
@@ -201,8 +201,8 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, experiment: str) -> Table:
     for (row, header), cell in list(cells.items()):
         reference = _reference(spec, row, header)
         if reference is not None and reference in cells:
-            cells[(row, header)] = Cell(cell.by_seed, cell.estimate,
-                                        paired_test(cells[reference].by_seed, cell.by_seed))
+            cells[(row, header)] = replace(cell, test=paired_test(cells[reference].by_seed,
+                                                                  cell.by_seed))
     _mark_best(cells, spec.columns)
     commits = sorted({c for c in runs.loc[runs["run_id"].isin(used), "git_commit"] if c})
     return Table(spec, rows, cells, experiment, len(used), commits)
