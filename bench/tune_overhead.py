@@ -1,7 +1,7 @@
 """Tune's overhead: the same N short trials through ``tuner.sweep`` and as a plain engine loop.
 
-    python bench/tune_overhead.py                      # 4 trials of ~30 s each on 1 CPU
-    python bench/tune_overhead.py --trials 6 --synthetic-n 800
+    python bench/tune_overhead.py                      # 8 trials of ~30 s each, ~16 min
+    python bench/tune_overhead.py --trials 3           # quick; fixed start-up costs dominate
 
 Both sides run the trials one after another on one CPU thread (the sweep with one 1-CPU trial
 at a time, which is what Ray gives a 1-CPU trial), each with its own fresh data cache, so both
@@ -63,7 +63,8 @@ def run_plain(work: Path, configs: list[dict[str, str]]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=8,
+                        help="trials per side (8: fixed start-up costs amortised as in a sweep)")
     parser.add_argument("--synthetic-n", type=int, default=600,
                         help="train images per trial (~30 s per trial at 600 × 2 epochs)")
     parser.add_argument("--epochs", type=int, default=2)
