@@ -83,6 +83,8 @@ class ResolvedSweep:
             "num_configs": self.plan.num_configs, "seeds": len(self.plan.seeds),
             "max_concurrent": self.max_concurrent, **{f"resources_{k}": v
                                                       for k, v in self.resources.items()},
+            **({"optuna_storage": self.plan.optuna_storage}
+               if self.space.searcher == "optuna_pareto" else {}),
         }
 
 

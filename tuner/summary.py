@@ -56,14 +56,18 @@ class Summary:
     notes: list[str]
 
     def markdown(self) -> str:
-        def cell(v: Any) -> str:
-            if isinstance(v, float):
-                return "—" if math.isnan(v) else f"{v:.3f}" if abs(v) <= 1.0 else f"{v:.2f}"
-            return str(v)
+        def cell(v: Any, column: str) -> str:
+            if not isinstance(v, float):
+                return str(v)
+            if math.isnan(v):
+                return "—"
+            # accuracies (…_cl) are percentages: 2 decimals; cosines: 3
+            return f"{v:.2f}" if column.endswith("_cl") else f"{v:.3f}"
 
         lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
                  "|" + "---|" * len(self.columns)]
-        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in self.rows]
+        lines += ["| " + " | ".join(cell(v, c) for v, c in zip(row, self.columns, strict=True))
+                  + " |" for row in self.rows]
         return "\n".join(lines + [""] + self.notes)
 
     def as_dict(self) -> dict[str, Any]:

@@ -190,9 +190,9 @@ def how_to_look(ctx: SweepContext, storage: Path) -> str:
         f"Resume:        python -m tuner.sweep --resume --name {target.sweep_name} "
         f"--storage-path {storage}",
     ]
-    if SPACES.get(target.space).searcher == "optuna_pareto":
-        lines.append("Optuna study:  optuna-dashboard <--optuna-storage URL, default "
-                     "sqlite:///optuna.db>")
+    if "optuna_storage" in ctx.settings:
+        lines.append(f"Optuna study:  optuna-dashboard {ctx.settings['optuna_storage']}   "
+                     f"(study {target.sweep_name})")
     return "\n".join(lines)
 
 
