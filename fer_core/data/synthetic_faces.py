@@ -71,7 +71,7 @@ class Action:
 
 ACTIONS: dict[str, Action] = {
     "brow_raise": Action((0, 1), (((17, 18, 19, 20, 21), 0.0, -0.07),)),
-    "inner_brow_raise": Action((0,), (((21,), 0.0, -0.07), ((20,), 0.0, -0.053), ((19,), 0, -0.02))),
+    "inner_brow_raise": Action((0,), (((21,), 0, -0.07), ((20,), 0, -0.053), ((19,), 0, -0.02))),
     "brow_together": Action((2,), (((21,), 0.039, 0.0), ((20,), 0.028, 0.0), ((19,), 0.014, 0.0))),
     "brow_lower": Action(
         (2,), (((21,), 0.0, 0.05), ((20,), 0.0, 0.04), ((19,), 0.0, 0.014)), (("frown", 1.0),)
@@ -194,9 +194,8 @@ def neutral_landmarks(p: dict[str, np.ndarray]) -> np.ndarray:
     lm[:, 17:22, 1] = col["eye_y"] - col["brow_gap"] + col["brow_arch"] * ((s - 0.55) / 0.55) ** 2
     # Nose bridge 27..30, nostril base 31..33.
     lm[:, 27:31, 0] = 0.5
-    lm[:, 27:31, 1] = col["eye_y"] - 0.03 + np.linspace(0, 1, 4)[None] * (
-        col["nose_y"] - col["eye_y"] - 0.04
-    )
+    bridge = col["nose_y"] - col["eye_y"] - 0.04
+    lm[:, 27:31, 1] = col["eye_y"] - 0.03 + np.linspace(0, 1, 4)[None] * bridge
     nose = [(31, -1.0, -0.025), (32, -0.5, -0.01), (33, 0.0, 0.0)]
     for i, fx, fy in nose:
         lm[:, i] = np.stack([0.5 + fx * p["nose_w"], p["nose_y"] + fy], -1)
@@ -208,9 +207,8 @@ def neutral_landmarks(p: dict[str, np.ndarray]) -> np.ndarray:
         h = hu if fy < 0 else hl
         lm[:, i] = np.concatenate([ecx + fx * w, ey + fy * h + tilt * col["eye_tilt"]], -1)
     # Mouth: outer 48..51, 57..59 and inner 60..62, 66, 67 (closed: inner upper == inner lower).
-    mw, my, lu, ll, cv = col["mouth_w"], col["mouth_y"], col["lip_up"], col["lip_lo"], col[
-        "mouth_curve"
-    ]
+    mw, my, cv = col["mouth_w"], col["mouth_y"], col["mouth_curve"]
+    lu, ll = col["lip_up"], col["lip_lo"]
     mouth = [(48, -1, 0, 0, 1), (49, -0.62, -0.8, 0, 0), (50, -0.25, -1, 0, 0),
              (51, 0, -0.85, 0, 0), (57, 0, 0, 1, 0), (58, -0.27, 0, 1, 0), (59, -0.62, 0, 0.8, 0),
              (60, -0.88, 0, 0, 0.8), (61, -0.4, 0, 0, 0), (62, 0, 0, 0, 0), (66, 0, 0, 0, 0),
@@ -274,7 +272,8 @@ def _interp_rows(xs: np.ndarray, ys: np.ndarray, q: np.ndarray) -> np.ndarray:
     q = np.clip(q, xs[:, :1], xs[:, -1:])
     out = np.zeros_like(q)
     for j in range(xs.shape[1] - 1):
-        x0, x1, y0, y1 = xs[:, j : j + 1], xs[:, j + 1 : j + 2], ys[:, j : j + 1], ys[:, j + 1 : j + 2]
+        x0, x1 = xs[:, j : j + 1], xs[:, j + 1 : j + 2]
+        y0, y1 = ys[:, j : j + 1], ys[:, j + 1 : j + 2]
         t = np.clip((q - x0) / np.maximum(x1 - x0, 1e-9), 0.0, 1.0)
         inside = (q >= x0) & (q <= x1)
         out = np.where(inside, y0 + t * (y1 - y0), out)
@@ -357,8 +356,8 @@ def _features(lm: np.ndarray, p: dict[str, np.ndarray], m: np.ndarray) -> dict[s
     pairs = {k: np.stack([left[k], _mirror_x(right[k])], 1) for k in left}
     wrinkles = np.concatenate([pairs.pop("nose_wrinkle_a"), pairs.pop("nose_wrinkle_b")], 1)
     taper = np.array([0.55, 0.9, 1.0, 1.0, 0.85])[None, :, None]
-    thick = (p["brow_t"] / 2)[:, None, None] * taper * np.array([0.0, 1.0])
-    brows = [np.concatenate([b - thick, (b + thick)[:, ::-1]], 1) for b in (lm[:, 17:22], lm[:, 22:27])]
+    t = (p["brow_t"] / 2)[:, None, None] * taper * np.array([0.0, 1.0])  # half-thickness, in y
+    brows = [np.concatenate([b - t, (b + t)[:, ::-1]], 1) for b in (lm[:, 17:22], lm[:, 22:27])]
     gaps = lm[:, [67, 66, 65], 1] - lm[:, [61, 62, 63], 1]
     teeth_low = lm[:, [61, 62, 63]] + np.stack([np.zeros_like(gaps), np.minimum(gaps, 0.02)], -1)
     chin = _offsets(lm[:, 57], [(-0.035, 0.029), (-0.018, 0.034), (0.0, 0.035), (0.018, 0.034),
@@ -418,7 +417,8 @@ def _colours(p: dict[str, np.ndarray], m: np.ndarray) -> dict[str, np.ndarray]:
         "frown": _mix(skin, skin * 0.5, strength["frown"]),
         "nose_wrinkle": _mix(skin, skin * 0.5, strength["nose"]),
         "chin": _mix(skin, skin * 0.55, strength["chin"]),
-        "sclera": np.tile([236.0, 232.0, 226.0], (len(skin), 1)), "iris": _palette(_IRIS, p["iris"]),
+        "sclera": np.tile([236.0, 232.0, 226.0], (len(skin), 1)),
+        "iris": _palette(_IRIS, p["iris"]),
         "lid": brow * 0.7, "lower_lid": skin * 0.72, "crease": skin * 0.78,
         "nose_shade": skin * 0.84, "nostril_base": skin * 0.6, "nostril": skin * 0.35,
         "lip": lip, "cavity": np.tile([74.0, 26.0, 32.0], (len(skin), 1)),
