@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from fer_core.config import ExperimentConfig
+from fer_core.engine import Callback, InjectedFault, Trainer
+from fer_core.train import main as train_main
+
+TINY = dict(synthetic_n=28, img_size=32, batch_size=14, epochs=2, lambda_au=2.0, layers="5+4")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "cache"))
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.epochs, self.final = [], None
+
+    def on_epoch_end(self, trainer, epoch, metrics):
+        self.epochs.append(epoch)
+
+    def on_fit_end(self, trainer, final):
+        self.final = final
+
+
+def test_fit_reports_every_epoch_and_tests_the_selected_model():
+    rec = Recorder()
+    trainer = Trainer(ExperimentConfig.from_flat(TINY), callbacks=[rec], progress=False)
+    final = trainer.fit()
+    assert rec.epochs == [1, 2] and rec.final == final
+    first_max = max(h["val_cl"] for h in trainer.history)
+    assert trainer.best_epoch == next(
+        int(h["epoch"]) for h in trainer.history if h["val_cl"] == first_max
+    )
+    for key in ("test_cl", "test_att_cos", "test_att_cos_l4", "test_att_cos_l5", "test_cam_cos"):
+        assert key in final
+    assert 0.0 <= final["test_cl"] <= 100.0 and -1.0 <= final["test_att_cos"] <= 1.0
+    assert trainer.history[-1]["train_loss_align"] > 0
+    assert len(trainer.final_matrices["confusion"]) == 7
+
+
+def test_injected_fault_only_in_a_fresh_run_and_resume_continues(tmp_path):
+    cfg = ExperimentConfig.from_flat({**TINY, "epochs": 3, "fail_at_epoch": 2})
+    saver = type("Saver", (Callback,), {
+        "on_epoch_end": lambda self, t, e, m: t.save_checkpoint(str(tmp_path / "ck"))})()
+    with pytest.raises(InjectedFault, match="fail_at_epoch=2"):
+        Trainer(cfg, callbacks=[saver], progress=False).fit()
+    resumed = Trainer(cfg, progress=False)
+    resumed.load_checkpoint(str(tmp_path / "ck"))
+    assert resumed.epoch == 1
+    rec = Recorder()
+    resumed.callbacks.append(rec)
+    resumed.fit()
+    assert rec.epochs == [2, 3] and [int(h["epoch"]) for h in resumed.history] == [1, 2, 3]
+
+
+def test_train_cli_writes_metrics_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [f"--set={k}={v}" for k, v in TINY.items()] + ["--out", str(out), "--no-progress"]
+    assert train_main(args) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in report["history"]] == [1.0, 2.0]
+    assert "test_cl" in report["final"] and (out / "checkpoint.pt").is_file()
+    assert train_main(args + ["--resume"]) == 0  # nothing left to train: tests the selected model
+    assert "resumed from" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        train_main(["--set", "lambda_au=-1", "--out", str(out)])
