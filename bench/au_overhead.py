@@ -49,7 +49,8 @@ def main() -> None:
         flat = dict(backbone=backbone, img_size=args.img_size, batch_size=args.batch,
                     synthetic_n=max(7, args.batch), layers=args.layers, device=args.device)
         trainers = {
-            "plain": Trainer(ExperimentConfig.from_flat({**flat, "lambda_au": 0.0}), progress=False),
+            "plain": Trainer(ExperimentConfig.from_flat({**flat, "lambda_au": 0.0}),
+                             progress=False),
             "guided": Trainer(ExperimentConfig.from_flat({**flat, "lambda_au": args.lambda_au}),
                               progress=False),
         }

@@ -276,5 +276,6 @@ def default_flat() -> dict[str, Any]:
 
 __all__ = [
     "AlignConfig", "DataConfig", "ExperimentConfig", "MethodConfig", "ModelConfig", "OptimConfig",
-    "TrainConfig", "parse_layers", "format_layers", "default_flat", "field_owners", "parse_overrides",
+    "TrainConfig", "parse_layers", "format_layers", "default_flat", "field_owners",
+    "parse_overrides",
 ]

@@ -151,7 +151,8 @@ class Trainer:
             self.best_val_cl, self.best_epoch = val["cl"], epoch
             self.best_state = copy.deepcopy(self.model.state_dict())
         metrics = {
-            "epoch": float(epoch), **train, **flat_eval(val, "val", self.model.headline_layer), "lr": lr,
+            "epoch": float(epoch), **train, **flat_eval(val, "val", self.model.headline_layer),
+            "lr": lr,
             "epoch_time_s": time.perf_counter() - start,
             "best_val_cl": self.best_val_cl, "best_epoch": float(self.best_epoch),
         }

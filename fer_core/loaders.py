@@ -21,7 +21,9 @@ def dataset_options(cfg: DataConfig, split: str) -> dict[str, Any]:
     Data seeds never follow the trial seed: arms paired by seed must see the same images.
     """
     if cfg.dataset == "synthetic":
-        n = cfg.synthetic_n if split == "train" else max(7, cfg.synthetic_n // SYNTHETIC_EVAL_FRACTION)
+        n = cfg.synthetic_n
+        if split != "train":
+            n = max(7, n // SYNTHETIC_EVAL_FRACTION)
         return {"size": cfg.img_size, "n": n, "shortcut": cfg.shortcut}
     return {"val_fraction": cfg.val_fraction, "val_from_test": cfg.val_from_test,
             "seed": cfg.split_seed}
