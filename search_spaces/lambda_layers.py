@@ -6,20 +6,15 @@ and the paper's setting (λ = 4 at layer 5), which Optuna also learns from.
 
 from __future__ import annotations
 
-from ray import tune
-
 from search_spaces.base import SweepSpace, arm_au, register
-from search_spaces.sizes import BASELINE, LAPTOP, LAYER_SETS, PAPER_POINT
+from search_spaces.sizes import BASELINE, LAPTOP, PAPER_POINT, lambda_x_layers
 
 SPACE = register(
     SweepSpace(
         name="lambda_layers",
         description="λ (log-uniform 0.1–20) × layer sets {5}…{5,4,3,2,1}; λ=0 and λ=4@5 first",
         reproduces="Fig. 5 × Table 3",
-        params={
-            "lambda_au": tune.loguniform(0.1, 20.0),
-            "layers": tune.choice(list(LAYER_SETS)),
-        },
+        params=lambda_x_layers(),
         # The method's claim is interpretability: the searcher climbs the headline-layer
         # ATT-COS; CL of every trial is logged next to it so its cost stays visible.
         metric="val_att_cos",

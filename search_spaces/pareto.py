@@ -6,20 +6,15 @@ The study lives in an Optuna RDB storage (a sqlite file by default), so
 
 from __future__ import annotations
 
-from ray import tune
-
 from search_spaces.base import SweepSpace, arm_au, register
-from search_spaces.sizes import BASELINE, LAPTOP, LAYER_SETS, PAPER_POINT
+from search_spaces.sizes import BASELINE, LAPTOP, PAPER_POINT, lambda_x_layers
 
 SPACE = register(
     SweepSpace(
         name="pareto",
         description="multi-objective Optuna (max val_cl, max val_att_cos) over λ × layer sets",
         reproduces="the CL/ATT-COS trade-off of Fig. 5",
-        params={
-            "lambda_au": tune.loguniform(0.1, 20.0),
-            "layers": tune.choice(list(LAYER_SETS)),
-        },
+        params=lambda_x_layers(),
         metric=("val_cl", "val_att_cos"),
         mode=("max", "max"),
         searcher="optuna_pareto",

@@ -42,5 +42,16 @@ LAYER_SETS: tuple[str, ...] = ("5", "4", "3", "2", "1", "5+4", "5+4+3", "5+4+3+2
 BASELINE: dict[str, Any] = {"lambda_au": 0.0, "layers": "5"}
 """The vanilla model: same everything, no AU term."""
 
+LAMBDA_RANGE: tuple[float, float] = (0.1, 20.0)
+"""λ searched log-uniformly over this range (PROTOCOL §8: below 1 to 20)."""
+
+
+def lambda_x_layers() -> dict[str, Any]:
+    """λ (log-uniform over ``LAMBDA_RANGE``) × the Table 3 layer sets, for the searched spaces."""
+    from ray import tune  # Tune samplers are built only where a space is declared
+
+    return {"lambda_au": tune.loguniform(*LAMBDA_RANGE), "layers": tune.choice(list(LAYER_SETS))}
+
+
 PAPER_POINT: dict[str, Any] = {"lambda_au": 4.0, "layers": "5"}
 """The paper's recommended setting (Fig. 5's CL peak, Table 3's best layer)."""

@@ -7,6 +7,8 @@ import ast
 from collections.abc import Sequence
 from typing import Any
 
+from fer_core.config import parse_overrides
+
 
 def parse_options(pairs: Sequence[str] | None) -> dict[str, Any]:
     """``["images=original", "crop_margin=0.2"]`` → ``{"images": "original", "crop_margin": 0.2}``.
@@ -14,10 +16,7 @@ def parse_options(pairs: Sequence[str] | None) -> dict[str, Any]:
     Values are Python literals when they parse as one (numbers, True/False, None), else strings.
     """
     options: dict[str, Any] = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {pair!r}")
+    for key, value in parse_overrides(list(pairs or ())).items():
         try:
             options[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
