@@ -1,0 +1,162 @@
+"""A trained model to look at: load it from a file or an MLflow run, then predict and map.
+
+Used by ``fer_core.explain`` (one image) and ``analysis.figures`` (per-class average maps over a
+test set). Two file formats are accepted:
+
+- the selected model a sweep logs per trial (``model/selected.pt``: ``{"state_dict", "config"}``);
+- a training checkpoint (``checkpoint.pt`` of ``Trainer.save_checkpoint``): its best-validation
+  model when it has one, else its current weights.
+
+A source is a local file, a folder holding one of them, or an MLflow URI (``runs:/<run id>``,
+``runs:/<run id>/<artifact path>``, ``mlflow-artifacts:/...``, ``models:/...``), downloaded with
+``mlflow.artifacts.download_artifacts``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from fer_core import NUM_CLASSES
+from fer_core.cams import build_method, upsample_cams
+from fer_core.cams.base import minmax_normalize
+from fer_core.checkpoint import CHECKPOINT_FILE
+from fer_core.config import ExperimentConfig
+from fer_core.losses import layer_attention
+
+RUN_MODEL_ARTIFACT = "model/selected.pt"
+"""Where a sweep trial logs its selected model (``tuner.tracking``: ARTIFACT_MODEL/MODEL_FILE)."""
+MODEL_FILES = ("selected.pt", CHECKPOINT_FILE)
+MLFLOW_SCHEMES = ("runs:", "mlflow-artifacts:", "models:")
+
+
+class ModelSourceError(ValueError):
+    """A checkpoint source that cannot be loaded; the message names it and the fix."""
+
+
+@dataclass
+class LoadedModel:
+    """A CAM method in eval mode with the config that built it."""
+
+    model: torch.nn.Module
+    cfg: ExperimentConfig
+    source: str
+    device: torch.device
+
+    @property
+    def img_size(self) -> int:
+        return self.cfg.data.img_size
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """Aligned layers, then the headline layer: the layers whose attention is reported."""
+        return tuple(dict.fromkeys((*self.cfg.align.layers, self.model.headline_layer)))
+
+
+@dataclass
+class Explanation:
+    """What a model says about a batch; every map is ``(B, S, S)`` in ``[0, 1]`` at input size."""
+
+    probs: torch.Tensor
+    """``(B, 7)`` softmax probabilities (rows sum to 1)."""
+    pred: torch.Tensor
+    """``(B,)`` predicted class ids."""
+    cams: torch.Tensor | None
+    """CAM of ``class_idx`` (the predicted class by default); None for attention-only methods."""
+    attention: dict[int, torch.Tensor]
+    """Layer attention (channel mean), min-max normalised per image, per reported layer."""
+
+
+def _is_mlflow_uri(source: str) -> bool:
+    return source.startswith(MLFLOW_SCHEMES)
+
+
+def _download(source: str, tracking_uri: str | None) -> Path:
+    import mlflow.artifacts
+
+    uri = source.rstrip("/")
+    if uri.startswith("runs:/") and uri.count("/") == 1:  # runs:/<id>: the logged model
+        uri = f"{uri}/{RUN_MODEL_ARTIFACT}"
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
+                                                        tracking_uri=tracking_uri))
+    except Exception as err:  # mlflow raises several types; all mean "not there"
+        raise ModelSourceError(
+            f"could not download {uri} from MLflow ({tracking_uri or 'default tracking URI'}): "
+            f"{err}. Check the run id and --mlflow-uri; a sweep trial logs its model at "
+            f"runs:/<run id>/{RUN_MODEL_ARTIFACT}") from err
+
+
+def resolve_file(source: str | os.PathLike, tracking_uri: str | None = None) -> Path:
+    """The local model file behind ``source`` (downloaded first when it is an MLflow URI)."""
+    text = str(source)
+    path = _download(text, tracking_uri) if _is_mlflow_uri(text) else Path(text).expanduser()
+    if path.is_dir():
+        found = [path / name for name in MODEL_FILES if (path / name).is_file()]
+        if not found:
+            raise ModelSourceError(f"{path} holds none of {', '.join(MODEL_FILES)}: pass the "
+                                   "model file itself or the folder a run wrote")
+        path = found[0]
+    if not path.is_file():
+        raise ModelSourceError(f"no model file at {path}: pass a selected.pt / checkpoint.pt "
+                               "file, a folder holding one, or runs:/<run id>")
+    return path
+
+
+def _weights(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict, flat config) out of either file format."""
+    if isinstance(payload, dict) and "config" in payload:
+        if "state_dict" in payload:
+            return payload["state_dict"], payload["config"]
+        if "model" in payload:
+            return payload.get("best_state") or payload["model"], payload["config"]
+    raise ModelSourceError(f"{path} is not a model file of this project (expected the keys "
+                           "state_dict+config or model+config)")
+
+
+def load_model(source: str | os.PathLike, tracking_uri: str | None = None,
+               device: str | torch.device = "cpu") -> LoadedModel:
+    """Build the method from the file's config and load its weights (eval mode)."""
+    path = resolve_file(source, tracking_uri)
+    # weights_only=False: the files hold a config dict next to tensors; they are this project's
+    # own outputs (never load a file from an untrusted source).
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    state, flat = _weights(payload, path)
+    cfg = ExperimentConfig.from_flat(flat, strict=False)
+    model = build_method(cfg.method, cfg.model, num_classes=NUM_CLASSES,
+                         img_size=cfg.data.img_size)
+    model.load_state_dict(state)
+    device = torch.device(device)
+    return LoadedModel(model.to(device).eval(), cfg, str(source), device)
+
+
+def explain_batch(loaded: LoadedModel, x: torch.Tensor,
+                  class_idx: torch.Tensor | None = None) -> Explanation:
+    """Probabilities, the CAM of ``class_idx`` (default: predicted) and the layer attention.
+
+    ``x``: ``(B, 3, S, S)`` normalised images (``fer_core.data.transforms`` evaluation output).
+    """
+    model = loaded.model
+    x = x.to(loaded.device)
+    size = tuple(x.shape[-2:])
+    with torch.no_grad():
+        out = model(x, layers=loaded.layers)
+        probs = F.softmax(out.logits.float(), dim=1)
+        attention = {
+            k: minmax_normalize(F.interpolate(layer_attention(out.feats[k].float())[:, None], size=size,
+                                        mode="bilinear", align_corners=False)[:, 0])
+            for k in loaded.layers
+        }
+    pred = probs.argmax(1)
+    cams = None
+    if model.has_cam:
+        idx = pred if class_idx is None else class_idx.to(loaded.device)
+        with torch.enable_grad():  # gradient-based CAMs need autograd
+            cams = upsample_cams(model.cams(x, idx).float(), size)
+    return Explanation(probs.cpu(), pred.cpu(), None if cams is None else cams.cpu(),
+                       {k: v.cpu() for k, v in attention.items()})
