@@ -147,11 +147,11 @@ def explain_batch(loaded: LoadedModel, x: torch.Tensor,
     with torch.no_grad():
         out = model(x, layers=loaded.layers)
         probs = F.softmax(out.logits.float(), dim=1)
-        attention = {
-            k: minmax_normalize(F.interpolate(layer_attention(out.feats[k].float())[:, None], size=size,
-                                        mode="bilinear", align_corners=False)[:, 0])
-            for k in loaded.layers
-        }
+        attention = {}
+        for k in loaded.layers:
+            attn = layer_attention(out.feats[k].float())[:, None]
+            attn = F.interpolate(attn, size=size, mode="bilinear", align_corners=False)[:, 0]
+            attention[k] = minmax_normalize(attn)
     pred = probs.argmax(1)
     cams = None
     if model.has_cam:
