@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tuner.budget import parse_budget_hours
+
 DEFAULT_SPACE = "lambda_layers"
 
 EPILOG = """\
@@ -13,6 +15,7 @@ examples:
   python -m tuner.sweep --space methods --seeds 3 --set epochs=20 --gpus-per-trial 0.5 \\
       --address auto --dataset rafdb --data-root /data/RAF-DB
   python -m tuner.sweep --space lambda_layers --resume     # continue the latest such sweep
+  python -m tuner.sweep --space methods --budget-hours 12  # stop launching after 12 trial-hours
 """
 
 
@@ -61,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--resume", action="store_true",
                        help="continue the sweep --name (default: the latest sweep of --space) "
                             "after a crash or kill; its saved settings are used")
+
+    spend = p.add_argument_group("budget and reuse")
+    spend.add_argument("--budget-hours", type=parse_budget_hours, metavar="H",
+                       help="stop launching trials once the sweep's summed trial time (running "
+                            "trials included) reaches H trial-hours; running trials finish; "
+                            "fractions are fine (0.25 = 15 trial-minutes)")
+    spend.add_argument("--rerun", action="store_true",
+                       help="run every configuration, even one already done (same config, seed, "
+                            "git commit and data, FINISHED, not early-stopped) in the experiment")
 
     track = p.add_argument_group("tracking")
     track.add_argument("--mlflow-uri", help="MLflow tracking URI (default: sqlite:///./mlflow.db)")

@@ -74,6 +74,10 @@ class ResolvedSweep:
     max_concurrent: int
     resources: dict[str, float]
     scheduler: str
+    budget_hours: float | None = None
+    """``--budget-hours``: summed trial time after which no new trial starts (None: no limit)."""
+    rerun: bool = False
+    """``--rerun``: launch configurations already done in the experiment (no dedup)."""
 
     def settings(self) -> dict[str, Any]:
         """The sweep's own settings, logged as the parent run's ``sweep.*`` params."""
@@ -85,6 +89,8 @@ class ResolvedSweep:
                                                       for k, v in self.resources.items()},
             **({"optuna_storage": self.plan.optuna_storage}
                if self.space.searcher == "optuna_pareto" else {}),
+            "dedup": not self.rerun,
+            **({"budget_hours": self.budget_hours} if self.budget_hours is not None else {}),
         }
 
 
@@ -221,4 +227,5 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
     if max_concurrent < 1 or args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
         raise SweepError("--max-concurrent ≥ 1, --cpus-per-trial > 0, --gpus-per-trial ≥ 0")
     resources = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
-    return ResolvedSweep(space, name, base, plan, max_concurrent, resources, scheduler)
+    return ResolvedSweep(space, name, base, plan, max_concurrent, resources, scheduler,
+                         budget_hours=args.budget_hours, rerun=args.rerun)

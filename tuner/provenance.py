@@ -25,16 +25,26 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def git_commit(repo: Path = PROJECT_ROOT) -> str:
-    """``<sha>`` of the checkout the code runs from, ``<sha>-dirty`` with local changes."""
+    """``<sha>`` of the checkout the code runs from; ``<sha>-dirty-<diff hash>`` with local changes.
+
+    The 8 hex digits hash ``git diff HEAD`` (tracked files, staged or not), so two different
+    uncommitted states never count as the same code version (``tuner.dedup`` relies on it).
+    ``unknown`` outside a git checkout or without git.
+    """
     try:
-        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True,
-                               check=True, timeout=10).stdout.strip()
+        sha = _git(repo, "rev-parse", "HEAD").decode().strip()
+        diff = _git(repo, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return f"{sha}-dirty" if dirty else sha
+    if not diff:
+        return sha
+    return f"{sha}-dirty-{hashlib.sha256(diff).hexdigest()[:8]}"
+
+
+def _git(repo: Path, *args: str) -> bytes:
+    """stdout of one git command as bytes (a diff may hold any encoding)."""
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True,
+                          timeout=30).stdout
 
 
 @contextmanager

@@ -156,6 +156,16 @@ class SweepSearcher(Searcher):
         else:
             self.inner.on_trial_complete(group.inner_id, result=None, error=True)
 
+    def known_unlaunched(self) -> list[dict[str, Any]]:
+        """Trials this searcher will propose next without asking the inner one: the remaining
+        seeds of the current configuration, then the pending reference points × seeds."""
+        left = []
+        if self.current is not None:
+            left += [{**self.current.config, SEED_KEY: s}
+                     for s in self.current.seeds[len(self.current.trials):]]
+        left += [{**p, SEED_KEY: s} for p in self.pending_references for s in self.seeds]
+        return left
+
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
             pickle.dump(self.__dict__, f)

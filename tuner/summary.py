@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlflow.entities import Run
@@ -31,15 +31,20 @@ class TrialRow:
     early_stopped: bool
     params: dict[str, str]
     metrics: dict[str, float]
+    reused_from: str = ""
+    """The earlier run this sweep reused instead of running a duplicate (``tuner.dedup``)."""
 
     @classmethod
-    def from_run(cls, run: Run) -> TrialRow:
+    def from_run(cls, run: Run, reused: bool = False) -> TrialRow:
+        """A child run of the sweep, or (``reused``) an earlier run standing in for a skip."""
         tags = run.data.tags
+        name = tags.get(tr.TAG_TRIAL_NAME, run.info.run_name or run.info.run_id)
         return cls(
-            name=tags.get(tr.TAG_TRIAL_NAME, run.info.run_name or run.info.run_id),
+            name=f"{name} [done in run {run.info.run_id}]" if reused else name,
             arm=tags.get(tr.TAG_ARM, "?"), status=run.info.status,
             early_stopped=tags.get(tr.TAG_EARLY_STOPPED) == "true",
             params=dict(run.data.params), metrics=dict(run.data.metrics),
+            reused_from=run.info.run_id if reused else "",
         )
 
     @property
@@ -54,6 +59,12 @@ class Summary:
     columns: list[str]
     rows: list[list[Any]]
     notes: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More structured facts for ``summary.json`` (skips, budget)."""
+
+    def with_facts(self, notes: Sequence[str], extra: dict[str, Any]) -> Summary:
+        """The same summary with more notes and ``summary.json`` entries."""
+        return replace(self, notes=[*self.notes, *notes], extra={**self.extra, **extra})
 
     def markdown(self) -> str:
         def cell(v: Any, column: str) -> str:
@@ -72,7 +83,7 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"title": self.title, "columns": self.columns, "rows": self.rows,
-                "notes": self.notes}
+                "notes": self.notes, **self.extra}
 
 
 SUMMARIES: Registry[Callable[[Sequence[TrialRow], str | list[str], str | list[str]], Summary]] = (
@@ -99,10 +110,14 @@ def _columns(lead: list[str]) -> list[str]:
 
 
 def _counts(trials: Sequence[TrialRow]) -> str:
-    early = sum(t.early_stopped for t in trials)
-    failed = sum(t.status == tr.FAILED for t in trials)
-    return (f"{len(trials)} trials: {sum(t.complete for t in trials)} ran to the end, "
-            f"{early} stopped early by ASHA, {failed} failed.")
+    ran = [t for t in trials if not t.reused_from]
+    early = sum(t.early_stopped for t in ran)
+    failed = sum(t.status == tr.FAILED for t in ran)
+    reused = len(trials) - len(ran)
+    return (f"{len(ran)} trials: {sum(t.complete for t in ran)} ran to the end, "
+            f"{early} stopped early by ASHA, {failed} failed"
+            + (f"; {reused} skipped (already done: their earlier runs are shown)." if reused
+               else "."))
 
 
 @SUMMARIES.register("best_per_arm")

@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from fer_core.config import ExperimentConfig
 from search_spaces import SPACES
 from tuner import mlflow_runs as runs
 from tuner import tracking as tr
+from tuner.budget import Budget
 from tuner.callbacks import CloseTrialRuns
 from tuner.cli import parse_args
 from tuner.context import SweepContext
+from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
 from tuner.mlflow_runs import TrackingTarget
 from tuner.plan import ResolvedSweep, SweepError, fixed_values, resolve
 from tuner.provenance import git_commit, prepare_data
@@ -113,14 +116,19 @@ def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Names
     init_ray(args)
     plan = resolved.plan
     setup = SEARCHERS.get(resolved.space.searcher)(plan)
+    # Every trial passes the gate: duplicates are skipped, the budget ends the search, and it
+    # holds max_concurrent (grids included, which Tune's own limit would not wrap).
+    gate = SweepGate(setup.search_alg, GateRules(
+        ctx, Budget(resolved.budget_hours), resolved.max_concurrent, dedup=not resolved.rerun,
+        record_path=str(storage / resolved.name / GATE_FILE)))
     # Show the whole demand at once (an autoscaler sees it; OptunaSearch alone keeps one pending).
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(resolved.max_concurrent))
     return tune.Tuner(
         make_trainable(ctx, resolved.resources),
         param_space=setup.param_space,
         tune_config=tune.TuneConfig(
-            search_alg=setup.search_alg, scheduler=SCHEDULERS.get(resolved.scheduler)(plan),
-            num_samples=setup.num_samples, max_concurrent_trials=resolved.max_concurrent,
+            search_alg=gate, scheduler=SCHEDULERS.get(resolved.scheduler)(plan),
+            num_samples=setup.num_samples,
             reuse_actors=True,  # no new worker process (torch, timm imports) per trial
         ),
         run_config=tune.RunConfig(
@@ -136,9 +144,10 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
     """The Tuner of a killed sweep, with the same trainable and the parent run reopened."""
     folder = find_sweep(storage_root(args), args.name, args.space)
     ctx = SweepContext.load(folder)
-    if args.set or args.trials or args.seeds != 1 or args.smoke_test:
-        print("note: --resume continues the sweep with its saved settings; "
-              "--set/--trials/--seeds/--smoke-test are ignored", flush=True)
+    if (args.set or args.trials or args.seeds != 1 or args.smoke_test or args.rerun
+            or args.budget_hours is not None):
+        print("note: --resume continues the sweep with its saved settings; --set/--trials/"
+              "--seeds/--smoke-test/--budget-hours/--rerun are ignored", flush=True)
     runs.reopen(ctx.target.client(), ctx.target.parent_run_id)
     init_ray(args)
     resources = {"cpu": float(ctx.settings.get("resources_cpu", 1.0)),
@@ -151,10 +160,12 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
     return tuner, ctx
 
 
-def report(ctx: SweepContext, status: str, wall_s: float) -> str:
+def report(ctx: SweepContext, status: str, wall_s: float, folder: Path) -> str:
     """Summary from MLflow: printed, attached to the parent run, which is then ended.
 
-    The parent ends KILLED when some trial did not conclude (an interrupted sweep: resumable).
+    Trials the gate skipped as already done are represented by their earlier runs; the gate's
+    record adds the skips and the budget. The parent ends KILLED when some trial did not
+    conclude (an interrupted sweep: resumable).
     """
     target = ctx.target
     client = target.client()
@@ -162,9 +173,12 @@ def report(ctx: SweepContext, status: str, wall_s: float) -> str:
     trials = [TrialRow.from_run(r) for r in runs.sweep_trial_runs(client, target)]
     if status == tr.FINISHED and any(t.status == tr.KILLED for t in trials):
         status = tr.KILLED
+    record = GateRecord.load(folder) or GateRecord(dedup=False)  # sweeps from before the gate
+    reused = [TrialRow.from_run(client.get_run(s["run_id"]), reused=True) for s in record.skipped]
     space = SPACES.get(target.space)
     metric, mode = ctx.settings.get("metric", space.metric), ctx.settings.get("mode", space.mode)
-    summary = SUMMARIES.get(space.summary)(trials, metric, mode)
+    summary = SUMMARIES.get(space.summary)(trials + reused, metric, mode)
+    summary = summary.with_facts(record.notes(), {"gate": asdict(record)})
     text = summary.markdown()
     client.log_text(target.parent_run_id, text, tr.SUMMARY_FILES[0])
     client.log_dict(target.parent_run_id, summary.as_dict(), tr.SUMMARY_FILES[1])
@@ -174,6 +188,7 @@ def report(ctx: SweepContext, status: str, wall_s: float) -> str:
         "sweep.trials_early_stopped": sum(t.early_stopped for t in trials),
         "sweep.trials_failed": sum(t.status == tr.FAILED for t in trials),
         "sweep.wall_s": wall_s,
+        **record.metrics(),
     }
     runs.log_metrics(client, target.parent_run_id, counts, step=0)
     runs.end_run(client, target.parent_run_id, status)
@@ -207,7 +222,8 @@ def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray
         status = tr.FAILED
         raise
     finally:
-        text = report(ctx, status, time.monotonic() - began)
+        text = report(ctx, status, time.monotonic() - began,
+                      storage_root(args) / ctx.target.sweep_name)
         print("\n" + text + "\n\n" + how_to_look(ctx, storage_root(args)), flush=True)
         if owns_ray:
             ray.shutdown()

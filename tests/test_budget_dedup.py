@@ -1,0 +1,237 @@
+"""``--budget-hours`` and dedup of already-done trials (real local Ray, real sqlite MLflow)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import ray
+from mlflow import MlflowClient
+
+import tuner.sweep
+from fer_core.config import ExperimentConfig
+from tuner import tracking as tr
+from tuner.budget import Budget, BudgetClock
+from tuner.cli import parse_args
+from tuner.dedup import config_hash
+from tuner.gate import GATE_FILE
+from tuner.plan import resolve
+from tuner.provenance import git_commit
+from tuner.sweep import main
+
+# Two configurations (λ = 0 baseline, λ = 4), tiny data: a few seconds per trial.
+TWO_CONFIGS = ["--space", "layers", "--set", "layers=5", "--smoke-test"]
+FIXED_COMMIT = "0" * 40 + "-test"
+
+
+def sweep_args(tmp_path: Path, name: str) -> list[str]:
+    return ["--name", name, "--storage-path", str(tmp_path / "ray_results"),
+            "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+
+
+def sweep_runs(tmp_path: Path, experiment: str = tr.DEFAULT_EXPERIMENT) -> dict[str, dict]:
+    """Per sweep name: its parent run and its child runs."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name(experiment)
+    out: dict[str, dict] = {}
+    for run in client.search_runs([exp.experiment_id], max_results=1000):
+        entry = out.setdefault(run.data.tags[tr.TAG_SWEEP], {"parent": None, "children": []})
+        if run.data.tags.get(tr.TAG_ROLE) == tr.ROLE_PARENT:
+            entry["parent"] = run
+        else:
+            entry["children"].append(run)
+    return out
+
+
+def summary_json(tmp_path: Path, parent) -> dict:
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    path = client.download_artifacts(parent.info.run_id, tr.SUMMARY_FILES[1], str(tmp_path))
+    return json.loads(Path(path).read_text())
+
+
+# ---------------------------------------------------------------- no Ray needed
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "abc"])
+def test_bad_budget_is_a_clear_error_before_anything(tmp_path, monkeypatch, capsys, value):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--space", "smoke", "--budget-hours", value, *sweep_args(tmp_path, "x")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--budget-hours" in err and "trial-hours > 0" in err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="budget-hours"):
+        Budget(float(value) if value != "abc" else -1.0)
+
+
+def test_budget_accepts_fractions_and_is_a_sweep_setting(tmp_path):
+    resolved = resolve(parse_args(["--space", "smoke", "--budget-hours", "0.01"]), tmp_path)
+    assert resolved.budget_hours == 0.01 and not resolved.rerun
+    assert resolved.settings()["budget_hours"] == 0.01 and resolved.settings()["dedup"] is True
+    assert "budget_hours" not in resolve(parse_args(["--space", "smoke", "--rerun"]),
+                                         tmp_path).settings()
+    assert Budget(0.01).reached(36.0) and not Budget(0.01).reached(35.9)
+    assert not Budget(None).reached(1e12)
+
+
+def test_budget_clock_counts_every_attempt_and_running_time():
+    clock = BudgetClock()
+    clock.launched("a", now=100.0)
+    clock.launched("b", now=100.0)
+    assert clock.used_seconds(now=110.0) == 20.0  # both running, nothing reported yet
+    clock.reported("a", {"time_since_restore": 8.0}, now=110.0)
+    assert clock.used_seconds(now=112.0) == 8.0 + 2.0 + 12.0
+    clock.reported("a", {"time_since_restore": 3.0}, now=120.0)  # a retry restarted its count
+    clock.concluded("a", {"time_since_restore": 5.0}, now=122.0)
+    clock.concluded("b", {"time_since_restore": 21.0}, now=122.0)
+    assert clock.live() == 0
+    assert clock.used_seconds(now=500.0) == 8.0 + 3.0 + 2.0 + 21.0  # concluded: no more
+
+
+def test_config_hash_is_canonical_and_sees_every_field():
+    cfg = ExperimentConfig.from_flat({"lambda_au": 4, "layers": "5+4", "seed": 0})
+    same = ExperimentConfig.from_flat({"lambda_au": "4.0", "layers": (5, 4), "seed": "0"})
+    assert config_hash(cfg) == config_hash(same)
+    # Parsed back from MLflow params (all text), a config hashes as before.
+    params = tr.param_values(cfg.to_flat())
+    assert config_hash(ExperimentConfig.from_flat(params)) == config_hash(cfg)
+    for change in ({"seed": 1}, {"lambda_au": 4.5}, {"layers": "5"}, {"epochs": 3}):
+        assert config_hash(cfg.replace(**change)) != config_hash(cfg), change
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def test_dirty_checkouts_with_different_changes_are_different_code(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    _git(tmp_path, "add", "a.py")
+    _git(tmp_path, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "one")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 40 and "dirty" not in clean
+    (tmp_path / "a.py").write_text("x = 2\n")
+    first = git_commit(tmp_path)
+    assert first.startswith(f"{clean}-dirty-") and len(first) == 40 + len("-dirty-") + 8
+    assert git_commit(tmp_path) == first  # the same change is the same code
+    (tmp_path / "a.py").write_text("x = 3\n")
+    assert git_commit(tmp_path) not in (first, clean)
+    _git(tmp_path, "add", "a.py")  # staged changes count as well
+    assert "-dirty-" in git_commit(tmp_path)
+    assert git_commit(tmp_path / "nowhere") == "unknown"
+
+
+# ---------------------------------------------------------------- real sweeps
+@pytest.fixture(scope="module")
+def ray_runtime():
+    """One local Ray for this module's sweeps (2 CPUs, private temp dir)."""
+    temp = tempfile.mkdtemp(prefix="rb", dir="/tmp")  # short: Ray's socket paths are limited
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp)
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture()
+def pinned_commit(monkeypatch):
+    """The shared checkout changes while a test runs (other work in the tree): pin the code
+    version the sweeps record, so two sweeps of one test are the same code."""
+    monkeypatch.setattr(tuner.sweep, "git_commit", lambda: FIXED_COMMIT)
+
+
+def trial_dirs(tmp_path: Path, name: str) -> list[Path]:
+    return list((tmp_path / "ray_results" / name).glob("train_trial_*"))
+
+
+@pytest.mark.slow
+def test_done_trials_are_skipped_reused_and_rerun_on_request(
+        ray_runtime, pinned_commit, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([*TWO_CONFIGS, *sweep_args(tmp_path, "first")]) == 0
+    first = sweep_runs(tmp_path)["first"]["children"]
+    assert len(first) == 2 and {r.info.status for r in first} == {tr.FINISHED}
+    capsys.readouterr()
+
+    # The same sweep again: nothing is launched, the earlier results are the summary.
+    assert main([*TWO_CONFIGS, *sweep_args(tmp_path, "again")]) == 0
+    out = capsys.readouterr().out
+    again = sweep_runs(tmp_path)["again"]
+    assert again["children"] == [] and trial_dirs(tmp_path, "again") == []
+    for run in first:
+        assert f"skipped: already done in run {run.info.run_id}" in out
+        assert f"[done in run {run.info.run_id}]" in out  # its row in the summary table
+    metrics = again["parent"].data.metrics
+    assert metrics["sweep.trials"] == 0 and metrics["sweep.trials_skipped"] == 2
+    summary = summary_json(tmp_path, again["parent"])
+    assert {s["run_id"] for s in summary["gate"]["skipped"]} == {r.info.run_id for r in first}
+    reused = {row[2]: row for row in summary["rows"]}  # arm, complete, trial, ...
+    assert len(reused) == 2
+    test_cl = summary["columns"].index("test_cl")
+    by_name = {f"{r.data.tags[tr.TAG_TRIAL_NAME]} [done in run {r.info.run_id}]": r for r in first}
+    for name, row in reused.items():
+        assert math.isclose(row[test_cl], by_name[name].data.metrics["test_cl"])
+
+    # Another seed is another configuration: seed 1 runs, seed 0 is still done.
+    assert main([*TWO_CONFIGS, "--seeds", "2", *sweep_args(tmp_path, "seeds")]) == 0
+    seeds = sweep_runs(tmp_path)["seeds"]
+    assert sorted(r.data.params["seed"] for r in seeds["children"]) == ["1", "1"]
+    assert seeds["parent"].data.metrics["sweep.trials_skipped"] == 2
+
+    # --rerun runs them again.
+    assert main([*TWO_CONFIGS, "--rerun", *sweep_args(tmp_path, "rerun")]) == 0
+    rerun = sweep_runs(tmp_path)["rerun"]
+    assert len(rerun["children"]) == 2 and {r.info.status for r in rerun["children"]} == {
+        tr.FINISHED}
+    assert rerun["parent"].data.metrics["sweep.trials_skipped"] == 0
+
+
+@pytest.mark.slow
+def test_budget_stops_launching_and_names_what_was_left(ray_runtime, tmp_path, monkeypatch,
+                                                        capsys):
+    monkeypatch.chdir(tmp_path)
+    # 9 λ values; 0.0005 trial-hours = 1.8 s: spent before the first two trials end.
+    argv = ["--space", "lambda", "--smoke-test", "--max-concurrent", "2",
+            "--budget-hours", "0.0005", *sweep_args(tmp_path, "budget")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    runs = sweep_runs(tmp_path)["budget"]
+    children, parent = runs["children"], runs["parent"]
+    assert 1 <= len(children) < 9
+    assert {r.info.status for r in children} == {tr.FINISHED}  # running trials finished
+    assert all("test_cl" in r.data.metrics for r in children)
+    assert parent.info.status == tr.FINISHED
+    metrics = parent.data.metrics
+    assert metrics["sweep.budget_reached"] == 1.0
+    assert metrics["sweep.trials_not_launched"] == 9 - len(children)
+    assert metrics["sweep.trial_hours"] >= 0.0005
+    assert "budget reached: --budget-hours 0.0005" in out
+    ran = {float(r.data.params["lambda_au"]) for r in children}
+    record = json.loads((tmp_path / "ray_results" / "budget" / GATE_FILE).read_text())
+    left = {c["lambda_au"] for c in record["not_launched_configs"]}
+    assert left == {0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 20.0} - ran
+    for lam in left:
+        assert f"- not launched: lambda_au={lam:.4g}, layers=5, seed=0" in out
+    assert summary_json(tmp_path, parent)["gate"]["not_launched"] == 9 - len(children)
+
+
+@pytest.mark.slow
+def test_optuna_learns_the_results_of_skipped_trials(ray_runtime, pinned_commit, tmp_path,
+                                                     monkeypatch):
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    # pareto --smoke-test: the λ = 0 baseline, then λ = 4 @ 5 as Optuna's first (enqueued) trial.
+    argv = ["--space", "pareto", "--smoke-test", "--trials", "2"]
+    assert main([*argv, *sweep_args(tmp_path, "p1")]) == 0
+    assert main([*argv, *sweep_args(tmp_path, "p2")]) == 0
+    runs = sweep_runs(tmp_path)
+    assert len(runs["p1"]["children"]) == 2 and runs["p2"]["children"] == []
+    done = next(r for r in runs["p1"]["children"] if r.data.params["lambda_au"] == "4.0")
+    study = optuna.load_study(study_name="p2", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"]
+    assert study.trials[0].values == pytest.approx(
+        [done.data.metrics["val_cl"], done.data.metrics["val_att_cos"]])

@@ -1,0 +1,109 @@
+"""A sweep's time budget: ``--budget-hours`` and the clock of summed trial time it is held to.
+
+The budget counts *trial* time, not the driver's wall clock: the sum over the sweep's trials of
+their training wall time so far (setup, epochs, evaluation; replayed epochs after a retry
+included), running trials included. Two trials running for an hour side by side spend two
+trial-hours. ``tuner.gate.SweepGate`` owns one ``TrialClock`` per trial and stops launching new
+trials once the sum reaches the budget; trials already running finish normally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SECONDS_PER_HOUR = 3600.0
+SINCE_RESTORE = "time_since_restore"
+"""Tune's seconds since the trainable (re)started: 0 again after every retry or resume."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Trial-hours a sweep may spend; ``hours=None``: no limit."""
+
+    hours: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.hours is not None and not (math.isfinite(self.hours) and self.hours > 0):
+            raise ValueError(f"--budget-hours {self.hours}: give a finite number of trial-hours "
+                             "> 0, e.g. 12 or 0.5 (fractions are fine)")
+
+    def reached(self, used_s: float) -> bool:
+        return self.hours is not None and used_s >= self.hours * SECONDS_PER_HOUR
+
+
+def parse_budget_hours(text: str) -> float:
+    """``argparse`` type of ``--budget-hours``: a finite float > 0, else a clear CLI error."""
+    try:
+        hours = float(text)
+        Budget(hours)
+    except ValueError as err:
+        message = err.args[0] if "budget" in str(err) else (
+            f"--budget-hours {text!r} is not a number: give trial-hours > 0, e.g. 12 or 0.5")
+        raise argparse.ArgumentTypeError(message) from None
+    return hours
+
+
+@dataclass
+class TrialClock:
+    """Training seconds of one trial, summed over its attempts."""
+
+    seconds: float = 0.0
+    """Reported so far (sum of ``time_since_restore`` increments over every attempt)."""
+    since_restore: float = 0.0
+    live_since: float | None = None
+    """Wall clock (``time.time()``) from which its unreported running time counts; None when
+    the trial has concluded."""
+
+    def used(self, now: float) -> float:
+        return self.seconds + (max(0.0, now - self.live_since) if self.live_since else 0.0)
+
+    def report(self, result: Mapping[str, Any] | None, now: float) -> None:
+        """A result from the trial: count the time it ran since the last one."""
+        value = (result or {}).get(SINCE_RESTORE)
+        if isinstance(value, int | float) and math.isfinite(value):
+            # A smaller value means a new attempt restarted its count from 0.
+            step = value - self.since_restore if value >= self.since_restore else value
+            self.seconds += step
+            self.since_restore = float(value)
+        if self.live_since is not None:
+            self.live_since = now
+
+
+@dataclass
+class BudgetClock:
+    """One ``TrialClock`` per trial the sweep launched (skipped duplicates cost nothing)."""
+
+    trials: dict[str, TrialClock] = field(default_factory=dict)
+
+    def launched(self, trial_id: str, now: float) -> None:
+        # Until its first result a trial counts from the moment the sweep handed it to Ray.
+        self.trials[trial_id] = TrialClock(live_since=now)
+
+    def reported(self, trial_id: str, result: Mapping[str, Any] | None, now: float) -> None:
+        clock = self.trials.setdefault(trial_id, TrialClock())
+        if clock.live_since is None:  # a concluded trial running again (resumed after an error)
+            clock.live_since = now
+        clock.report(result, now)
+
+    def concluded(self, trial_id: str, result: Mapping[str, Any] | None, now: float) -> None:
+        clock = self.trials.setdefault(trial_id, TrialClock())
+        clock.report(result, now)
+        clock.live_since = None
+
+    def resumed(self, now: float) -> None:
+        """A restored sweep: live trials restart from their checkpoints now (time since their
+        last result before the driver stopped is not known, so it is not counted)."""
+        for clock in self.trials.values():
+            if clock.live_since is not None:
+                clock.live_since = now
+                clock.since_restore = 0.0
+
+    def used_seconds(self, now: float) -> float:
+        return sum(clock.used(now) for clock in self.trials.values())
+
+    def live(self) -> int:
+        return sum(clock.live_since is not None for clock in self.trials.values())
