@@ -1,0 +1,18 @@
+"""Cluster configs for sweeps at scale (Ray cluster launcher on AWS/GCP, KubeRay) and their checker.
+
+``python -m tuner.cluster.check [FILES]`` validates them: the launcher YAMLs against the installed
+Ray's autoscaler schema, the KubeRay manifests against the fields KubeRay needs, and all of them
+against the project's own rules (shared storage, reachable MLflow, token auth, nothing public).
+"""
+
+from pathlib import Path
+
+CLUSTER_DIR = Path(__file__).resolve().parent
+CONFIG_FILES = (
+    CLUSTER_DIR / "aws.yaml",
+    CLUSTER_DIR / "gcp.yaml",
+    CLUSTER_DIR / "kuberay" / "mlflow.yaml",
+    CLUSTER_DIR / "kuberay" / "raycluster.yaml",
+    CLUSTER_DIR / "kuberay" / "rayjob.yaml",
+)
+"""Every config shipped here; the checker's default input."""
