@@ -65,8 +65,11 @@ def frame_face(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np
     x0, y0 = landmarks.min(0)
     x1, y1 = landmarks.max(0)
     box = square_box(x0, y0, x1, y1, margin=FACE_MARGIN)
-    lift = FACE_LIFT * (box[2] - box[0])
-    face, origin = crop(image, (box[0], box[1] - lift, box[2], box[3] - lift))
+    side = max(1, round(box[2] - box[0]))
+    # Whole pixels: `crop` floors the start and ceils the end, which can make a float box one
+    # pixel wider than high (the resize would then stretch the face).
+    left, top = round(box[0]), round(box[1] - FACE_LIFT * side)
+    face, origin = crop(image, (left, top, left + side, top + side))
     return face, (landmarks - origin).astype(np.float32)
 
 
@@ -201,8 +204,8 @@ def _run_folder(explainer: Explainer, folder: Path, out: Path, csv_path: Path,
     items, rows = explain_folder(explainer, files, progress)
     failed = [item for item in items if isinstance(item, FailedImage)]
     whole = sum(isinstance(item, ExplainedFace) and not item.face_found for item in items)
-    print(f"{len(items)} images: {len(items) - len(failed)} explained ({whole} as whole "
-          f"images, no face found), {len(failed)} not")
+    print(f"{len(items)} images: {len(items) - len(failed)} explained (no face found, whole "
+          f"image used: {whole}), {len(failed)} not")
     for item in failed:
         print(f"  {item.name}: {item.reason}")
     print(f"wrote {save_figure(grid_figure(items), out)} and {write_csv(rows, csv_path)}")
