@@ -283,3 +283,14 @@ def test_select_split_options() -> None:
         select_split(source, labels, "val", val_fraction=0)
     shipped = select_split([*source, "val", "val"], [*labels, 0, 1], "val")
     assert shipped.tolist() == [25, 26]  # a shipped val split wins over a hold-out
+
+
+@pytest.mark.parametrize("box", [(10.4, 20.7, 133.6, 143.9), (-5.5, 3.2, 60.1, 68.8)])
+def test_crop_of_a_square_box_is_square_and_pixel_exact(box) -> None:
+    from fer_core.data.base import crop
+
+    image = np.arange(200 * 160 * 3, dtype=np.int64).reshape(200, 160, 3) % 251
+    out, origin = crop(image.astype(np.uint8), box)
+    assert out.shape[0] == out.shape[1] == round(box[2] - box[0])
+    y, x = 30, 40  # a pixel inside both image and crop keeps its value at (p - origin)
+    assert (out[y - int(origin[1]), x - int(origin[0])] == image[y, x]).all()

@@ -102,7 +102,9 @@ def crop(image: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
     A point ``p`` of the image is at ``p - origin`` in the crop.
     """
     x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
-    x1, y1 = max(int(np.ceil(box[2])), x0 + 1), max(int(np.ceil(box[3])), y0 + 1)
+    # Size from the rounded extent (not floor/ceil of each edge): a square box stays square.
+    x1 = x0 + max(1, round(box[2] - box[0]))
+    y1 = y0 + max(1, round(box[3] - box[1]))
     h, w = image.shape[:2]
     pad = (max(0, -y0), max(0, y1 - h), max(0, -x0), max(0, x1 - w))
     if any(pad):

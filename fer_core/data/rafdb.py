@@ -89,5 +89,7 @@ def scan_rafdb(root: str | os.PathLike, images: str = "auto", crop_margin: float
             bad.append((str(box_file), box))
             continue
         records.append(Record(stem, base / "Image" / "original" / name, label, source, box=box))
-    frame = "rafdb-aligned" if images == "aligned" else f"rafdb-original-m{crop_margin:g}"
+    # The frame names the landmark cache; v2 = crops whose size comes from the rounded box
+    # extent (older crops could be a pixel wider than tall, their cached landmarks do not fit).
+    frame = "rafdb-aligned" if images == "aligned" else f"rafdb-original-v2-m{crop_margin:g}"
     return Catalog("rafdb", Path(root), frame, records, bad)
