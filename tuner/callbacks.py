@@ -5,6 +5,9 @@ it. So the driver ends each run when Tune concludes the trial (FINISHED, with ``
 telling ASHA stops apart; FAILED once retries are exhausted) and, when the experiment ends,
 sweeps up every run of the sweep still RUNNING. The callback is pickled with the Tuner (resume),
 so it holds only the picklable ``TrackingTarget`` and opens clients when it needs them.
+
+A close that fails (tracking server unreachable) is kept and tried again when the experiment
+ends, so the ``early_stopped`` and ``tune.status`` tags are not lost to a short outage.
 """
 
 from __future__ import annotations
@@ -26,14 +29,24 @@ class CloseTrialRuns(tune.Callback):
 
     def __init__(self, target: TrackingTarget) -> None:
         self.target = target
+        self.unclosed: dict[str, tuple[str, bool | None]] = {}
+        """trial id → (Tune status, early_stopped) of closes that failed, retried at the end."""
 
     def _close(self, trial: Any, tune_status: str) -> None:
+        early = not is_final(trial.last_result) if tune_status == "TERMINATED" else None
+        self._close_id(trial.trial_id, tune_status, early)
+
+    def _close_id(self, trial_id: str, tune_status: str, early_stopped: bool | None) -> bool:
         try:
-            runs.close_trial(self.target.client(), self.target, trial.trial_id, tune_status,
-                             early_stopped=not is_final(trial.last_result)
-                             if tune_status == "TERMINATED" else None)
+            runs.close_trial(self.target.client(), self.target, trial_id, tune_status,
+                             early_stopped=early_stopped)
         except Exception as err:  # tracking trouble must not take the sweep down
-            log.warning("could not close the MLflow run of trial %s: %s", trial.trial_id, err)
+            log.warning("could not close the MLflow run of trial %s (%s); trying again when "
+                        "the sweep ends", trial_id, err)
+            self.unclosed[trial_id] = (tune_status, early_stopped)
+            return False
+        self.unclosed.pop(trial_id, None)
+        return True
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial, "TERMINATED")
@@ -46,6 +59,11 @@ class CloseTrialRuns(tune.Callback):
         # trials as TERMINATED without their test result; they stay resumable, hence KILLED.
         status = {t.trial_id: t.status if t.status != "TERMINATED" or is_final(t.last_result)
                   else "INTERRUPTED" for t in trials}
+        for trial_id, (tune_status, early) in list(self.unclosed.items()):
+            if not self._close_id(trial_id, tune_status, early):
+                log.error("the MLflow run of trial %s was not closed: it lacks the tags "
+                          "%s=%s and early_stopped, and keeps the status its trial gave it",
+                          trial_id, "tune.status", tune_status)
         try:
             runs.finish_stragglers(self.target.client(), self.target, status)
         except Exception as err:

@@ -2,7 +2,8 @@
 
 No fluent ``mlflow.start_run`` state: the driver and every trial address runs by id, which is
 thread-safe and lets a trial reopen the run it started in an earlier attempt. Names of tags,
-params and metrics come from ``tuner.tracking``.
+params and metrics come from ``tuner.tracking``. Every param and tag written here goes through
+``tracking.redact_mapping`` first: no credential reaches the tracking store.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def start_parent(
     """Create the sweep's parent run; returns its id."""
     run = client.create_run(
         experiment_id, run_name=sweep_name,
-        tags={**tags, tr.TAG_ROLE: tr.ROLE_PARENT, tr.TAG_SWEEP: sweep_name},
+        tags=tr.redact_mapping({**tags, tr.TAG_ROLE: tr.ROLE_PARENT, tr.TAG_SWEEP: sweep_name}),
     )
     log_params(client, run.info.run_id, params)
     return run.info.run_id
@@ -107,21 +108,23 @@ def reopen(client: MlflowClient, run_id: str) -> None:
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
-    items = [Param(k, v) for k, v in params.items()]
+    items = [Param(k, v) for k, v in tr.redact_mapping(params).items()]
     for i in range(0, len(items), MAX_BATCH_PARAMS):
         client.log_batch(run_id, params=items[i:i + MAX_BATCH_PARAMS], synchronous=True)
 
 
-def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int) -> None:
-    """One ``log_batch`` per call (not one request per key)."""
-    now = int(time.time() * 1000)
+def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int,
+                timestamp_ms: int | None = None) -> None:
+    """One ``log_batch`` per call (not one request per key); ``timestamp_ms`` defaults to now
+    (a buffered delivery passes the time the values were measured)."""
+    now = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
     for i in range(0, len(items), MAX_BATCH_METRICS):
         client.log_batch(run_id, metrics=items[i:i + MAX_BATCH_METRICS], synchronous=True)
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
-    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()],
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tr.redact_mapping(tags).items()],
                      synchronous=True)
 
 
@@ -147,27 +150,30 @@ def sweep_trial_runs(client: MlflowClient, target: TrackingTarget) -> list[Run]:
 
 def attach_trial_run(
     client: MlflowClient, target: TrackingTarget, trial_id: str, trial_name: str,
-    tags: Mapping[str, str], params: Mapping[str, str],
+    tags: Mapping[str, str], params: Mapping[str, str], reopen_run: bool = True,
 ) -> str:
     """Reopen the trial's run if an earlier attempt made one, else create it; returns its id.
 
     A trial has one attempt at a time, so find-then-create cannot race with itself; the
     identifying tags are given at creation, so a crash right after leaves a findable run.
+    ``reopen_run=False`` (a replay after the sweep) counts the attempt but leaves the status
+    alone: the driver has already ended the run.
     """
     run = find_trial_run(client, target, trial_id)
     if run is not None:
         attempts = int(run.data.tags.get(tr.TAG_ATTEMPTS, "1")) + 1
-        reopen(client, run.info.run_id)
+        if reopen_run:
+            reopen(client, run.info.run_id)
         set_tags(client, run.info.run_id, {tr.TAG_ATTEMPTS: str(attempts)})
         return run.info.run_id
     run = client.create_run(
         target.experiment_id, run_name=trial_name,
-        tags={
+        tags=tr.redact_mapping({
             **tags,
             tr.TAG_PARENT: target.parent_run_id, tr.TAG_ROLE: tr.ROLE_TRIAL,
             tr.TAG_SWEEP: target.sweep_name, tr.TAG_SPACE: target.space,
             tr.TAG_TRIAL_ID: trial_id, tr.TAG_TRIAL_NAME: trial_name, tr.TAG_ATTEMPTS: "1",
-        },
+        }),
     )
     log_params(client, run.info.run_id, params)
     return run.info.run_id

@@ -1,8 +1,10 @@
 """The Ray Tune function trainable: a thin adapter from a Tune trial to ``fer_core``'s Trainer.
 
-Per epoch it logs the schema's metrics to the trial's MLflow run (``step`` = epoch), writes a
+Per epoch it queues the schema's metrics for the trial's MLflow run (``step`` = epoch), writes a
 checkpoint and reports both to Tune. A retried or resumed trial loads ``tune.get_checkpoint()``
-and continues the same MLflow run.
+and continues the same MLflow run. Tracking goes through a ``TrialTracker`` (background
+delivery, journaled in the trial's folder): an unreachable tracking server never stops or slows
+training, and what it missed is delivered when it returns (``tuner.mlflow_buffer``).
 
 The last epoch is reported together with the test metrics (one result): ASHA stops a trial as
 soon as it reports its last epoch (``max_t``), which would otherwise cut off the test
@@ -16,54 +18,72 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
 from ray import tune
 
 from fer_core.config import ExperimentConfig
 from fer_core.engine import Callback, Trainer
 from search_spaces import SPACES
 from tuner import artifacts
-from tuner import mlflow_runs as runs
 from tuner import tracking as tr
 from tuner.context import SweepContext
+from tuner.mlflow_buffer import TrialTracker, fail_fast_http
 from tuner.provenance import data_cache
 
 
 class TuneReporter(Callback):
     """Engine callback: MLflow metrics + Tune report with a checkpoint, every epoch."""
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
-        self.client = client
-        self.run_id = run_id
+    def __init__(self, tracker: TrialTracker) -> None:
+        self.tracker = tracker
         self.last_epoch: dict[str, float] = {}
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
-        runs.log_metrics(self.client, self.run_id, tr.metric_values(metrics), step=epoch)
+        self.tracker.log_metrics(tr.metric_values(metrics), step=epoch)
         if epoch < trainer.cfg.train.epochs:
-            report(trainer, metrics)
+            report(trainer, metrics, self.tracker)
         else:
             self.last_epoch = dict(metrics)
 
     def on_fit_end(self, trainer: Trainer, final: dict[str, float]) -> None:
-        runs.log_metrics(self.client, self.run_id, tr.metric_values(final), step=trainer.epoch)
-        with tempfile.TemporaryDirectory(prefix="fer-artifacts-") as tmp:
-            files = {
-                tr.ARTIFACT_MATRICES: artifacts.write_matrices(
-                    trainer.final_matrices, Path(tmp) / tr.ARTIFACT_MATRICES),
-                tr.ARTIFACT_MODEL: artifacts.write_model(
-                    trainer.best_state, trainer.cfg.to_flat(), Path(tmp) / tr.ARTIFACT_MODEL),
-            }
-            runs.log_artifacts(self.client, self.run_id, files)
+        self.tracker.log_metrics(tr.metric_values(final), step=trainer.epoch)
+        # Staged in the trial's folder, not a temp dir: they wait there if the server is down.
+        staged = self.tracker.staging_dir()
+        files = {
+            tr.ARTIFACT_MATRICES: artifacts.write_matrices(
+                trainer.final_matrices, staged / tr.ARTIFACT_MATRICES),
+            tr.ARTIFACT_MODEL: artifacts.write_model(
+                trainer.best_state, trainer.cfg.to_flat(), staged / tr.ARTIFACT_MODEL),
+        }
+        self.tracker.log_artifacts(files, staged=staged)
         # A trial restored from its final checkpoint trains no epoch: fall back to history.
         last = self.last_epoch or (trainer.history[-1] if trainer.history else {})
-        report(trainer, {**last, **final, tr.KEY_IS_FINAL: 1.0})
+        report(trainer, {**last, **final, tr.KEY_IS_FINAL: 1.0}, self.tracker)
 
 
-def report(trainer: Trainer, metrics: Mapping[str, Any]) -> None:
-    """``tune.report`` with a checkpoint of the trainer as it is now."""
+def report(trainer: Trainer, metrics: Mapping[str, Any], tracker: TrialTracker) -> None:
+    """``tune.report`` with a checkpoint of the trainer as it is now.
+
+    The tracker is flushed first (briefly, and not at all during an outage): what a checkpoint
+    covers is in MLflow or on disk in the journal before Tune can restart from it.
+    """
+    tracker.flush()
     with tempfile.TemporaryDirectory(prefix="fer-ckpt-") as tmp:
         trainer.save_checkpoint(tmp)
         tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def trial_folder() -> Path:
+    """The trial's folder in the sweep's storage (``<storage>/<sweep>/<trial>``, next to its
+    checkpoints) when that is a local or shared filesystem; else its folder on this node."""
+    try:  # Ray has no public accessor for it (2.60); fall back if its internals move
+        from ray.train._internal.session import get_session
+
+        storage = get_session().storage
+        if storage.storage_filesystem.type_name == "local":
+            return Path(storage.trial_fs_path)
+    except Exception:  # noqa: BLE001 - any change in Ray's internals: use the public path
+        pass
+    return Path(tune.get_context().get_trial_dir())
 
 
 def trial_config(config: Mapping[str, Any], context: SweepContext) -> ExperimentConfig:
@@ -76,18 +96,17 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     cfg = trial_config(config, context)
     flat = cfg.to_flat()
     tune_ctx = tune.get_context()
-    client = context.target.client()
-    tags = {
+    fail_fast_http()  # the tracker retries; one MLflow request must not hold it for minutes
+    tracker = TrialTracker(context.target, tune_ctx.get_trial_id(), trial_folder())
+    tracker.attach(tune_ctx.get_trial_name(), {
         tr.TAG_ARM: SPACES.get(context.target.space).arm(flat),
         tr.TAG_GIT_COMMIT: context.git_commit,
         tr.TAG_DATA_FINGERPRINT: context.data_fingerprint,
-    }
-    run_id = runs.attach_trial_run(client, context.target, tune_ctx.get_trial_id(),
-                                   tune_ctx.get_trial_name(), tags, tr.param_values(flat))
+    }, tr.param_values(flat))
     status: str | None = tr.KILLED
     try:
         with data_cache(context.cache_dir):
-            trainer = Trainer(cfg, callbacks=[TuneReporter(client, run_id)], progress=False)
+            trainer = Trainer(cfg, callbacks=[TuneReporter(tracker)], progress=False)
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
@@ -105,4 +124,5 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     finally:
         # A retry reopens this run; the driver has the last word on the final status.
         if status is not None:
-            runs.end_run(client, run_id, status)
+            tracker.end(status)
+        tracker.close()

@@ -1,0 +1,270 @@
+"""A trial's MLflow outbox: a JSONL journal of tracking operations and their delivery.
+
+Every operation a trial sends to MLflow (attach its run, metrics of a step, tags, artifacts, its
+end status) is first appended to ``<trial folder>/mlflow_outbox.jsonl`` and acknowledged in the
+same file once MLflow accepted it. What is not acknowledged was not delivered: a later attempt
+of the trial sends it first, and ``python -m tuner.mlflow_replay`` sends it after the sweep.
+Nothing in the journal is a credential: params and tags are redacted before they are queued and
+the tracking URI is stored redacted.
+
+Lines (one JSON object each):
+
+- ``{"header": 1, "uri": ..., "experiment_id": ..., "parent_run_id": ..., "sweep_name": ...,
+  "space": ..., "trial_id": ...}``: first line, where the operations go;
+- ``{"seq": N, "op": "attach" | "metrics" | "tags" | "artifacts" | "end", ...}``: an operation;
+- ``{"ack": N}`` (delivered) or ``{"ack": N, "rejected": "why"}`` (refused by MLflow for good,
+  e.g. the run was deleted; reported as an error, never retried).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from tuner import mlflow_runs as runs
+from tuner import tracking as tr
+from tuner.mlflow_runs import TrackingTarget
+
+OUTBOX_FILE = "mlflow_outbox.jsonl"
+STAGING_DIR = "mlflow_outbox_files"  # artifacts waiting for delivery, deleted once delivered
+
+Op = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Header:
+    """Where a journal's operations go: the sweep's tracking target and the trial."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+    sweep_name: str
+    space: str
+    trial_id: str
+
+    @classmethod
+    def of(cls, target: TrackingTarget, trial_id: str) -> Header:
+        return cls(tr.redact(target.uri), target.experiment_id, target.parent_run_id,
+                   target.sweep_name, target.space, trial_id)
+
+    def target(self, uri: str | None = None) -> TrackingTarget:
+        """The tracking target, at ``uri`` if given (the stored URI has its credentials
+        redacted, so a URI with credentials must be given again)."""
+        uri = uri or self.uri
+        if tr.REDACTED in uri:
+            raise ValueError(f"the journal's tracking URI {self.uri} had credentials (redacted): "
+                             "pass the real one with --mlflow-uri, or put the credentials in "
+                             "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD")
+        return TrackingTarget(uri, self.experiment_id, self.parent_run_id, self.sweep_name,
+                              self.space)
+
+
+class Journal:
+    """The append-only JSONL file; thread-safe within one process."""
+
+    def __init__(self, path: Path, header: Header) -> None:
+        self.path = path
+        self.header = header
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.stat().st_size == 0:
+            self._append({"header": 1, **asdict(header)})
+
+    @classmethod
+    def read(cls, path: Path) -> tuple[Header, list[Op], dict[int, str | None]]:
+        """(header, operations in order, acks: seq → None or the rejection reason)."""
+        header: Header | None = None
+        ops: list[Op] = []
+        acks: dict[int, str | None] = {}
+        with path.open() as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    if line.endswith("\n"):
+                        raise ValueError(f"{path}:{number}: not a JSON line") from None
+                    continue  # a last line cut by a crash: that operation was never queued
+                if "header" in record:
+                    header = header or Header(**{k: v for k, v in record.items()
+                                                 if k != "header"})
+                elif "ack" in record:
+                    acks[int(record["ack"])] = record.get("rejected")
+                else:
+                    ops.append(record)
+        if header is None:
+            raise ValueError(f"{path}: no header line: not an MLflow outbox journal")
+        ops.sort(key=lambda op: op["seq"])
+        return header, ops, acks
+
+    def pending(self) -> list[Op]:
+        """Operations not acknowledged yet, in order."""
+        with self._lock:
+            _, ops, acks = self.read(self.path)
+        return [op for op in ops if op["seq"] not in acks]
+
+    def last_seq(self) -> int:
+        with self._lock:
+            _, ops, acks = self.read(self.path)
+        return max([op["seq"] for op in ops] + list(acks) + [0])
+
+    def append(self, op: Op) -> None:
+        self._append(op)
+
+    def ack(self, seq: int, rejected: str | None = None) -> None:
+        self._append({"ack": seq} if rejected is None else {"ack": seq, "rejected": rejected})
+
+    def sync(self) -> None:
+        """Force the journal to disk (before a checkpoint: a killed process loses nothing)."""
+        with self._lock, self.path.open("a") as f:
+            os.fsync(f.fileno())
+
+    def _append(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, default=str) + "\n"
+        with self._lock, self.path.open("a") as f:
+            f.write(line)
+
+    def remove(self) -> None:
+        """Delete the journal and staged artifacts (everything was delivered)."""
+        with self._lock:
+            self.path.unlink(missing_ok=True)
+            shutil.rmtree(self.path.parent / STAGING_DIR, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- delivery
+@dataclass
+class Delivery:
+    """Sends operations of one trial's journal to MLflow."""
+
+    client: MlflowClient
+    target: TrackingTarget
+    trial_id: str
+    live: bool = True
+    """False for a replay: an ``attach`` then counts the attempt without reopening the run."""
+    run_id: str | None = None
+
+    def run(self) -> str:
+        """The trial's run id (an ``attach`` found or created it, now or in an earlier
+        attempt)."""
+        if self.run_id is None:
+            found = runs.find_trial_run(self.client, self.target, self.trial_id)
+            if found is None:
+                raise MlflowException(f"no MLflow run of trial {self.trial_id} in experiment "
+                                      f"{self.target.experiment_id} (was it deleted?)",
+                                      error_code="RESOURCE_DOES_NOT_EXIST")
+            self.run_id = found.info.run_id
+        return self.run_id
+
+    def send(self, op: Op) -> None:
+        OPS[op["op"]](self, op)
+
+
+def _attach(d: Delivery, op: Op) -> None:
+    d.run_id = runs.attach_trial_run(d.client, d.target, d.trial_id, op["trial_name"],
+                                     op["tags"], op["params"], reopen_run=d.live)
+
+
+def _metrics(d: Delivery, op: Op) -> None:
+    runs.log_metrics(d.client, d.run(), op["values"], step=op["step"], timestamp_ms=op["ts"])
+
+
+def _tags(d: Delivery, op: Op) -> None:
+    runs.set_tags(d.client, d.run(), op["tags"])
+
+
+def _artifacts(d: Delivery, op: Op) -> None:
+    runs.log_artifacts(d.client, d.run(), op["files"])
+    if op.get("staged"):
+        shutil.rmtree(op["staged"], ignore_errors=True)
+
+
+def _end(d: Delivery, op: Op) -> None:
+    runs.end_run(d.client, d.run(), op["status"], op.get("tags") or None)
+
+
+OPS: dict[str, Callable[[Delivery, Op], None]] = {
+    "attach": _attach, "metrics": _metrics, "tags": _tags, "artifacts": _artifacts, "end": _end,
+}
+"""Operation name → how it is delivered."""
+
+
+def is_transient(err: BaseException) -> bool:
+    """Worth retrying: the server is unreachable, overloaded or failing (5xx, 429); a 4xx
+    answer (bad value, deleted run) or a missing local file will not get better."""
+    if isinstance(err, MlflowException):
+        status = err.get_http_status_code()
+        return status >= 500 or status == 429
+    return isinstance(err, requests.RequestException | ConnectionError | TimeoutError)
+
+
+def describe(ops: list[Op]) -> str:
+    """What a list of operations holds, for warnings: steps, tag keys, artifacts, statuses."""
+    steps = sorted({op["step"] for op in ops if op["op"] == "metrics"})
+    parts = []
+    if any(op["op"] == "attach" for op in ops):
+        parts.append("run creation/attach")
+    if steps:
+        parts.append(f"metrics of step(s) {', '.join(map(str, steps))}")
+    tags = sorted({k for op in ops if op["op"] in ("tags", "end") for k in op.get("tags") or {}})
+    if tags:
+        parts.append(f"tags {', '.join(tags)}")
+    folders = sorted({f for op in ops if op["op"] == "artifacts" for f in op["files"]})
+    if folders:
+        parts.append(f"artifacts {', '.join(folders)}")
+    parts += [f"status {op['status']}" for op in ops if op["op"] == "end"]
+    return "; ".join(parts) or "nothing"
+
+
+def replay_command(path: Path) -> str:
+    return f"python -m tuner.mlflow_replay {path} [--mlflow-uri URI]"
+
+
+@dataclass
+class ReplayResult:
+    delivered: int = 0
+    rejected: list[str] | None = None
+    left: int = 0
+    error: str | None = None
+
+
+def replay(path: Path, uri: str | None = None) -> ReplayResult:
+    """Deliver the unacknowledged operations of the journal at ``path``, in order, acking each.
+
+    Stops at the first transient failure (the rest stays pending: run it again later).
+    """
+    header, ops, acks = Journal.read(path)
+    journal = Journal(path, header)
+    target = header.target(uri)
+    delivery = Delivery(MlflowClient(tracking_uri=target.uri), target, header.trial_id,
+                        live=False)
+    result = ReplayResult(rejected=[])
+    pending = [op for op in ops if op["seq"] not in acks]
+    for i, op in enumerate(pending):
+        try:
+            delivery.send(op)
+        except Exception as err:  # noqa: BLE001 - classified: retry later or reject for good
+            if is_transient(err):
+                result.left, result.error = len(pending) - i, str(err)
+                return result
+            journal.ack(op["seq"], rejected=str(err))
+            result.rejected.append(f"seq {op['seq']} ({describe([op])}): {err}")
+            continue
+        journal.ack(op["seq"])
+        result.delivered += 1
+    return result
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
