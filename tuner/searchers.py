@@ -251,8 +251,10 @@ def grid(plan: SearchPlan) -> SearchSetup:
     params = dict(plan.params)
     params[SEED_KEY] = tune.grid_search(list(plan.seeds))
     # Each reference point replaces one sample (and is expanded over the seeds); one more
-    # sample runs the grid itself.
-    search = BasicVariantGenerator(points_to_evaluate=[dict(p) for p in plan.reference_points])
+    # sample runs the grid itself. Tune refuses preset keys outside the param space: a field
+    # pinned with --set has left it (the trial gets the pinned value from the sweep's base).
+    points = [{k: v for k, v in p.items() if k in params} for p in plan.reference_points]
+    search = BasicVariantGenerator(points_to_evaluate=points)
     return SearchSetup(search, params, 1 + len(plan.reference_points))
 
 
