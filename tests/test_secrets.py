@@ -1,0 +1,82 @@
+"""No credential reaches MLflow: redaction of URLs and secret-named keys, checked on a real
+sqlite store by scanning every table for the secrets."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from mlflow import MlflowClient
+
+from tuner import mlflow_runs as runs
+from tuner import tracking as tr
+from tuner.mlflow_buffer import TrialTracker
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("postgresql://fer:pw@db:5432/optuna", "postgresql://***@db:5432/optuna"),
+    ("postgresql://fer:p@ss@db/optuna", "postgresql://***@db/optuna"),  # raw "@" in a password
+    ("http://user:pw@host:5000", "http://***@host:5000"),
+    ("https://ghp_abc@github.com/x.git", "https://***@github.com/x.git"),  # a token as the user
+    ("mysql+pymysql://u:p%40x@h/db", "mysql+pymysql://***@h/db"),
+    ("postgresql://db/x?user=fer&password=pw", "postgresql://db/x?user=fer&password=***"),
+    ("s3://b/k?X-Amz-Signature=abc&X-Amz-Date=1", "s3://b/k?X-Amz-Signature=***&X-Amz-Date=1"),
+    ("sqlite:////abs/mlflow.db", "sqlite:////abs/mlflow.db"),
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ("/data/RAF-DB", "/data/RAF-DB"),
+    ("5+4+3", "5+4+3"),
+])
+def test_redact_urls(text, expected):
+    assert tr.redact(text) == expected
+    assert tr.redact(expected) == expected  # idempotent
+
+
+def test_secret_names_are_redacted_other_fields_kept():
+    values = {"db_password": "pw", "MLFLOW_TRACKING_TOKEN": "t", "apiKey": "k",
+              "aws.secret_access_key": "s", "sweep.optuna_storage": "postgresql://a:b@h/d",
+              "monkey": "m", "keyframe": "k", "layers": "5+4", "api_token": "None"}
+    assert tr.redact_mapping(values) == {
+        "db_password": "***", "MLFLOW_TRACKING_TOKEN": "***", "apiKey": "***",
+        "aws.secret_access_key": "***", "sweep.optuna_storage": "postgresql://***@h/d",
+        "monkey": "m", "keyframe": "k", "layers": "5+4", "api_token": "None"}
+
+
+SECRETS = ("S3cretPw", "hunter2", "wJalrXUtnFEMI", "tok-9f8e7d", "pa55word", "alice:",
+           "AKIAEXAMPLE")
+
+
+def test_no_secret_reaches_a_real_store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    exp = runs.ensure_experiment(client, "secrets", uri)
+    settings = {"space": "pareto", "optuna_storage": "postgresql://alice:S3cretPw@db:5432/opt"}
+    base = {"data_root": "https://bob:hunter2@data.example/raf", "epochs": 2}
+    parent = runs.start_parent(
+        client, exp, "s",
+        tags={tr.TAG_SWEEP_PATH: "s3://AKIAEXAMPLE:wJalrXUtnFEMI@bucket/ray_results/s"},
+        params={**tr.sweep_params(settings), **tr.param_values(base)})
+    target = runs.TrackingTarget(uri, exp, parent, "s", "pareto")
+    tracker = TrialTracker(target, "t1", tmp_path / "trial")
+    tracker.attach("trial_t1", {"api_token": "tok-9f8e7d"},
+                   tr.param_values({**base, "db_password": "pa55word"}))
+    tracker.set_tags({"note": "see postgresql://alice:S3cretPw@db/x"})
+    tracker.log_metrics({"val_cl": 1.0}, step=1)
+    tracker.flush()
+    journal = tracker.journal.path.read_text()  # what would wait on disk in an outage
+    tracker.end(tr.FINISHED, {tr.TAG_TUNE_STATUS: "TERMINATED"})
+    assert tracker.close() == 0
+
+    for secret in SECRETS:
+        assert secret not in journal
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        tables = [t for (t,) in db.execute("select name from sqlite_master where type='table'")]
+        dump = "\n".join(repr(row) for t in tables for row in db.execute(f"select * from {t}"))
+    assert "postgresql://***@db:5432/opt" in dump  # the values are there, redacted
+    for secret in SECRETS:
+        assert secret not in dump, f"{secret} reached the store"
+    (child,) = runs.sweep_trial_runs(client, target)
+    assert child.data.params["data_root"] == "https://***@data.example/raf"
+    assert child.data.params["db_password"] == "***"
+    assert child.data.tags["api_token"] == "***"
+    assert client.get_run(parent).data.tags[tr.TAG_SWEEP_PATH] == (
+        "s3://***@bucket/ray_results/s")
