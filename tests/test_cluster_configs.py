@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tuner.cli import parse_args
-from tuner.cluster import CLUSTER_DIR, CONFIG_FILES
-from tuner.cluster.check import check_file, main, ray_schema, ray_version, sweep_calls
+from tuner.cluster import CLUSTER_DIR, CONFIG_FILES, sweep_calls
+from tuner.cluster.check import check_file, main, ray_schema, ray_version
 
 LAUNCHERS = [CLUSTER_DIR / "aws.yaml", CLUSTER_DIR / "gcp.yaml"]
 KUBERAY = CLUSTER_DIR / "kuberay"
@@ -282,3 +282,15 @@ def test_unknown_kind_and_bad_yaml_are_reported(tmp_path, capsys):
     bad.write_text("spec: [unclosed\n")
     assert main([str(bad)]) == 1
     assert "cannot read it as YAML" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda d: d.update(metadata=[]),
+    lambda d: d["spec"].update(workerGroupSpecs=[3]),
+    lambda d: d["spec"].update(headGroupSpec="x"),
+    lambda d: d["spec"]["workerGroupSpecs"][0].update(template={"spec": {"containers": [7]}}),
+])
+def test_fields_of_the_wrong_shape_are_reported_not_crashed_on(raycluster, tmp_path, corrupt):
+    doc = copy.deepcopy(raycluster)
+    corrupt(doc)
+    assert problems([doc], tmp_path)  # reported, whatever the wording

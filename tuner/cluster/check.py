@@ -21,215 +21,22 @@ import importlib.metadata
 import importlib.util
 import io
 import json
-import re
-import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import yaml
 from jsonschema import Draft7Validator
 
 from fer_core.registry import Registry
+from tuner import cluster as rules
 from tuner.cli import parse_args
-from tuner.cluster import CONFIG_FILES
 
 RAY_API = "ray.io/v1"
 SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
-LAUNCHER_COMMANDS = ("initialization_commands", "setup_commands", "head_setup_commands",
-                     "worker_setup_commands", "head_start_ray_commands",
-                     "worker_start_ray_commands")
-
-
-PLACEHOLDER = "EDIT_ME"
-SWEEP_MODULE = "tuner.sweep"
-PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
-TOKEN_FILE = ".ray/auth_token"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-URI_SCHEMES_SWEEP_KEEPS: frozenset[str] = frozenset()
-"""Remote ``--storage-path`` schemes ``tuner.sweep`` passes to Tune untouched. Empty today:
-``tuner.sweep.storage_root`` resolves the flag as a local folder, so ``s3://b/x`` would become
-``./s3:/b/x`` on the head. Add ``s3``/``gs`` here once it keeps URIs."""
-SECRET_ENV_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|CREDENTIAL", re.I)
-SECRET_TEXT = {
-    "an AWS access key id": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
-    "a private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    "a password inside a URI": re.compile(r"://[^/\s:@'\"]+:[^/\s@'\"]+@"),
-    "a Ray token": re.compile(r"RAY_AUTH_TOKEN=(?![\s$'\"])\S"),
-}
-STARTS_RAY = re.compile(r"\bray\s+start\b")
-HEAD_START = re.compile(r"\bray\s+start\b[^;&|]*--head\b")
-AUTH_TOKEN_MODE = re.compile(r"\bRAY_AUTH_MODE=token\b")
-AUTH_DISABLED = re.compile(r"\bRAY_AUTH_MODE=(?!token\b)\w+")
-DASHBOARD_HOST = re.compile(r"--dashboard-host[= ]+['\"]?([^\s'\";]+)")
-SHELL_OPERATORS = set("();<>|&")
-
-
-def inline_secret_problems(text: str) -> list[str]:
-    found = [f"{what} is written inline: keep it in a Secret / secret manager / local file"
-             for what, pattern in SECRET_TEXT.items() if pattern.search(text)]
-    if AUTH_DISABLED.search(text):
-        found.append("RAY_AUTH_MODE is not token: Ray token auth must stay on in clusters")
-    return found
-
-
-def env_problem(name: str, value: Any) -> str | None:
-    """A container env entry that writes a secret or turns auth off."""
-    if name == "RAY_AUTH_MODE" and value != "token":
-        return f"RAY_AUTH_MODE={value}: Ray token auth must stay on in clusters"
-    if SECRET_ENV_NAME.search(name) and isinstance(value, str) and value:
-        return f"{name} is set inline: reference a Secret (valueFrom.secretKeyRef)"
-    return None
-
-
-def shell_tokens(text: str) -> list[str]:
-    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    try:
-        return list(lexer)
-    except ValueError:  # unbalanced quotes: fall back to words
-        return text.split()
-
-
-def until_operator(tokens: Sequence[str]) -> list[str]:
-    out = []
-    for token in tokens:
-        if set(token) <= SHELL_OPERATORS:
-            break
-        out.append(token)
-    return out
-
-
-@dataclass(frozen=True)
-class SweepCall:
-    """One ``python -m tuner.sweep`` found in a shell command (maybe inside a quoted script)."""
-
-    argv: list[str]
-    context: str
-    """The whole command it came from (where environment variables are set)."""
-
-
-def sweep_calls(text: str, context: str | None = None) -> list[SweepCall]:
-    calls = []
-    tokens = shell_tokens(text)
-    for i, token in enumerate(tokens):
-        if token == SWEEP_MODULE and i > 0 and tokens[i - 1] == "-m":
-            argv = [t for t in until_operator(tokens[i + 1:]) if t not in ("$@", "$*")]
-            calls.append(SweepCall(argv, context or text))
-        elif SWEEP_MODULE in token and token != SWEEP_MODULE:
-            calls.extend(sweep_calls(token, context or text))  # a script line written by printf
-    return calls
-
-
-def under_any(path: str, roots: Sequence[str]) -> bool:
-    return any(PurePosixPath(path).is_relative_to(root) for root in roots)
-
-
-def shared_path_problem(flag: str, value: str | None, roots: Sequence[str]) -> str | None:
-    """Checkpoints, caches and resume need a place every node sees."""
-    shared = ", ".join(roots) or "none found"
-    if not value:
-        return f"{flag} missing: set an absolute path on the shared filesystem ({shared})"
-    scheme = urlparse(value).scheme
-    if "://" in value and scheme in URI_SCHEMES_SWEEP_KEEPS:
-        return None
-    if "://" in value:
-        return (f"{flag} {value}: tuner.sweep takes it as a local folder (storage_root), so a "
-                f"URI becomes a relative path on the head; use the shared filesystem ({shared})")
-    if not PurePosixPath(value).is_absolute():
-        return (f"{flag} {value} is relative: trials run in their own folders on other nodes; "
-                f"use an absolute path on the shared filesystem ({shared})")
-    if not under_any(value, roots):
-        return (f"{flag} {value} is not on a filesystem every node mounts (shared: {shared}): "
-                "checkpoints, the data cache and --resume need one")
-    return None
-
-
-def mlflow_uri_problem(uri: str | None) -> str | None:
-    """Trials on worker nodes log to this URI themselves."""
-    if not uri:
-        return ("--mlflow-uri missing: the default is a SQLite file on the head that trials on "
-                "workers cannot reach; use the team MLflow server (http://fer-mlflow:5000)")
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("http", "https"):
-        return (f"--mlflow-uri {uri}: a {parsed.scheme or 'file'} store lives on one node; "
-                "trials on workers need the MLflow server's http(s) URI")
-    if parsed.hostname in (*LOOPBACK, "0.0.0.0"):
-        return f"--mlflow-uri {uri} is the driver's loopback: trials on workers cannot reach it"
-    return None
-
-
-def network_mounts(text: str) -> list[str]:
-    """Mount points of ``mount ... host:/export /point`` commands (network filesystems)."""
-    tokens = shell_tokens(text)
-    points = []
-    for i, token in enumerate(tokens):
-        if token != "mount":
-            continue
-        positional, skip = [], False
-        for arg in until_operator(tokens[i + 1:]):
-            if skip or arg.startswith("-"):
-                skip = arg in ("-t", "-o") and not skip
-                continue
-            positional.append(arg)
-        if len(positional) == 2 and ":" in positional[0] and positional[1].startswith("/"):
-            points.append(positional[1])
-    return points
-
-
-def docker_binds(option: str) -> list[tuple[str, str]]:
-    """``(host, container)`` of ``-v host:container[:mode]`` run options."""
-    tokens = option.split()
-    return [tuple(tokens[i + 1].split(":")[:2]) for i, t in enumerate(tokens[:-1])
-            if t in ("-v", "--volume") and tokens[i + 1].count(":") >= 1]
-
-
-def dashboard_host(text: str) -> str | None:
-    match = DASHBOARD_HOST.search(text)
-    return match.group(1) if match else None
-
-
-def public_non_ssh(rule: dict) -> bool:
-    cidrs = [r.get("CidrIp") for r in rule.get("IpRanges") or []]
-    cidrs += [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges") or []]
-    ssh_only = rule.get("FromPort") == 22 and rule.get("ToPort") == 22
-    return not ssh_only and any(c in ("0.0.0.0/0", "::/0") for c in cidrs)
-
-
-def gpus(node_type: Any) -> float:
-    resources = node_type.get("resources") if isinstance(node_type, dict) else None
-    return float((resources or {}).get("GPU", 0) or 0) if isinstance(resources, dict) else 0.0
-
-
-def k8s_gpus(container: dict) -> float:
-    limits = (container.get("resources") or {}).get("limits") or {}
-    try:
-        return float(limits.get("nvidia.com/gpu", 0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def pod_claim_mounts(pod: Any) -> set[str]:
-    """Mount paths of PersistentVolumeClaims in a pod template's first (Ray) container."""
-    spec = (pod or {}).get("spec") or {} if isinstance(pod, dict) else {}
-    claims = {v.get("name") for v in spec.get("volumes") or [] if v.get("persistentVolumeClaim")}
-    containers = spec.get("containers") or [{}]
-    return {m.get("mountPath") for m in containers[0].get("volumeMounts") or []
-            if m.get("name") in claims}
-
-
-def k8s_shared_roots(cluster: dict) -> list[str]:
-    """Claim mounts that the head (the driver) and every worker group have in common."""
-    pods = [(cluster.get("headGroupSpec") or {}).get("template")]
-    pods += [g.get("template") for g in cluster.get("workerGroupSpecs") or []
-             if isinstance(g, dict)]
-    common = set.intersection(*(pod_claim_mounts(pod) for pod in pods))
-    return sorted(common)
-
 
 
 @dataclass(frozen=True)
@@ -296,19 +103,20 @@ def check_everywhere(doc: dict, out: Findings, deployable: bool) -> None:
     for path, value in walk(doc):
         where = dotted(path) or "<document>"
         if isinstance(value, str):
-            for message in inline_secret_problems(value):
+            for message in rules.inline_secret_problems(value):
                 out.add(where, message)
-            if deployable and PLACEHOLDER in value:
-                out.add(where, f"placeholder {PLACEHOLDER} left: fill it in before deploying")
+            if deployable and rules.PLACEHOLDER in value:
+                out.add(where, f"placeholder {rules.PLACEHOLDER} left: fill it in before deploying")
         elif isinstance(value, dict) and isinstance(value.get("name"), str) and "value" in value:
-            message = env_problem(value["name"], value["value"])
+            message = rules.env_problem(value["name"], value["value"])
             if message:
                 out.add(where, message)
 
 
 # ---------------------------------------------------------------- the sweep command line
 
-def check_sweep_call(call: SweepCall, where: str, roots: Sequence[str], out: Findings) -> None:
+def check_sweep_call(call: rules.SweepCall, where: str, roots: Sequence[str],
+                     out: Findings) -> None:
     """The flags parse with ``tuner.cli`` and point at shared, reachable places."""
     err = io.StringIO()
     try:
@@ -322,64 +130,31 @@ def check_sweep_call(call: SweepCall, where: str, roots: Sequence[str], out: Fin
     if not args.address:
         out.add(where, "--address missing: without it the sweep starts a private local Ray on "
                        "the head instead of using the cluster (use --address auto)")
-    for flag, value in (("--storage-path", args.storage_path), ("--cache-dir", args.cache_dir)):
-        message = shared_path_problem(flag, value, roots)
-        if message:
-            out.add(where, message)
-    if args.data_root:
-        message = shared_path_problem("--data-root", args.data_root, roots)
-        if message:
-            out.add(where, message)
-    if args.optuna_storage and args.optuna_storage.startswith("sqlite:///"):
-        message = shared_path_problem("--optuna-storage", args.optuna_storage[10:], roots)
-        if message:
-            out.add(where, message)
-    message = mlflow_uri_problem(args.mlflow_uri)
-    if message:
+    optuna = args.optuna_storage or ""
+    paths = [("--storage-path", args.storage_path, True), ("--cache-dir", args.cache_dir, True),
+             ("--data-root", args.data_root, False),
+             ("--optuna-storage", optuna[len("sqlite:///"):], optuna.startswith("sqlite:///"))]
+    messages = [rules.shared_path_problem(flag, value, roots)
+                for flag, value, required in paths if required or value]
+    messages.append(rules.mlflow_uri_problem(args.mlflow_uri))
+    for message in filter(None, messages):
         out.add(where, message)
-    if f"{PENDING_ENV}=" not in call.context:
-        out.add(where, f"{PENDING_ENV} is not set for the sweep: set it (e.g. to "
+    if f"{rules.PENDING_ENV}=" not in call.context:
+        out.add(where, f"{rules.PENDING_ENV} is not set for the sweep: set it (e.g. to "
                        "--max-concurrent) so the autoscaler sees every pending trial at once")
 
 
 def check_sweeps(commands: Sequence[tuple[str, str]], roots: Sequence[str],
                  out: Findings, where_missing: str) -> None:
-    calls = [(where, call) for where, text in commands for call in sweep_calls(text)]
+    calls = [(where, call) for where, text in commands for call in rules.sweep_calls(text)]
     if not calls:
-        out.add(where_missing, f"no `python -m {SWEEP_MODULE}` command found: the cluster "
+        out.add(where_missing, f"no `python -m {rules.SWEEP_MODULE}` command found: the cluster "
                                "must run the project's sweep entry point")
     for where, call in calls:
         check_sweep_call(call, where, roots, out)
 
 
 # ---------------------------------------------------------------- Ray cluster launcher
-
-def launcher_commands(doc: dict) -> list[tuple[str, str]]:
-    """``(field, command)`` of every shell command in a launcher config."""
-    found = []
-    sections = [(key, doc.get(key)) for key in LAUNCHER_COMMANDS]
-    for name, node_type in (doc.get("available_node_types") or {}).items():
-        if isinstance(node_type, dict):
-            for key in ("initialization_commands", "worker_setup_commands"):
-                sections.append((f"available_node_types.{name}.{key}", node_type.get(key)))
-    for key, commands in sections:
-        for i, command in enumerate(commands if isinstance(commands, list) else []):
-            if isinstance(command, str):
-                found.append((f"{key}[{i}]", command))
-    return found
-
-
-def launcher_shared_roots(doc: dict, commands: Sequence[tuple[str, str]]) -> list[str]:
-    """Network mounts made by the commands, seen from inside the container if Docker is used."""
-    mounts = [point for _, text in commands for point in network_mounts(text)]
-    docker = doc.get("docker") or {}
-    if not isinstance(docker, dict) or not any(
-            docker.get(k) for k in ("image", "head_image", "worker_image")):
-        return mounts
-    binds = [bind for option in docker.get("run_options") or [] if isinstance(option, str)
-             for bind in docker_binds(option)]
-    return [inside for host, inside in binds if under_any(host, mounts)]
-
 
 def check_node_types(doc: dict, out: Findings) -> None:
     types = doc.get("available_node_types")
@@ -390,11 +165,11 @@ def check_node_types(doc: dict, out: Findings) -> None:
     if head not in types:
         out.add("head_node_type", f"{head!r} is not one of available_node_types "
                                   f"({', '.join(types)})")
-    elif gpus(types[head]) > 0:
+    elif rules.gpus(types[head]) > 0:
         out.add(f"available_node_types.{head}.resources",
                 "the head has GPUs: keep it a CPU node and let the autoscaler add GPU workers")
     workers = {name: t for name, t in types.items() if name != head and isinstance(t, dict)}
-    if not any(gpus(t) > 0 for t in workers.values()):
+    if not any(rules.gpus(t) > 0 for t in workers.values()):
         out.add("available_node_types", "no worker type declares GPU resources "
                                         "(resources: {GPU: n}); trials need GPU workers")
     for name, node_type in workers.items():
@@ -410,28 +185,28 @@ def check_node_types(doc: dict, out: Findings) -> None:
 
 
 def check_start_commands(doc: dict, commands: Sequence[tuple[str, str]], out: Findings) -> None:
-    starts = [(where, text) for where, text in commands if STARTS_RAY.search(text)]
-    if not any(HEAD_START.search(text) for _, text in starts):
+    starts = [(where, text) for where, text in commands if rules.STARTS_RAY.search(text)]
+    if not any(rules.HEAD_START.search(text) for _, text in starts):
         out.add("head_start_ray_commands", "no `ray start --head` command")
     for where, text in starts:
-        if not AUTH_TOKEN_MODE.search(text):
+        if not rules.AUTH_TOKEN_MODE.search(text):
             out.add(where, "`ray start` without RAY_AUTH_MODE=token: Ray token auth must stay on "
                            "(set it on the same command line)")
-        host = dashboard_host(text)
-        if host is not None and host not in LOOPBACK:
+        host = rules.dashboard_host(text)
+        if host is not None and host not in rules.LOOPBACK:
             out.add(where, f"--dashboard-host={host} publishes the dashboard (job submission "
                            "runs code): keep 127.0.0.1 and reach it with `ray dashboard`")
     mounts = doc.get("file_mounts") or {}
-    mounted = any(TOKEN_FILE in str(k) + str(v) for k, v in mounts.items())
+    mounted = any(rules.TOKEN_FILE in str(k) + str(v) for k, v in mounts.items())
     if not mounted and not any("RAY_AUTH_TOKEN_PATH" in text for _, text in commands):
-        out.add("file_mounts", f"the Ray token never reaches the nodes: mount {TOKEN_FILE} "
+        out.add("file_mounts", f"the Ray token never reaches the nodes: mount {rules.TOKEN_FILE} "
                                "(file_mounts) or point RAY_AUTH_TOKEN_PATH at a file")
 
 
 def check_firewall(doc: dict, out: Findings) -> None:
-    rules = ((doc.get("provider") or {}).get("security_group") or {}).get("IpPermissions") or []
-    for i, rule in enumerate(rules):
-        if isinstance(rule, dict) and public_non_ssh(rule):
+    group = (doc.get("provider") or {}).get("security_group") or {}
+    for i, rule in enumerate(group.get("IpPermissions") or []):
+        if isinstance(rule, dict) and rules.public_non_ssh(rule):
             out.add(f"provider.security_group.IpPermissions[{i}]",
                     f"opens ports {rule.get('FromPort')}-{rule.get('ToPort')} to the internet: "
                     "only SSH (22) may be public; reach the dashboard and MLflow via SSH tunnels")
@@ -444,11 +219,11 @@ def check_launcher(doc: dict, out: Findings) -> None:
     for err in sorted(errors, key=lambda e: dotted(e.absolute_path)):
         out.add(dotted(err.absolute_path) or "<top level>",
                 f"Ray {ray_version()} autoscaler schema: {err.message}")
-    commands = launcher_commands(doc)
+    commands = rules.launcher_commands(doc)
     check_node_types(doc, out)
     check_start_commands(doc, commands, out)
     check_firewall(doc, out)
-    check_sweeps(commands, launcher_shared_roots(doc, commands), out, "head_setup_commands")
+    check_sweeps(commands, rules.launcher_shared_roots(doc, commands), out, "head_setup_commands")
 
 
 # ---------------------------------------------------------------- KubeRay and Kubernetes
@@ -508,9 +283,9 @@ def check_worker_group(group: Any, where: str, out: Findings) -> None:
     if not isinstance(group.get("rayStartParams"), dict):
         out.add(f"{where}.rayStartParams", "missing (an empty map is fine): KubeRay requires it")
     containers = check_containers(group.get("template"), f"{where}.template", out)
-    if containers and k8s_gpus(containers[0]) < 1:
+    if containers and rules.k8s_gpus(containers[0]) < 1:
         out.add(f"{where}.template.spec.containers[0].resources.limits",
-                "no nvidia.com/gpu limit: trials (--gpus-per-trial) need GPU workers")
+                "no nvidia.com/gpu limit: trials (--rules.gpus-per-trial) need GPU workers")
 
 
 def check_cluster_spec(spec: dict, where: str, out: Findings) -> None:
@@ -553,7 +328,7 @@ def check_rayjob(doc: dict, out: Findings) -> None:
     roots: list[str] = []
     if isinstance(cluster, dict):
         check_cluster_spec(cluster, "spec.rayClusterSpec", out)
-        roots = k8s_shared_roots(cluster)
+        roots = rules.k8s_shared_roots(cluster)
     else:
         out.add("spec.rayClusterSpec", "missing: the cluster the sweep runs on")
     if spec.get("clusterSelector") and cluster:
@@ -569,7 +344,7 @@ def check_rayjob(doc: dict, out: Findings) -> None:
                                        f"{', '.join(SUBMISSION_MODES)}")
     entrypoint = spec.get("entrypoint")
     if not isinstance(entrypoint, str) or not entrypoint.strip():
-        out.add("spec.entrypoint", f"missing: python -m {SWEEP_MODULE} ...")
+        out.add("spec.entrypoint", f"missing: python -m {rules.SWEEP_MODULE} ...")
         return
     check_sweeps([("spec.entrypoint", entrypoint)], roots, out, "spec.entrypoint")
 
@@ -632,12 +407,16 @@ def check_file(path: Path, deployable: bool = False) -> list[Problem]:
             problems.append(Problem(name, f"document {i}", "not a mapping"))
             continue
         kind = document_kind(doc)
-        label = "" if len(docs) == 1 else f"{kind} {(doc.get('metadata') or {}).get('name')}: "
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        label = "" if len(docs) == 1 else f"{kind} {meta.get('name')}: "
         out = Findings(name, label)
         try:
             DOCUMENTS.get(kind)(doc, out)
         except KeyError as err:
             out.add("kind", str(err.args[0]))
+        except (AttributeError, TypeError) as err:  # a field of the wrong shape somewhere
+            out.add("<document>", f"a field has an unexpected shape ({type(err).__name__}: "
+                                  f"{err}); compare with the shipped configs")
         check_everywhere(doc, out, deployable)
         problems.extend(out.problems)
     if not docs:
@@ -653,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deployable", action="store_true",
                    help="also fail on EDIT_ME placeholders (before `ray up` / `kubectl apply`)")
     args = p.parse_args(argv)
-    files = args.files or list(CONFIG_FILES)
+    files = args.files or list(rules.CONFIG_FILES)
     total = 0
     for path in files:
         problems = check_file(path, args.deployable)
