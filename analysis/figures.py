@@ -187,8 +187,9 @@ def _lambda_panel(ax: Axes, groups: dict[float, pd.DataFrame], metric: str, labe
     points = [(lam, estimate(values(g))) for lam, g in sorted(groups.items()) if lam > 0]
     points = [(lam, e) for lam, e in points if e.n > 0]
     if points:
-        ax.errorbar([lam for lam, _ in points], [e.mean for _, e in points],
-                    yerr=[e.half_width if e.n > 1 else 0.0 for _, e in points],
+        ax.errorbar(np.array([lam for lam, _ in points], dtype=float),
+                    np.array([e.mean for _, e in points], dtype=float),
+                    yerr=np.array([e.half_width if e.n > 1 else 0.0 for _, e in points]),
                     marker="o", capsize=3, label="w/ AU (λ > 0)")
     else:
         ax.text(0.5, 0.5, f"no {metric}", transform=ax.transAxes, ha="center")
@@ -244,13 +245,14 @@ def draw_heatmap(ax: Axes, values: Sequence[Sequence[float | None]], rows: Seque
     ax.figure.colorbar(image, ax=ax, shrink=0.8)
 
 
-def read_matrix(client: MlflowClient, run_id: str, name: str, folder: str) -> dict:
-    """A logged ``matrices/<name>`` JSON artifact of ``run_id``."""
+def read_matrix(client: MlflowClient, run_id: str, name: str, folder: str,
+                label: str = "") -> dict:
+    """A logged ``matrices/<name>`` JSON artifact of ``run_id`` (``label``: its arm)."""
     path = f"{tr.ARTIFACT_MATRICES}/{name}"
     try:
         local = client.download_artifacts(run_id, path, folder)
     except Exception as err:  # mlflow raises several types; all mean "not logged"
-        raise MissingRuns(f"run {run_id} has no artifact {path} ({err})") from err
+        raise MissingRuns(f"the {label} run {run_id} has no artifact {path} ({err})") from err
     return json.loads(Path(local).read_text())
 
 
@@ -259,9 +261,9 @@ def matrices_figure(source: FigureSource) -> Figure:
     chosen = best_runs(source.runs, source.options.best_by)
     client = MlflowClient(source.tracking_uri)
     with tempfile.TemporaryDirectory(prefix="fer-matrices-") as tmp:
-        logged = [(read_matrix(client, run["run_id"], "confusion.json", f"{tmp}/{i}"),
-                   read_matrix(client, run["run_id"], "cos_matrix.json", f"{tmp}/{i}"))
-                  for i, (_, run) in enumerate(chosen)]
+        logged = [(read_matrix(client, run["run_id"], "confusion.json", f"{tmp}/{i}", label),
+                   read_matrix(client, run["run_id"], "cos_matrix.json", f"{tmp}/{i}", label))
+                  for i, (label, run) in enumerate(chosen)]
     # inches per panel follow the column counts (~0.6 in a cell + labels and colour bar), so
     # cells stay near square (4.5 in at least: the titles)
     widths = [max(0.6 * n + 2.5, 4.5) for n in (len(logged[0][0]["classes"]),

@@ -22,7 +22,7 @@ from fer_core import CLASSES, EXPRESSION_CLASSES, NUM_CLASSES
 from fer_core.au import render_au_maps
 from fer_core.config import DataConfig
 from fer_core.engine import resolve_device
-from fer_core.inference import LoadedModel, explain_batch, load_model
+from fer_core.inference import LoadedModel, ModelSourceError, explain_batch, load_model
 from fer_core.loaders import build_loader, build_split
 
 CMAP = "jet"
@@ -96,7 +96,10 @@ def run_maps(run_id: str, label: str, tracking_uri: str | None, data_root: str |
              device: str = "auto", batch_size: int | None = None,
              progress: bool = True) -> ClassMaps:
     """Per-class average maps of the model logged by ``run_id`` over its test split."""
-    loaded = load_model(f"runs:/{run_id}", tracking_uri, device=resolve_device(device))
+    try:
+        loaded = load_model(f"runs:/{run_id}", tracking_uri, device=resolve_device(device))
+    except ModelSourceError as err:  # say which arm's run lacks its model
+        raise ModelSourceError(f"{label} run {run_id}: {err}") from err
     data = loaded.cfg.data if data_root is None else replace(loaded.cfg.data, data_root=data_root)
     try:
         dataset = build_split(data, "test")
