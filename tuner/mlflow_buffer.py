@@ -253,8 +253,10 @@ class TrialTracker:
                             "on, %d operation(s) wait in %s and are retried every <= %.0f s",
                             self.trial_id, self.uri, str(err).splitlines()[0][:200],
                             len(self._memory) + self._on_disk, self.journal.path, RETRY_MAX_S)
-            if not self._abandon:
-                self._cond.wait(delay)
+            # Sleep the whole pause (new operations do not cut it short); close() does.
+            deadline = time.monotonic() + delay
+            while not self._abandon and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
 
     def _recovered(self) -> None:
         with self._cond:

@@ -77,6 +77,7 @@ class Journal:
         self.path = path
         self.header = header
         self._lock = threading.Lock()
+        self._removed = False
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.stat().st_size == 0:
             self._append({"header": 1, **asdict(header)})
@@ -128,17 +129,24 @@ class Journal:
 
     def sync(self) -> None:
         """Force the journal to disk (before a checkpoint: a killed process loses nothing)."""
-        with self._lock, self.path.open("a") as f:
-            os.fsync(f.fileno())
+        with self._lock:
+            if self._removed:
+                return
+            with self.path.open("a") as f:
+                os.fsync(f.fileno())
 
     def _append(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, default=str) + "\n"
-        with self._lock, self.path.open("a") as f:
-            f.write(line)
+        with self._lock:
+            if self._removed:  # a late ack after everything was delivered and cleaned up
+                return
+            with self.path.open("a") as f:
+                f.write(line)
 
     def remove(self) -> None:
         """Delete the journal and staged artifacts (everything was delivered)."""
         with self._lock:
+            self._removed = True
             self.path.unlink(missing_ok=True)
             shutil.rmtree(self.path.parent / STAGING_DIR, ignore_errors=True)
 

@@ -51,6 +51,18 @@ Child run (exactly one per Tune trial, resumed and retried attempts continue it)
             KILLED (interrupted: ``--resume`` reopens it); never left RUNNING once the driver ends
             (a driver killed with SIGKILL leaves its open runs RUNNING until ``--resume``).
             The parent ends FINISHED, or KILLED if some trial was interrupted, or FAILED.
+
+Secrets
+    Every param and tag goes through ``redact_mapping`` before it is logged: credentials in
+    URLs (``postgresql://user:pw@host`` → ``postgresql://***@host``, secret query values) and
+    the values of secret-named keys (``*password*``, ``*token*``, ``*secret*``, ``*_key``, …)
+    become ``***``. So e.g. ``sweep.optuna_storage`` and ``sweep.path`` never carry a password.
+
+Delivery
+    Trials queue their operations on a ``tuner.mlflow_buffer.TrialTracker``: a tracking server
+    outage delays them (the trial keeps training) but loses none; what a trial could not
+    deliver by its end waits in ``<trial folder>/mlflow_outbox.jsonl`` for
+    ``python -m tuner.mlflow_replay``.
 """
 
 from __future__ import annotations
