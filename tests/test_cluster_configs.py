@@ -7,6 +7,7 @@ Kubernetes API. Broken copies of the shipped files must fail with a message nami
 from __future__ import annotations
 
 import copy
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,26 @@ def test_launcher_configs_pass_rays_own_preparation_and_validation(path):
     validate_config(prepared)
     assert prepared["docker"]["worker_image"].startswith(f"rayproject/ray:{ray_version()}-")
     assert prepared["available_node_types"]["worker_gpu"]["min_workers"] == 0
+    # Ray merges setup_commands into both roles: workers get the MLflow alias and the project,
+    # the head also the sweep wrapper.
+    assert any("fer-mlflow" in c for c in prepared["worker_setup_commands"])
+    assert any("au-guided-fer" in c for c in prepared["worker_setup_commands"])
+    assert any("~/fer-sweep" in c for c in prepared["head_setup_commands"])
+
+
+@pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.name)
+def test_mlflow_alias_points_workers_at_the_head(path, tmp_path):
+    # The worker's setup command, as Ray's autoscaler runs it (RAY_HEAD_IP exported), on a copy
+    # of a hosts file: the stale alias is replaced by the head's address.
+    from ray.autoscaler._private.util import with_head_node_ip
+
+    command = next(c for c in load(path)[0]["setup_commands"] if "fer-mlflow" in c)
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n10.9.9.9 fer-mlflow\n")
+    local = command.replace("/etc/hosts", str(hosts)).replace("sudo ", "")
+    local = local.replace("/tmp/hosts.fer", str(tmp_path / "hosts.new"))
+    subprocess.run(["bash", "-c", with_head_node_ip([local], "10.1.2.3")[0]], check=True)
+    assert hosts.read_text() == "127.0.0.1 localhost\n10.1.2.3 fer-mlflow\n"
 
 
 def test_rayjob_runs_on_the_same_cluster_spec_as_raycluster():
@@ -294,3 +315,16 @@ def test_fields_of_the_wrong_shape_are_reported_not_crashed_on(raycluster, tmp_p
     doc = copy.deepcopy(raycluster)
     corrupt(doc)
     assert problems([doc], tmp_path)  # reported, whatever the wording
+
+
+@pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.name)
+def test_fer_sweep_wrapper_is_a_valid_script_running_the_sweep(path, tmp_path):
+    command = next(c for c in load(path)[0]["head_setup_commands"] if "~/fer-sweep" in c)
+    script = tmp_path / "fer-sweep"
+    subprocess.run(["bash", "-c", command.replace("~/fer-sweep", str(script))], check=True)
+    subprocess.run(["bash", "-n", str(script)], check=True)  # syntax only, nothing runs
+    text = script.read_text()
+    assert text.startswith("#!/bin/bash\n") and 'TUNE_MAX_PENDING_TRIALS_PG="${' in text
+    [call] = sweep_calls(text)
+    assert text.rstrip().endswith('"$@"')  # the user's flags come last and win
+    assert parse_args(call.argv).storage_path == "/mnt/fer/ray_results"
