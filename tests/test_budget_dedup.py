@@ -12,20 +12,23 @@ from pathlib import Path
 import pytest
 import ray
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 
 import tuner.sweep
 from fer_core.config import ExperimentConfig
 from tuner import tracking as tr
 from tuner.budget import Budget, BudgetClock
 from tuner.cli import parse_args
-from tuner.dedup import config_hash
+from tuner.context import SweepContext
+from tuner.dedup import TAG_CONFIG_HASH, config_hash, done_runs
 from tuner.gate import GATE_FILE
+from tuner.mlflow_runs import TrackingTarget
 from tuner.plan import resolve
 from tuner.provenance import git_commit
 from tuner.sweep import main
 
-# Two configurations (λ = 0 baseline, λ = 4), tiny data: a few seconds per trial.
-TWO_CONFIGS = ["--space", "layers", "--set", "layers=5", "--smoke-test"]
+# One configuration (λ = 4 at layer 5), tiny data: a few seconds per trial.
+ONE_CONFIG = ["--space", "lambda", "--set", "lambda_au=4", "--smoke-test"]
 FIXED_COMMIT = "0" * 40 + "-test"
 
 
@@ -103,6 +106,42 @@ def test_config_hash_is_canonical_and_sees_every_field():
         assert config_hash(cfg.replace(**change)) != config_hash(cfg), change
 
 
+def test_done_runs_are_finished_complete_same_code_and_data(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("e")
+    target = TrackingTarget(uri, exp, "parent", "s", "smoke")
+    ctx = SweepContext({}, target, git_commit="c1", data_fingerprint="f1")
+    cfg = ExperimentConfig()
+
+    def child(name, status=tr.FINISHED, early="false", commit="c1", test_cl=50.0,
+              params=True, tag_hash=None):
+        tags = {tr.TAG_ROLE: tr.ROLE_TRIAL, tr.TAG_GIT_COMMIT: commit, tr.TAG_SWEEP: "old",
+                tr.TAG_TRIAL_NAME: name, tr.TAG_DATA_FINGERPRINT: "f1",
+                tr.TAG_EARLY_STOPPED: early, **({TAG_CONFIG_HASH: tag_hash} if tag_hash else {})}
+        run_id = client.create_run(exp, run_name=name, tags=tags).info.run_id
+        flat = cfg.replace(seed=len(name)).to_flat()  # every name length: its own config
+        client.log_batch(run_id, metrics=[Metric("test_cl", test_cl, 0, 2),
+                                          Metric("val_cl", 40.0, 0, 2)],
+                         params=[Param(k, v) for k, v in tr.param_values(flat).items()]
+                         if params else [])
+        client.set_terminated(run_id, status)
+        return config_hash(ExperimentConfig.from_flat(flat)), run_id
+
+    good_hash, good = child("a")
+    child("bb", early="true")
+    child("ccc", commit="c2")
+    child("dddd", status=tr.FAILED)
+    child("eeeee", test_cl=math.nan)
+    tagged_hash, tagged = child("ffffff", params=False, tag_hash="h" * 16)
+    found = done_runs(ctx)
+    assert {k: v.run_id for k, v in found.items()} == {good_hash: good, "h" * 16: tagged}
+    assert found[good_hash].metrics["val_cl"] == 40.0 and found[good_hash].sweep == "old"
+    assert tagged_hash != "h" * 16  # the tag, once there, is what counts
+    unknown = SweepContext({}, target, git_commit="unknown", data_fingerprint="f1")
+    assert done_runs(unknown) == {}  # unknown code is never the same code
+
+
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
@@ -151,13 +190,13 @@ def trial_dirs(tmp_path: Path, name: str) -> list[Path]:
 def test_done_trials_are_skipped_reused_and_rerun_on_request(
         ray_runtime, pinned_commit, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main([*TWO_CONFIGS, *sweep_args(tmp_path, "first")]) == 0
+    assert main([*ONE_CONFIG, *sweep_args(tmp_path, "first")]) == 0
     first = sweep_runs(tmp_path)["first"]["children"]
-    assert len(first) == 2 and {r.info.status for r in first} == {tr.FINISHED}
+    assert len(first) == 1 and {r.info.status for r in first} == {tr.FINISHED}
     capsys.readouterr()
 
     # The same sweep again: nothing is launched, the earlier results are the summary.
-    assert main([*TWO_CONFIGS, *sweep_args(tmp_path, "again")]) == 0
+    assert main([*ONE_CONFIG, *sweep_args(tmp_path, "again")]) == 0
     out = capsys.readouterr().out
     again = sweep_runs(tmp_path)["again"]
     assert again["children"] == [] and trial_dirs(tmp_path, "again") == []
@@ -165,26 +204,26 @@ def test_done_trials_are_skipped_reused_and_rerun_on_request(
         assert f"skipped: already done in run {run.info.run_id}" in out
         assert f"[done in run {run.info.run_id}]" in out  # its row in the summary table
     metrics = again["parent"].data.metrics
-    assert metrics["sweep.trials"] == 0 and metrics["sweep.trials_skipped"] == 2
+    assert metrics["sweep.trials"] == 0 and metrics["sweep.trials_skipped"] == 1
     summary = summary_json(tmp_path, again["parent"])
     assert {s["run_id"] for s in summary["gate"]["skipped"]} == {r.info.run_id for r in first}
     reused = {row[2]: row for row in summary["rows"]}  # arm, complete, trial, ...
-    assert len(reused) == 2
+    assert len(reused) == 1
     test_cl = summary["columns"].index("test_cl")
     by_name = {f"{r.data.tags[tr.TAG_TRIAL_NAME]} [done in run {r.info.run_id}]": r for r in first}
     for name, row in reused.items():
         assert math.isclose(row[test_cl], by_name[name].data.metrics["test_cl"])
 
     # Another seed is another configuration: seed 1 runs, seed 0 is still done.
-    assert main([*TWO_CONFIGS, "--seeds", "2", *sweep_args(tmp_path, "seeds")]) == 0
+    assert main([*ONE_CONFIG, "--seeds", "2", *sweep_args(tmp_path, "seeds")]) == 0
     seeds = sweep_runs(tmp_path)["seeds"]
-    assert sorted(r.data.params["seed"] for r in seeds["children"]) == ["1", "1"]
-    assert seeds["parent"].data.metrics["sweep.trials_skipped"] == 2
+    assert [r.data.params["seed"] for r in seeds["children"]] == ["1"]
+    assert seeds["parent"].data.metrics["sweep.trials_skipped"] == 1
 
     # --rerun runs them again.
-    assert main([*TWO_CONFIGS, "--rerun", *sweep_args(tmp_path, "rerun")]) == 0
+    assert main([*ONE_CONFIG, "--rerun", *sweep_args(tmp_path, "rerun")]) == 0
     rerun = sweep_runs(tmp_path)["rerun"]
-    assert len(rerun["children"]) == 2 and {r.info.status for r in rerun["children"]} == {
+    assert len(rerun["children"]) == 1 and {r.info.status for r in rerun["children"]} == {
         tr.FINISHED}
     assert rerun["parent"].data.metrics["sweep.trials_skipped"] == 0
 

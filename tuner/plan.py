@@ -22,6 +22,7 @@ from fer_core.config import ExperimentConfig, field_owners, parse_layers, parse_
 from search_spaces import SPACES, SweepSpace
 from search_spaces.sizes import TINY
 from tuner import tracking as tr
+from tuner.budget import Budget
 from tuner.cli import DEFAULT_SPACE
 from tuner.searchers import SCHEDULERS, SEARCHERS, SearchPlan
 
@@ -185,6 +186,10 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
     space = get_space(args.space)
     if args.seeds < 1:
         raise SweepError("--seeds must be at least 1")
+    try:
+        Budget(args.budget_hours)  # parse_args checks it too; a Namespace may come from code
+    except ValueError as err:
+        raise SweepError(str(err)) from None
     pins = user_pins(args, cwd)
     base = {**space.overrides, **(TINY if args.smoke_test else {}), **pins}
     canon = check_config(base, "pinned config")

@@ -18,6 +18,7 @@ from typing import Any
 
 import ray
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from ray import tune
 
 from fer_core.config import ExperimentConfig
@@ -173,12 +174,13 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: Path) -> str:
     trials = [TrialRow.from_run(r) for r in runs.sweep_trial_runs(client, target)]
     if status == tr.FINISHED and any(t.status == tr.KILLED for t in trials):
         status = tr.KILLED
-    record = GateRecord.load(folder) or GateRecord(dedup=False)  # sweeps from before the gate
-    reused = [TrialRow.from_run(client.get_run(s["run_id"]), reused=True) for s in record.skipped]
+    record = GateRecord.load(folder)  # None: a sweep started before the gate existed
+    reused = reused_rows(client, record.skipped) if record else []
     space = SPACES.get(target.space)
     metric, mode = ctx.settings.get("metric", space.metric), ctx.settings.get("mode", space.mode)
     summary = SUMMARIES.get(space.summary)(trials + reused, metric, mode)
-    summary = summary.with_facts(record.notes(), {"gate": asdict(record)})
+    if record:
+        summary = summary.with_facts(record.notes(), {"gate": asdict(record)})
     text = summary.markdown()
     client.log_text(target.parent_run_id, text, tr.SUMMARY_FILES[0])
     client.log_dict(target.parent_run_id, summary.as_dict(), tr.SUMMARY_FILES[1])
@@ -188,11 +190,22 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: Path) -> str:
         "sweep.trials_early_stopped": sum(t.early_stopped for t in trials),
         "sweep.trials_failed": sum(t.status == tr.FAILED for t in trials),
         "sweep.wall_s": wall_s,
-        **record.metrics(),
+        **(record.metrics() if record else {}),
     }
     runs.log_metrics(client, target.parent_run_id, counts, step=0)
     runs.end_run(client, target.parent_run_id, status)
     return text
+
+
+def reused_rows(client: MlflowClient, skipped: list[dict[str, Any]]) -> list[TrialRow]:
+    """The earlier runs standing in for skipped trials (one deleted since is left out)."""
+    rows = []
+    for skip in skipped:
+        try:
+            rows.append(TrialRow.from_run(client.get_run(skip["run_id"]), reused=True))
+        except MlflowException as err:
+            print(f"note: earlier run {skip['run_id']} is gone ({err.error_code})", flush=True)
+    return rows
 
 
 def how_to_look(ctx: SweepContext, storage: Path) -> str:
