@@ -136,12 +136,13 @@ def private_ray_tmpdir(folder: Path) -> Iterator[None]:
 
 # ---------------------------------------------------------------- ray.cluster_utils.Cluster
 @contextmanager
-def local_cluster(workers: int = 2, cpus_per_worker: int = 1,
-                  prefix: str = "rc") -> Iterator[Cluster]:
+def local_cluster(workers: int = 2, cpus_per_worker: int = 1, prefix: str = "rc",
+                  system_config: dict[str, Any] | None = None) -> Iterator[Cluster]:
     """A head with 0 CPUs (it schedules nothing) and ``workers`` raylets with 1 CPU each.
 
     The test process does not connect to it: drivers (the sweep CLI) do, with ``--address
-    cluster.address``. Everything is stopped and the temp dir removed on exit, even on failure.
+    cluster.address``. ``system_config`` goes to the head (e.g. faster node health checks).
+    Everything is stopped and the temp dir removed on exit, even on failure.
     """
     temp = short_tempdir(prefix)
     with private_ray_tmpdir(temp):
@@ -149,7 +150,7 @@ def local_cluster(workers: int = 2, cpus_per_worker: int = 1,
         try:
             cluster = Cluster(initialize_head=True, head_node_args=dict(
                 num_cpus=0, gcs_server_port=free_port(), temp_dir=str(temp),
-                include_dashboard=False))
+                include_dashboard=False, _system_config=system_config or {}))
             for _ in range(workers):
                 cluster.add_node(num_cpus=cpus_per_worker)
             cluster.temp_dir = temp  # type: ignore[attr-defined]  # for callers' cleanup

@@ -63,12 +63,20 @@ def epoch_steps(uri: str, run_id: str, key: str = "val_cl") -> list[int]:
 
 
 def last_result(trial_dir: str) -> dict[str, Any] | None:
-    """The newest line of a trial's ``result.json`` (Tune writes one per report)."""
+    """The newest line of a trial's ``result.json`` (Tune writes one per report), if any yet."""
     try:
         lines = Path(trial_dir, "result.json").read_text().splitlines()
-    except OSError:
+        return json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError):  # not there yet, or a line being written right now
         return None
-    return json.loads(lines[-1]) if lines else None
+
+
+def only_trial_result(folder: Path) -> tuple[str, dict[str, Any]] | None:
+    """(folder, newest result) of a one-trial sweep's trial, once it reported."""
+    for trial_dir in glob.glob(f"{folder}/train_trial_*"):
+        if result := last_result(trial_dir):
+            return trial_dir, result
+    return None
 
 
 def tune_trials(folder: Path) -> list[Any]:
@@ -120,10 +128,15 @@ def fresh_pending_setting():
         os.environ[PENDING_ENV] = old
 
 
+FAST_NODE_DEATH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5}
+"""The GCS declares a silent node dead after ~5 s instead of ~15 s (3 s × 5 by default); a
+lost trial's resources (its placement group) are released only then."""
+
+
 @pytest.fixture()
 def cluster():
     """Head (0 CPUs) + 2 worker nodes with 1 CPU each; shut down even when the test fails."""
-    with local_cluster(workers=2) as c:
+    with local_cluster(workers=2, system_config=FAST_NODE_DEATH) as c:
         yield c
 
 
@@ -145,9 +158,9 @@ def test_trial_resumes_on_another_node_when_its_node_dies(cluster, tmp_path, rec
             return next((r for r in children if epoch_steps(uri, r.info.run_id)), None)
 
         run = wait_for(first_epoch, START_TIMEOUT, "the trial's first epoch in MLflow")
-        trial_dir = wait_for(lambda: glob.glob(f"{folder}/train_trial_*/result.json"), 60,
-                             "Tune's result.json")[0].rsplit("/", 1)[0]
-        old_pid = last_result(trial_dir)["pid"]
+        trial_dir, first = wait_for(lambda: only_trial_result(folder), 60,
+                                    "the trial's first result in Tune's result.json")
+        old_pid = first["pid"]
         node = node_running_pid(cluster, old_pid)
         cluster.remove_node(node, allow_graceful=False)  # SIGKILL: raylet, workers, the trial
         removed = time.monotonic()
