@@ -87,6 +87,7 @@ def history(target: runs.TrackingTarget, run_id: str, key: str = "val_cl") -> li
     return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
 
 
+@pytest.mark.slow
 def test_outage_mid_trial_delays_nothing_and_loses_nothing(server, fail_fast, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="tuner.mlflow_buffer")
     target = sweep_target(server.url, "outage")

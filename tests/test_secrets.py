@@ -3,14 +3,17 @@ sqlite store by scanning every table for the secrets."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 
 import pytest
 from mlflow import MlflowClient
 
+from tuner import mlflow_replay
 from tuner import mlflow_runs as runs
 from tuner import tracking as tr
-from tuner.mlflow_buffer import TrialTracker
+from tuner.mlflow_buffer import FAIL_FAST_HTTP, TrialTracker
+from tuner.mlflow_outbox import OUTBOX_FILE
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -45,6 +48,7 @@ SECRETS = ("S3cretPw", "hunter2", "wJalrXUtnFEMI", "tok-9f8e7d", "pa55word", "al
            "AKIAEXAMPLE")
 
 
+@pytest.mark.slow
 def test_no_secret_reaches_a_real_store(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
@@ -80,3 +84,22 @@ def test_no_secret_reaches_a_real_store(tmp_path):
     assert child.data.tags["api_token"] == "***"
     assert client.get_run(parent).data.tags[tr.TAG_SWEEP_PATH] == (
         "s3://***@bucket/ray_results/s")
+
+
+def test_a_journal_keeps_no_credentials_and_replay_asks_for_them(tmp_path, capsys,
+                                                                 monkeypatch):
+    for key, value in FAIL_FAST_HTTP.items():  # as in a trial process
+        monkeypatch.setenv(key, value)
+    with socket.socket() as s:  # a port where nothing listens: the server is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    target = runs.TrackingTarget(f"http://fer:hunter2@127.0.0.1:{port}", "1", "p", "s", "smoke")
+    tracker = TrialTracker(target, "t1", tmp_path / "trial")
+    tracker.attach("trial_t1", {}, {})
+    tracker.end(tr.FINISHED)
+    assert tracker.close(timeout=0) == 2
+    journal = (tmp_path / "trial" / OUTBOX_FILE).read_text()
+    assert "hunter2" not in journal and f"http://***@127.0.0.1:{port}" in journal
+    assert mlflow_replay.main([str(tmp_path)]) == 2
+    assert "had credentials (redacted): pass the real one with --mlflow-uri" in (
+        capsys.readouterr().err)

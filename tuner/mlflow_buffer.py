@@ -39,6 +39,7 @@ from tuner.mlflow_outbox import (
     is_transient,
     now_ms,
     replay_command,
+    short_error,
 )
 from tuner.mlflow_runs import TrackingTarget
 
@@ -251,7 +252,7 @@ class TrialTracker:
                 self._cond.notify_all()  # flush() stops waiting: training goes on
                 log.warning("trial %s: MLflow tracking at %s unreachable (%s); training goes "
                             "on, %d operation(s) wait in %s and are retried every <= %.0f s",
-                            self.trial_id, self.uri, str(err).splitlines()[0][:200],
+                            self.trial_id, self.uri, short_error(err),
                             len(self._memory) + self._on_disk, self.journal.path, RETRY_MAX_S)
             # Sleep the whole pause (new operations do not cut it short); close() does.
             deadline = time.monotonic() + delay

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -217,6 +218,16 @@ def is_transient(err: BaseException) -> bool:
     return isinstance(err, requests.RequestException | ConnectionError | TimeoutError)
 
 
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def short_error(err: BaseException | str) -> str:
+    """The gist of a (long, nested) MLflow/requests error, e.g. ``Connection refused``."""
+    text = str(err)
+    found = _ERRNO.findall(text)
+    return found[-1].strip() if found else text.splitlines()[0][:160] if text else repr(err)
+
+
 def describe(ops: list[Op]) -> str:
     """What a list of operations holds, for warnings: steps, tag keys, artifacts, statuses."""
     steps = sorted({op["step"] for op in ops if op["op"] == "metrics"})
@@ -264,7 +275,7 @@ def replay(path: Path, uri: str | None = None) -> ReplayResult:
             delivery.send(op)
         except Exception as err:  # noqa: BLE001 - classified: retry later or reject for good
             if is_transient(err):
-                result.left, result.error = len(pending) - i, str(err)
+                result.left, result.error = len(pending) - i, short_error(err)
                 return result
             journal.ack(op["seq"], rejected=str(err))
             result.rejected.append(f"seq {op['seq']} ({describe([op])}): {err}")
