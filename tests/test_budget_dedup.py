@@ -81,18 +81,24 @@ def test_budget_accepts_fractions_and_is_a_sweep_setting(tmp_path):
     assert not Budget(None).reached(1e12)
 
 
-def test_budget_clock_counts_every_attempt_and_running_time():
+def test_budget_clock_counts_running_time_and_every_attempt():
     clock = BudgetClock()
-    clock.launched("a", now=100.0)
-    clock.launched("b", now=100.0)
-    assert clock.used_seconds(now=110.0) == 20.0  # both running, nothing reported yet
+    clock.launched("a")
+    clock.launched("b")
+    assert clock.used_seconds(now=110.0) == 0.0 and clock.live() == 2  # waiting for workers
+    clock.started("a", when=100.0)
+    clock.started("b", when=104.0)
+    assert clock.used_seconds(now=110.0) == 10.0 + 6.0  # running, nothing reported yet
     clock.reported("a", {"time_since_restore": 8.0}, now=110.0)
-    assert clock.used_seconds(now=112.0) == 8.0 + 2.0 + 12.0
+    assert clock.used_seconds(now=112.0) == 8.0 + 2.0 + 8.0
     clock.reported("a", {"time_since_restore": 3.0}, now=120.0)  # a retry restarted its count
     clock.concluded("a", {"time_since_restore": 5.0}, now=122.0)
     clock.concluded("b", {"time_since_restore": 21.0}, now=122.0)
     assert clock.live() == 0
     assert clock.used_seconds(now=500.0) == 8.0 + 3.0 + 2.0 + 21.0  # concluded: no more
+    clock.reported("b", {"time_since_restore": 1.0}, now=600.0)  # an errored trial resumed
+    clock.resumed(now=1000.0)  # a restored driver: live trials count from now
+    assert clock.used_seconds(now=1010.0) == 8.0 + 3.0 + 2.0 + 22.0 + 10.0
 
 
 def test_config_hash_is_canonical_and_sees_every_field():

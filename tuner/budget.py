@@ -54,12 +54,15 @@ class TrialClock:
     seconds: float = 0.0
     """Reported so far (sum of ``time_since_restore`` increments over every attempt)."""
     since_restore: float = 0.0
-    live_since: float | None = None
-    """Wall clock (``time.time()``) from which its unreported running time counts; None when
-    the trial has concluded."""
+    live: bool = True
+    """Launched and not concluded (pending or running)."""
+    running_since: float | None = None
+    """Wall clock (``time.time()``) from which its unreported running time counts; None while
+    it waits for resources, or once it has concluded."""
 
     def used(self, now: float) -> float:
-        return self.seconds + (max(0.0, now - self.live_since) if self.live_since else 0.0)
+        running = self.live and self.running_since is not None
+        return self.seconds + (max(0.0, now - self.running_since) if running else 0.0)
 
     def report(self, result: Mapping[str, Any] | None, now: float) -> None:
         """A result from the trial: count the time it ran since the last one."""
@@ -69,8 +72,7 @@ class TrialClock:
             step = value - self.since_restore if value >= self.since_restore else value
             self.seconds += step
             self.since_restore = float(value)
-        if self.live_since is not None:
-            self.live_since = now
+        self.running_since = now
 
 
 @dataclass
@@ -79,31 +81,39 @@ class BudgetClock:
 
     trials: dict[str, TrialClock] = field(default_factory=dict)
 
-    def launched(self, trial_id: str, now: float) -> None:
-        # Until its first result a trial counts from the moment the sweep handed it to Ray.
-        self.trials[trial_id] = TrialClock(live_since=now)
+    def launched(self, trial_id: str) -> None:
+        """Handed to Ray: live, but it counts only once it runs (``started``)."""
+        self.trials[trial_id] = TrialClock()
+
+    def started(self, trial_id: str, when: float) -> None:
+        clock = self.trials.setdefault(trial_id, TrialClock())
+        if clock.live and clock.running_since is None:
+            clock.running_since = when
 
     def reported(self, trial_id: str, result: Mapping[str, Any] | None, now: float) -> None:
         clock = self.trials.setdefault(trial_id, TrialClock())
-        if clock.live_since is None:  # a concluded trial running again (resumed after an error)
-            clock.live_since = now
+        clock.live = True  # also a concluded trial running again (resumed after an error)
         clock.report(result, now)
 
     def concluded(self, trial_id: str, result: Mapping[str, Any] | None, now: float) -> None:
         clock = self.trials.setdefault(trial_id, TrialClock())
         clock.report(result, now)
-        clock.live_since = None
+        clock.live, clock.running_since = False, None
 
     def resumed(self, now: float) -> None:
-        """A restored sweep: live trials restart from their checkpoints now (time since their
-        last result before the driver stopped is not known, so it is not counted)."""
+        """A restored sweep: its live trials restart from their checkpoints now.
+
+        Their time between the last result and the driver's end is not known (not counted);
+        from now on they count as running, waiting for resources included (the gate does not
+        see restored trials start): the budget errs towards stopping early.
+        """
         for clock in self.trials.values():
-            if clock.live_since is not None:
-                clock.live_since = now
+            if clock.live:
+                clock.running_since = now
                 clock.since_restore = 0.0
 
     def used_seconds(self, now: float) -> float:
         return sum(clock.used(now) for clock in self.trials.values())
 
     def live(self) -> int:
-        return sum(clock.live_since is not None for clock in self.trials.values())
+        return sum(clock.live for clock in self.trials.values())

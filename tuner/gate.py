@@ -117,6 +117,7 @@ class SweepGate(SearchAlgorithm):
         self.record = GateRecord(budget_hours=rules.budget.hours, dedup=rules.dedup)
         self._finished = False
         self._done: dict[str, DoneRun] | None = None  # looked up once per driver session
+        self._waiting: dict[str, Any] = {}  # launched Tune trials not seen running yet
 
     # ------------------------------------------------------------ Tune's interface, delegated
     @property
@@ -146,6 +147,7 @@ class SweepGate(SearchAlgorithm):
         if self.is_finished():
             return None
         now = time.time()
+        self._note_starts()
         if self.rules.budget.reached(self.clock.used_seconds(now)):
             self._stop_for_budget(now)
             return None
@@ -158,10 +160,20 @@ class SweepGate(SearchAlgorithm):
                 return None
             done = self._already_done(trial.config)
             if done is None:
-                self.clock.launched(trial.trial_id, now)
+                self.clock.launched(trial.trial_id)
+                self._waiting[trial.trial_id] = trial
                 self.record.launched += 1
                 return trial
             self._skip(trial, done)
+
+    def _note_starts(self) -> None:
+        """Launched trials count from when Tune started them, not while they wait for a worker
+        (Tune stamps ``run_metadata.start_time`` on the Trial it got from this gate)."""
+        for trial_id, trial in list(self._waiting.items()):
+            started = getattr(getattr(trial, "run_metadata", None), "start_time", None)
+            if started is not None:
+                self.clock.started(trial_id, started)
+                del self._waiting[trial_id]
 
     def _already_done(self, config: Mapping[str, Any]) -> DoneRun | None:
         if not self.rules.dedup:
@@ -216,17 +228,20 @@ class SweepGate(SearchAlgorithm):
 
     # ------------------------------------------------------------ trial events
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._waiting.pop(trial_id, None)
         self.clock.reported(trial_id, result, time.time())
         self.inner.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
+        self._waiting.pop(trial_id, None)
         self.clock.concluded(trial_id, result, time.time())
         self.inner.on_trial_complete(trial_id, result=result, error=error)
         self._save_record()
 
     # ------------------------------------------------------------ record, save, restore
     def _save_record(self, now: float | None = None) -> None:
+        self._note_starts()
         self.record.trial_hours = self.clock.used_seconds(now or time.time()) / SECONDS_PER_HOUR
         if self.rules.record_path:
             self.record.save(self.rules.record_path)
@@ -252,7 +267,8 @@ class SweepGate(SearchAlgorithm):
         self.clock.resumed(time.time())
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_done": None}  # a stale lookup must not travel in tuner.pkl
+        # Neither a stale lookup nor live Trial objects travel in tuner.pkl.
+        return {**self.__dict__, "_done": None, "_waiting": {}}
 
 
 def format_config(config: Mapping[str, Any]) -> str:
