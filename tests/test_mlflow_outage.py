@@ -182,6 +182,8 @@ def test_a_later_attempt_sends_what_a_killed_one_left(server, fail_fast, tmp_pat
     second.log_metrics({"val_cl": 2.0}, step=2)
     second.flush()
     assert second.close(timeout=0) == 2
+    with (folder / OUTBOX_FILE).open("a") as f:
+        f.write('{"seq": 99, "op": "metr')  # the process died while writing a line
     third = TrialTracker(target, "t3", folder)  # a retry, the server reachable again
     third.attach("trial_t3", {}, {})
     third.log_metrics({"val_cl": 3.0}, step=3)

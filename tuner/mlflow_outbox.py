@@ -82,6 +82,9 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.stat().st_size == 0:
             self._append({"header": 1, **asdict(header)})
+        elif not path.read_bytes().endswith(b"\n"):  # a line cut by a crash: close it off
+            with path.open("a") as f:
+                f.write("\n")
 
     @classmethod
     def read(cls, path: Path) -> tuple[Header, list[Op], dict[int, str | None]]:
@@ -90,15 +93,11 @@ class Journal:
         ops: list[Op] = []
         acks: dict[int, str | None] = {}
         with path.open() as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
+            for line in f:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
-                    if line.endswith("\n"):
-                        raise ValueError(f"{path}:{number}: not a JSON line") from None
-                    continue  # a last line cut by a crash: that operation was never queued
+                    continue  # blank, or cut by a crash while written: never fully queued
                 if "header" in record:
                     header = header or Header(**{k: v for k, v in record.items()
                                                  if k != "header"})
