@@ -102,7 +102,7 @@ def _alive(pid: int) -> bool:
 
 
 def kill_processes_under(folder: Path, grace: float = 5.0) -> int:
-    """SIGTERM, then SIGKILL, every process that names ``folder``; returns how many there were."""
+    """SIGTERM, then SIGKILL, every process that names ``folder``; returns how many survived."""
     pids = processes_under(folder)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
@@ -153,7 +153,6 @@ def local_cluster(workers: int = 2, cpus_per_worker: int = 1, prefix: str = "rc"
                 include_dashboard=False, _system_config=system_config or {}))
             for _ in range(workers):
                 cluster.add_node(num_cpus=cpus_per_worker)
-            cluster.temp_dir = temp  # type: ignore[attr-defined]  # for callers' cleanup
             yield cluster
         finally:
             if cluster is not None:
@@ -252,19 +251,3 @@ def fake_autoscaling_cluster(max_workers: int = 3, idle_timeout_minutes: float =
     finally:
         kill_processes_under(temp)
         shutil.rmtree(temp, ignore_errors=True)
-
-
-def alive_nodes(address: str) -> list[dict[str, Any]]:
-    """``ray.nodes()`` entries that are alive (the caller is connected to ``address``)."""
-    del address  # documented for the reader: ray.nodes() asks the connected cluster
-    return [n for n in ray.nodes() if n["Alive"]]
-
-
-def kill_process_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    """Signal a driver started with ``start_new_session=True`` and everything it forked."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-    proc.wait(timeout=60)

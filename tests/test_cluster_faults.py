@@ -213,7 +213,7 @@ def test_trial_resumes_on_another_node_when_its_node_dies(cluster, tmp_path, rec
 # ---------------------------------------------------------------- 2. the driver dies
 @pytest.mark.slow
 def test_killed_driver_on_a_cluster_resumes_with_exactly_the_planned_trials(
-        cluster, tmp_path, monkeypatch):
+        cluster, tmp_path, monkeypatch, record_property):
     monkeypatch.chdir(tmp_path)
     uri = uri_of(tmp_path)
     folder = tmp_path / "rr" / "k"
@@ -231,7 +231,9 @@ def test_killed_driver_on_a_cluster_resumes_with_exactly_the_planned_trials(
     _, before = sweep_runs(uri)
     assert any(r.info.status == "RUNNING" for r in before)  # it really died mid-sweep
 
+    began = time.monotonic()
     assert main(["--resume", *common]) == 0  # in this process, on the same cluster
+    record_property("resume_to_completion_s", round(time.monotonic() - began, 1))
     assert not ray.is_initialized()  # main connected, so main disconnected
 
     parents, children = sweep_runs(uri)
@@ -261,9 +263,19 @@ def autoscaling_cluster():
             ray.shutdown()
 
 
+def alive_nodes() -> list[dict[str, Any]]:
+    return [n for n in ray.nodes() if n["Alive"]]
+
+
 def worker_count() -> int:
     """Alive nodes with CPUs (the head has none)."""
-    return sum(1 for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0)
+    return sum(1 for n in alive_nodes() if n["Resources"].get("CPU", 0) > 0)
+
+
+def transitions(counts: list[tuple[float, int]], t0: float) -> list[tuple[float, int]]:
+    """``(seconds since t0, workers)`` at every change of the worker count."""
+    changes = [c for i, c in enumerate(counts) if i == 0 or c[1] != counts[i - 1][1]]
+    return [(round(t - t0, 1), n) for t, n in changes]
 
 
 @pytest.mark.slow
@@ -285,6 +297,7 @@ def test_autoscaler_adds_nodes_for_concurrent_trials_and_removes_them_after(
     ended = time.monotonic()
     wait_for(lambda: worker_count() == 0, 120, "idle fake nodes to be removed")
     scaled_down = time.monotonic()
+    assert len(alive_nodes()) == 1  # the head alone
 
     peak = max(n for _, n in counts)
     assert 2 <= peak <= FAKE_MAX_WORKERS, counts
@@ -296,10 +309,12 @@ def test_autoscaler_adds_nodes_for_concurrent_trials_and_removes_them_after(
     last_end_mono = time.monotonic() - (time.time() - last_trial_end)
     record_property("first_fake_node_after_tuner_start_s", round(first_node - ready, 1))
     record_property("peak_fake_workers", peak)
+    record_property("fake_workers_over_time", transitions(counts, ready))
     record_property("scale_down_after_last_trial_s", round(scaled_down - last_end_mono, 1))
     print(f"\nfirst fake node {first_node - ready:.1f} s after the Tuner was built; peak {peak} "
           f"workers; all removed {scaled_down - last_end_mono:.1f} s after the last trial ended "
-          f"({scaled_down - ended:.1f} s after the driver exited)")
+          f"({scaled_down - ended:.1f} s after the driver exited); workers over time "
+          f"{transitions(counts, ready)}")
 
     parents, children = sweep_runs(uri)
     trials = tune_trials(folder)
