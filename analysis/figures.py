@@ -137,6 +137,9 @@ def describe(run: pd.Series) -> str:
 
 def best_runs(runs: pd.DataFrame, best_by: str) -> list[tuple[str, pd.Series]]:
     """(arm label, best run) for w/ AU then w/o AU; raises :class:`MissingRuns` if one lacks."""
+    if runs.empty:
+        raise MissingRuns("no finished trial among the selected runs: both arms (w/ AU, "
+                          "w/o AU) are missing")
     if best_by not in runs:
         raise MissingRuns(f"no run has the metric {best_by!r} (--best-by); metrics present: "
                           f"{sorted(c for c in runs if c.startswith(('test_', 'best_')))}")
@@ -222,8 +225,9 @@ def lambda_figure(source: FigureSource) -> Figure:
     for ax, (metric, label) in zip(fig.subplots(1, len(LAMBDA_PANELS)), LAMBDA_PANELS,
                                    strict=True):
         _lambda_panel(ax, groups, metric, label)
-    fig.suptitle(f"Impact of λ ({source.experiment}; mean ± {CONFIDENCE:.0%} CI over seeds, "
-                 f"n = {'/'.join(map(str, seeds))} per λ)")
+    spread = (f"mean ± {CONFIDENCE:.0%} CI over seeds, n = {'/'.join(map(str, seeds))} per λ"
+              if max(seeds) > 1 else "one seed per λ, no interval")
+    fig.suptitle(f"Impact of λ ({source.experiment}; {spread})")
     return fig
 
 
