@@ -257,3 +257,20 @@ def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_address,
     assert "test_att_cos" in run.data.metrics
     assert client.list_artifacts(run.info.run_id, "matrices")
     assert not glob.glob(journals)  # all delivered: no journal left to replay
+
+
+def test_an_operation_mlflow_refuses_is_reported_and_kept_not_retried(server, fail_fast,
+                                                                      tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="tuner.mlflow_buffer")
+    target = sweep_target(server.url, "refused")
+    tracker = TrialTracker(target, "t4", tmp_path / "trial")
+    tracker.log_metrics({"val_cl": 1.0}, step=1)  # no run was ever attached for t4
+    tracker.end(tr.FINISHED)
+    began = time.monotonic()
+    assert tracker.close() == 0  # nothing left to retry ...
+    assert time.monotonic() - began < 20
+    refused = [r.getMessage() for r in caplog.records if "for good" in r.getMessage()]
+    assert len(refused) == 2 and "metrics of step(s) 1" in refused[0]
+    assert "no MLflow run of trial t4" in refused[0]
+    _, _, acks = Journal.read(tmp_path / "trial" / OUTBOX_FILE)  # ... and the reasons stay
+    assert sorted(acks) == [1, 2] and all("no MLflow run" in why for why in acks.values())

@@ -84,6 +84,7 @@ class TrialTracker:
         self._delivery = Delivery(target.client(), target, trial_id)
         self._cond = threading.Condition()
         self._memory: deque[Op] = deque()
+        self._rejected = 0
         self._on_disk = 0  # operations only in the journal (overflow or an earlier attempt's)
         self._seq = self.journal.last_seq()
         self._closing = self._abandon = self._overflowed = False
@@ -167,13 +168,14 @@ class TrialTracker:
         # A request in flight ends within MLflow's (fail-fast) timeout; its ack still lands.
         self._thread.join(timeout=5.0)
         left = self.journal.pending()
-        if not left:
+        if not left and not self._rejected:
             self.journal.remove()
             return 0
-        self.journal.sync()
-        log.error("trial %s: %d MLflow operation(s) NOT delivered to %s (%s). They are kept in "
-                  "%s; deliver them with: %s", self.trial_id, len(left), self.uri,
-                  describe(left), self.journal.path, replay_command(self.journal.path))
+        self.journal.sync()  # refused operations stay on record there, with MLflow's reason
+        if left:
+            log.error("trial %s: %d MLflow operation(s) NOT delivered to %s (%s). They are "
+                      "kept in %s; deliver them with: %s", self.trial_id, len(left), self.uri,
+                      describe(left), self.journal.path, replay_command(self.journal.path))
         return len(left)
 
     # ------------------------------------------------------------ internals
@@ -237,6 +239,7 @@ class TrialTracker:
                 log.error("trial %s: MLflow refused %s for good (%s); skipped, kept in %s",
                           self.trial_id, describe([op]), err, self.journal.path)
                 self.journal.ack(op["seq"], rejected=str(err))
+                self._rejected += 1
             else:
                 self.journal.ack(op["seq"])
                 delay = RETRY_MIN_S

@@ -32,6 +32,7 @@ from typing import Any
 import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
 from tuner import mlflow_runs as runs
 from tuner import tracking as tr
@@ -171,7 +172,7 @@ class Delivery:
             if found is None:
                 raise MlflowException(f"no MLflow run of trial {self.trial_id} in experiment "
                                       f"{self.target.experiment_id} (was it deleted?)",
-                                      error_code="RESOURCE_DOES_NOT_EXIST")
+                                      error_code=RESOURCE_DOES_NOT_EXIST)
             self.run_id = found.info.run_id
         return self.run_id
 
