@@ -217,7 +217,7 @@ def wait_for(predicate, what: str, timeout: float = 180.0, proc=None) -> None:
 def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_address, tmp_path):
     experiment = "sweep-outage"
     argv = [sys.executable, "-m", "tuner.sweep", "--space", "smoke", "--trials", "1",
-            "--scheduler", "fifo", "--set", "epochs=4", "--name", "o",
+            "--scheduler", "fifo", "--set", "epochs=5", "--name", "o",
             "--experiment", experiment, "--mlflow-uri", server.url, "--address", ray_address,
             "--storage-path", str(tmp_path / "ray_results")]
     out = (tmp_path / "sweep.log").open("w")
@@ -253,7 +253,7 @@ def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_address,
     run = children[0]
     assert run.info.status == "FINISHED"
     assert run.data.tags[tr.TAG_EARLY_STOPPED] == "false"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_cl")] == [1, 2, 3, 4]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_cl")] == [1, 2, 3, 4, 5]
     assert "test_att_cos" in run.data.metrics
     assert client.list_artifacts(run.info.run_id, "matrices")
     assert not glob.glob(journals)  # all delivered: no journal left to replay
