@@ -7,12 +7,14 @@ import math
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 import ray
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from ray.tune.search import BasicVariantGenerator
 
 import tuner.sweep
 from fer_core.config import ExperimentConfig
@@ -21,7 +23,7 @@ from tuner.budget import Budget, BudgetClock
 from tuner.cli import parse_args
 from tuner.context import SweepContext
 from tuner.dedup import TAG_CONFIG_HASH, config_hash, done_runs
-from tuner.gate import GATE_FILE
+from tuner.gate import GATE_FILE, GateRules, SweepGate
 from tuner.mlflow_runs import TrackingTarget
 from tuner.plan import resolve
 from tuner.provenance import git_commit
@@ -99,6 +101,23 @@ def test_budget_clock_counts_running_time_and_every_attempt():
     clock.reported("b", {"time_since_restore": 1.0}, now=600.0)  # an errored trial resumed
     clock.resumed(now=1000.0)  # a restored driver: live trials count from now
     assert clock.used_seconds(now=1010.0) == 8.0 + 3.0 + 2.0 + 22.0 + 10.0
+
+
+def test_gate_clock_and_skips_survive_save_and_restore(tmp_path):
+    ctx = SweepContext({}, TrackingTarget("sqlite:///x.db", "1", "p", "s", "smoke"))
+    rules = GateRules(ctx, Budget(0.01), max_concurrent=2, dedup=False)
+    gate = SweepGate(BasicVariantGenerator(), rules)
+    gate.on_trial_result("t1", {"time_since_restore": 20.0})
+    gate.on_trial_complete("t2", {"time_since_restore": 15.0})
+    gate.record.skipped.append({"run_id": "r0"})
+    gate.save_to_dir(str(tmp_path), session_str="s")
+    restored = SweepGate(BasicVariantGenerator(), rules)  # as Tune rebuilds it from tuner.pkl
+    assert restored.has_checkpoint(str(tmp_path))
+    restored.restore_from_dir(str(tmp_path))
+    assert restored.record.skipped == [{"run_id": "r0"}]
+    used = restored.clock.used_seconds(time.time())
+    assert 35.0 <= used < 36.0  # t1 runs on from the restore, t2 has concluded
+    assert restored.clock.live() == 1 and not restored.rules.budget.reached(used)
 
 
 def test_config_hash_is_canonical_and_sees_every_field():
