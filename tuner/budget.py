@@ -40,10 +40,10 @@ def parse_budget_hours(text: str) -> float:
     try:
         hours = float(text)
         Budget(hours)
-    except ValueError as err:
-        message = err.args[0] if "budget" in str(err) else (
-            f"--budget-hours {text!r} is not a number: give trial-hours > 0, e.g. 12 or 0.5")
-        raise argparse.ArgumentTypeError(message) from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a finite number of trial-hours > 0, e.g. 12 or 0.5 "
+            "(fractions are fine)") from None
     return hours
 
 
