@@ -50,7 +50,7 @@ DEFAULT_CAPACITY = 10_000
 RETRY_MIN_S, RETRY_MAX_S = 1.0, 15.0
 FLUSH_S = 10.0
 """At most this long before each checkpoint, and only while the server answers."""
-CLOSE_GRACE_S = 30.0
+CLOSE_GRACE_S = 60.0
 """At the end of a trial, how long an unreachable server gets to come back."""
 
 FAIL_FAST_HTTP = {
