@@ -1,9 +1,11 @@
 """``python -m tuner.sweep``: a Ray Tune sweep over a named space, tracked in MLflow.
 
 The driver checks the whole plan first (``tuner.plan``), prepares the data once, creates the
-MLflow experiment and the sweep's parent run, then runs Tune; every trial tracks itself in its
-own child run (``tuner.trainable``). At the end it prints the best trial per arm (read back from
-MLflow) and how to open the MLflow UI. ``--resume`` restores a killed sweep from its folder.
+MLflow experiment and the sweep's parent run, then runs Tune; every trial the search proposes
+passes ``tuner.gate`` (already-done configurations are reused, ``--budget-hours`` ends the
+search) and tracks itself in its own child run (``tuner.trainable``). At the end it prints the
+best trial per arm (read back from MLflow) and how to open the MLflow UI. ``--resume`` restores
+a killed sweep from its folder.
 """
 
 from __future__ import annotations
