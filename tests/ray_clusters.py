@@ -82,15 +82,26 @@ def ancestors(pid: int) -> list[int]:
     return found
 
 
-def processes_under(folder: Path) -> list[int]:
-    """Pids of live processes whose command line mentions ``folder`` (ours, however renamed).
+def _environ(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return ""
 
-    Two Ray processes rename themselves (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) but
-    keep their arguments, which name the session folder under our temp dir.
+
+def processes_under(folder: Path) -> list[int]:
+    """Pids of live processes that belong to the Ray cluster living in ``folder``.
+
+    Matched by command line (``ray::DashboardAgent`` and ``ray::RuntimeEnvAgent`` rename
+    themselves but keep arguments naming the session folder) or by environment: Ray workers
+    overwrite their whole command line (``ray::IDLE``) but inherit ``RAY_TMPDIR=<folder>``.
     """
     needle = str(folder)
     pids = (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
-    return [pid for pid in pids if pid != os.getpid() and needle in _cmdline(pid)]
+    return [pid for pid in pids
+            if pid != os.getpid() and (needle in _cmdline(pid) or
+                                       f"RAY_TMPDIR={needle} " in f"{_environ(pid)} ")]
 
 
 def _alive(pid: int) -> bool:

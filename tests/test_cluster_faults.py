@@ -256,7 +256,7 @@ def autoscaling_cluster():
     """A 0-CPU head whose autoscaler adds up to 3 fake 1-CPU nodes; this process connected to
     it (to watch ``ray.nodes()``). Disconnected and stopped even when the test fails."""
     with fake_autoscaling_cluster(max_workers=FAKE_MAX_WORKERS, idle_timeout_minutes=0.1) as fc:
-        ray.init(address=fc.address)
+        ray.init(address=fc.address, log_to_driver=False)  # no autoscaler lines in pytest
         try:
             yield fc
         finally:
