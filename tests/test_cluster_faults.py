@@ -196,15 +196,18 @@ def test_trial_resumes_on_another_node_when_its_node_dies(cluster, tmp_path, rec
     assert child.data.tags[tr.TAG_ATTEMPTS] == "2"
     assert child.data.tags[tr.TAG_EARLY_STOPPED] == "false"
     assert "test_cl" in child.data.metrics
-    # Every epoch is logged. An epoch is logged to MLflow just before its checkpoint reaches
-    # Tune, so a node lost in between leaves that one epoch logged but not checkpointed: the
-    # retry trains and logs it again (same step). More than one repeat would mean the retry
-    # started further back than the last checkpoint.
+    # Every epoch is logged, and only the epoch in flight at the kill may be logged again.
+    # A trial's metrics reach MLflow (or its journal) before the checkpoint of their epoch
+    # reaches Tune, and Tune's synchronous reporting keeps a trial at most one epoch ahead of
+    # its last registered checkpoint: so the retry replays at most that one epoch, and logs it
+    # again at the same step (at-least-once; a journaled operation the dead attempt delivered
+    # but had not yet acknowledged is resent too). A repeat of an earlier step would mean the
+    # retry started before its last checkpoint; a missing step, that progress was lost.
     counts = Counter(epoch_steps(uri, child.info.run_id))
     assert sorted(counts) == list(range(1, NODE_LOSS_EPOCHS + 1))
     repeated = [step for step, n in counts.items() if n > 1]
-    assert len(repeated) <= 1 and max(counts.values()) <= 2, counts
-    assert all(step >= max(logged_at_kill) for step in repeated), (repeated, logged_at_kill)
+    assert len(repeated) <= 1, counts
+    assert all(step >= max(logged_at_kill) for step in repeated), (counts, logged_at_kill)
     trial = trials[0]
     assert trial.run_metadata.num_failures == 1  # the node loss, retried (max_failures=2)
     assert trial.last_result["training_iteration"] == NODE_LOSS_EPOCHS
