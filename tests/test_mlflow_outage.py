@@ -17,11 +17,14 @@ from pathlib import Path
 import pytest
 import ray
 from mlflow import MlflowClient
+from ray.train._internal.storage import StorageContext
+from ray.tune.experiment import Trial
 
 from tuner import mlflow_replay
 from tuner import mlflow_runs as runs
 from tuner import mlflow_server as ms
 from tuner import tracking as tr
+from tuner.callbacks import CloseTrialRuns
 from tuner.mlflow_buffer import FAIL_FAST_HTTP, TrialTracker
 from tuner.mlflow_outbox import OUTBOX_FILE, Journal
 
@@ -274,3 +277,22 @@ def test_an_operation_mlflow_refuses_is_reported_and_kept_not_retried(server, fa
     assert "no MLflow run of trial t4" in refused[0]
     _, _, acks = Journal.read(tmp_path / "trial" / OUTBOX_FILE)  # ... and the reasons stay
     assert sorted(acks) == [1, 2] and all("no MLflow run" in why for why in acks.values())
+
+
+def test_the_driver_delivers_what_a_killed_trial_left(server, fail_fast, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="tuner.callbacks")
+    target = sweep_target(server.url, "driver-end")
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="s",
+                             trial_dir_name="trial_t5")
+    trial = Trial("train_trial", config={}, trial_id="t5", storage=storage, stub=True)
+    tracker = TrialTracker(unreachable(target), "t5", Path(trial.path))
+    tracker.attach("trial_t5", {}, {})
+    tracker.log_metrics({"val_cl": 1.0}, step=1)
+    tracker.end(tr.FINISHED)
+    assert tracker.close(timeout=0) == 3  # its process died with the server down
+
+    CloseTrialRuns(target).on_experiment_end([trial])
+    (run,) = trial_runs(target)
+    assert history(target, run.info.run_id) == [(1, 1.0)]
+    assert run.info.status == "FINISHED"  # the trial's own word, not the driver's KILLED
+    assert "delivered 3 MLflow operation(s) that trial t5 had left" in caplog.text

@@ -7,17 +7,21 @@ sweeps up every run of the sweep still RUNNING. The callback is pickled with the
 so it holds only the picklable ``TrackingTarget`` and opens clients when it needs them.
 
 A close that fails (tracking server unreachable) is kept and tried again when the experiment
-ends, so the ``early_stopped`` and ``tune.status`` tags are not lost to a short outage.
+ends, so the ``early_stopped`` and ``tune.status`` tags are not lost to a short outage. Also at
+the end, operations a trial journaled but never delivered (its process was killed while the
+server was down: ``tuner.mlflow_outbox``) are delivered before the stragglers are ended.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ray import tune
 
 from tuner import mlflow_runs as runs
+from tuner.mlflow_outbox import OUTBOX_FILE, replay, replay_command
 from tuner.mlflow_runs import TrackingTarget
 from tuner.searchers import is_final
 
@@ -59,6 +63,8 @@ class CloseTrialRuns(tune.Callback):
         # trials as TERMINATED without their test result; they stay resumable, hence KILLED.
         status = {t.trial_id: t.status if t.status != "TERMINATED" or is_final(t.last_result)
                   else "INTERRUPTED" for t in trials}
+        for trial in trials:
+            self._deliver_leftovers(trial)
         for trial_id, (tune_status, early) in list(self.unclosed.items()):
             if not self._close_id(trial_id, tune_status, early):
                 log.error("the MLflow run of trial %s was not closed: it lacks the tags "
@@ -68,3 +74,22 @@ class CloseTrialRuns(tune.Callback):
             runs.finish_stragglers(self.target.client(), self.target, status)
         except Exception as err:
             log.warning("could not end the sweep's remaining MLflow runs: %s", err)
+
+    def _deliver_leftovers(self, trial: Any) -> None:
+        """Replay the trial's outbox journal, if its process left one with pending items."""
+        try:
+            path = Path(trial.path) / OUTBOX_FILE
+            if not path.is_file():  # the usual case: all delivered (or remote storage)
+                return
+            result = replay(path, self.target.uri)
+        except Exception as err:  # noqa: BLE001 - reported; never fails the sweep's end
+            log.warning("could not read or replay the MLflow outbox of trial %s: %s",
+                        trial.trial_id, err)
+            return
+        if result.delivered:
+            log.warning("delivered %d MLflow operation(s) that trial %s had left in %s",
+                        result.delivered, trial.trial_id, path)
+        if result.left or result.rejected:
+            log.error("trial %s: MLflow operations still not delivered (%s); they stay in %s: "
+                      "%s", trial.trial_id, result.error or "; ".join(result.rejected or []),
+                      path, replay_command(path))
