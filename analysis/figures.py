@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -42,10 +41,10 @@ from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core.registry import Registry
 from tuner import tracking as tr
+from tuner.artifacts import draw_heatmap
 from tuner.summary import dominates
 
-SPACE = "space"
-"""Column added to the runs: the sweep space of each trial (tag ``sweep.space``)."""
+SPACE = "space"  # the runs' column naming each trial's sweep space
 FORMATS = ("png", "pdf", "svg")
 ARMS = (("w/ AU", True), ("w/o AU", False))
 """Arm label and ``with_au``; w/ AU first, the paper's top row."""
@@ -103,30 +102,10 @@ def register(name: str, title: str) -> Callable[[Callable[[FigureSource], Figure
 
 
 # ---------------------------------------------------------------- runs
-def run_spaces(experiment: str, tracking_uri: str | None) -> dict[str, str]:
-    """Run id → sweep space (tag ``sweep.space``) of every trial of ``experiment``."""
-    client = MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return {}
-    spaces: dict[str, str] = {}
-    token = None
-    while True:
-        page = client.search_runs([found.experiment_id], max_results=1000, page_token=token,
-                                  filter_string=tr.tag_filter({tr.TAG_ROLE: tr.ROLE_TRIAL}))
-        spaces.update({r.info.run_id: r.data.tags.get(tr.TAG_SPACE, "") for r in page})
-        token = page.token
-        if not token:
-            return spaces
-
-
 def load_selection(experiment: str, tracking_uri: str | None = None,
                    where: Sequence[str] = ()) -> pd.DataFrame:
     """Finished trials of ``experiment`` with a ``space`` column, narrowed by ``KEY=VALUE``s."""
-    runs = load_runs(experiment, tracking_uri)
-    spaces = run_spaces(experiment, tracking_uri)
-    runs = runs.assign(**{SPACE: runs["run_id"].map(spaces).fillna("")})
-    return select(runs, where)
+    return select(load_runs(experiment, tracking_uri), where)
 
 
 def describe(run: pd.Series) -> str:
@@ -158,7 +137,7 @@ def best_runs(runs: pd.DataFrame, best_by: str) -> list[tuple[str, pd.Series]]:
 
 
 def _config_columns(runs: pd.DataFrame) -> list[str]:
-    return [c for c in runs.columns if c not in RUN_COLUMNS and c != SPACE
+    return [c for c in runs.columns if c not in RUN_COLUMNS
             and not c.startswith(("test_", "best_"))]
 
 
@@ -232,23 +211,6 @@ def lambda_figure(source: FigureSource) -> Figure:
 
 
 # ---------------------------------------------------------------- Figs. 10–11: matrices
-def draw_heatmap(ax: Axes, values: Sequence[Sequence[float | None]], rows: Sequence[str],
-                 cols: Sequence[str], title: str, vmax: float = 1.0) -> None:
-    """A labelled heatmap with every finite value printed in its cell (None/NaN left blank)."""
-    data = np.array([[math.nan if v is None else float(v) for v in row] for row in values])
-    # aspect "auto": the panel's shape sets the cells (equal aspect leaves the colour bar
-    # placed for the unshrunk panel under constrained layout)
-    image = ax.imshow(data, vmin=0.0, vmax=vmax, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(cols)), labels=list(cols), rotation=45, ha="right")
-    ax.set_yticks(range(len(rows)), labels=list(rows))
-    for (i, j), v in np.ndenumerate(data):
-        if math.isfinite(v):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if v < 0.6 * vmax else "black")
-    ax.set_title(title, fontsize=9)
-    ax.figure.colorbar(image, ax=ax, shrink=0.8)
-
-
 def read_matrix(client: MlflowClient, run_id: str, name: str, folder: str,
                 label: str = "") -> dict:
     """A logged ``matrices/<name>`` JSON artifact of ``run_id`` (``label``: its arm)."""
@@ -276,11 +238,11 @@ def matrices_figure(source: FigureSource) -> Figure:
     axes = fig.subplots(len(chosen), 2, squeeze=False, width_ratios=widths)
     for (label, run), (conf, cos), (left, right) in zip(chosen, logged, axes, strict=True):
         draw_heatmap(left, conf["values"], conf["classes"], conf["classes"],
-                     f"{label}: {describe(run)}\nconfusion (row-normalised)")
+                     f"{label}: {describe(run)}\nconfusion (row-normalised)", aspect="auto")
         left.set_xlabel("predicted")
         left.set_ylabel("true")
         draw_heatmap(right, cos["values"], cos["rows"], cos["cols"],
-                     f"{label}: cosine with the AU map")
+                     f"{label}: cosine with the AU map", aspect="auto")
     fig.suptitle(f"Confusion and cosine matrices on the test split ({source.experiment})")
     return fig
 

@@ -1,6 +1,6 @@
-"""A built table (``analysis.tables.Table``) as Markdown, LaTeX or CSV text.
+"""A built table (``analysis.tables.Table``) as Markdown, LaTeX, HTML or CSV text.
 
-Markdown and LaTeX are for reading: a caption, the table, a footnote with the test's marks and
+Markdown, LaTeX and HTML are for reading: a caption, the table, a footnote with the test's marks and
 p-values, and a provenance line (experiment, run count, git commits). CSV is for machines: one
 line per cell with full-precision numbers (mean, CI half-width, n, p-value, mark, best) and the
 provenance repeated on every line, so the file stands alone.
@@ -9,6 +9,7 @@ provenance repeated on every line, so the file stands alone.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
 from collections.abc import Callable
@@ -103,6 +104,26 @@ def latex(table: Table) -> str:
     return "\n".join(lines + [r"\end{table}"]) + "\n"
 
 
+def html_table(table: Table) -> str:
+    """The table as HTML, with the cell texts, marks and notes of the Markdown rendering."""
+    spec = table.spec
+    head = "".join(f"<th>{html.escape(h)}</th>"
+                   for h in [spec.row_header] + [c.header for c in spec.columns])
+    body = []
+    for row in table.rows:
+        cells = [f"<th>{html.escape(table.label(row))}</th>"]
+        for column in spec.columns:
+            cell = table.cells[(row, column.header)]
+            text = html.escape(value_text(cell, column)) + html.escape(mark(cell))
+            cells.append(f"<td>{f'<strong>{text}</strong>' if cell.best else text}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    notes = [*footnotes(table), provenance(table)]
+    return (f"<table>\n<caption><strong>Table {spec.number}.</strong> "
+            f"{html.escape(spec.title)}</caption>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
+            + "\n".join(body) + "\n</tbody>\n</table>\n"
+            + "".join(f'<p class="note">{html.escape(n)}</p>\n' for n in notes))
+
+
 CSV_FIELDS = ("table", "row", "column", "metric", "with_au", "mean", "ci95_half_width", "n",
               "p_value", "mark", "best", "experiment", "runs", "git_commits")
 
@@ -128,4 +149,6 @@ def as_csv(table: Table) -> str:
     return out.getvalue()
 
 
-FORMATS: dict[str, Callable[[Table], str]] = {"md": markdown, "latex": latex, "csv": as_csv}
+FORMATS: dict[str, Callable[[Table], str]] = {
+    "md": markdown, "latex": latex, "csv": as_csv, "html": html_table,
+}

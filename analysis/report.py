@@ -3,12 +3,12 @@
     python -m analysis.report --experiment NAME [--mlflow-uri URI] [--where KEY=VALUE ...] \\
         -o report/
 
-Tables 1–3 come from ``analysis.tables`` (Markdown through ``analysis.render``; HTML is written
-here, from the same cell texts), figures from ``analysis.figures`` into ``report/figures/`` as PNG
-and PDF. A table or figure that cannot be made is listed with the reason instead of stopping the
-report. The HTML is self-contained (figures embedded as PNG data, no external assets); it also
-links the figure files. Provenance: experiment, tracking URI, run count, the runs' git commits,
-the sweeps, the report's own commit and the generation time.
+Tables 1–3 come from ``analysis.tables`` (Markdown and HTML through ``analysis.render``),
+figures from ``analysis.figures`` into ``report/figures/`` as PNG and PDF. A table or figure
+that cannot be made is listed with the reason instead of stopping the report. The HTML is
+self-contained (figures embedded as PNG data, no external assets); it also links the figure
+files. Provenance: experiment, tracking URI, run count, the runs' git commits, the sweeps, the
+report's own commit and the generation time.
 """
 
 from __future__ import annotations
@@ -84,26 +84,6 @@ def build_tables(runs: pd.DataFrame, experiment: str) -> list[TableResult]:
     return results
 
 
-def html_table(table: Table) -> str:
-    """The table as HTML, with the cell texts, marks and notes of the Markdown rendering."""
-    spec = table.spec
-    head = "".join(f"<th>{html.escape(h)}</th>"
-                   for h in [spec.row_header] + [c.header for c in spec.columns])
-    body = []
-    for row in table.rows:
-        cells = [f"<th>{html.escape(table.label(row))}</th>"]
-        for column in spec.columns:
-            cell = table.cells[(row, column.header)]
-            text = html.escape(render.value_text(cell, column)) + html.escape(render.mark(cell))
-            cells.append(f"<td>{f'<strong>{text}</strong>' if cell.best else text}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    notes = [*render.footnotes(table), render.provenance(table)]
-    return (f"<table>\n<caption><strong>Table {spec.number}.</strong> "
-            f"{html.escape(spec.title)}</caption>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
-            + "\n".join(body) + "\n</tbody>\n</table>\n"
-            + "".join(f'<p class="note">{html.escape(n)}</p>\n' for n in notes))
-
-
 def _relative(path: Path, out: Path) -> str:
     return path.relative_to(out).as_posix()
 
@@ -151,7 +131,7 @@ def html_page(prov: Provenance, tables: Sequence[TableResult],
             parts.append(f'<p class="missing"><strong>Table {result.number}.</strong> '
                          f"{esc(result.title)}: not made ({esc(result.reason)})</p>")
         else:
-            parts.append(html_table(result.table))
+            parts.append(render.html_table(result.table))
     parts.append("<h2>Figures</h2>")
     for outcome in figures:
         title = esc(FIGURES.get(outcome.name).title)

@@ -9,7 +9,8 @@ Column schema of :func:`load_runs`
 Run columns (always present, in this order)
     ``run_id`` (str), ``status`` (str: FINISHED, FAILED, KILLED or RUNNING), ``early_stopped``
     (bool: ASHA stopped the trial before its last epoch), ``arm`` (str, the sweep's arm label),
-    ``sweep`` (str, the sweep name), ``git_commit`` (str, ``""`` when not recorded), ``seed``
+    ``sweep`` (str, the sweep name), ``space`` (str, the sweep's named space, e.g. ``lambda``),
+    ``git_commit`` (str, ``""`` when not recorded), ``seed``
     (int), ``with_au`` (bool: ``lambda_au > 0``).
 Config columns
     Every param of the child run (``ExperimentConfig.to_flat()`` names: ``method``,
@@ -36,8 +37,8 @@ import pandas as pd
 
 from tuner import tracking as tr
 
-RUN_COLUMNS = ("run_id", "status", "early_stopped", "arm", "sweep", "git_commit", "seed",
-               "with_au")
+RUN_COLUMNS = ("run_id", "status", "early_stopped", "arm", "sweep", "space", "git_commit",
+               "seed", "with_au")
 SELECTION_METRICS = ("best_val_cl", "best_epoch")
 TEXT_PARAMS = frozenset({"layers", "adl_layers"})
 """Params that are labels even when they look like numbers."""
@@ -106,7 +107,8 @@ def tidy(found: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame({
         "run_id": found["run_id"], "status": found["status"],
         "early_stopped": tag(tr.TAG_EARLY_STOPPED, "false") == "true",
-        "arm": tag(tr.TAG_ARM), "sweep": tag(tr.TAG_SWEEP), "git_commit": tag(tr.TAG_GIT_COMMIT),
+        "arm": tag(tr.TAG_ARM), "sweep": tag(tr.TAG_SWEEP), "space": tag(tr.TAG_SPACE),
+        "git_commit": tag(tr.TAG_GIT_COMMIT),
         "seed": seed, "with_au": lambda_au > 0,
     })
     rest = {k: v for k, v in params.items() if k not in frame}

@@ -151,9 +151,14 @@ def _check_cell(runs: pd.DataFrame, where: str, with_au: bool, row_param: str) -
     if len(repeated):
         seed = int(repeated.iloc[0])
         twins = runs[runs["seed"] == seed]
-        differ = [f"{c} = {sorted(twins[c].astype(str).unique())}" for c in twins.columns
-                  if c not in NOT_CONFIG and not c.startswith(("test_", "best_"))
-                  and twins[c].astype(str).nunique() > 1]
+        def differing(columns: Sequence[str]) -> list[str]:
+            return [f"{c} = {sorted(twins[c].astype(str).unique())}" for c in columns
+                    if twins[c].astype(str).nunique() > 1]
+
+        differ = differing([c for c in twins.columns if c not in NOT_CONFIG
+                            and not c.startswith(("test_", "best_"))])
+        # Same config twice (a --rerun, or two sweeps): name the sweeps to choose between.
+        differ = differ or differing(["sweep", "space"])
         raise ValueError(f"{where} has {len(twins)} runs with seed {seed}, differing in "
                          f"{'; '.join(differ[:3]) or 'nothing but their run'}; narrow the runs "
                          f"with --where KEY=VALUE")

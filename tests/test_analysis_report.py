@@ -95,7 +95,7 @@ def test_report_notes_tables_it_cannot_make_and_still_shows_the_figures(store, t
     for number in (1, 2, 3):
         assert f"**Table {number}.**" in md
     assert md.count(": not made (") == 3 + 2  # three tables, matrices and maps
-    assert "differing in space = ['lambda', 'pareto']" in md
+    assert "differing in sweep = ['lambda-1', 'pareto-1']; space = ['lambda', 'pareto']" in md
     parsed = Page((out / "index.html").read_text())
     assert parsed.tables == 0 and len(parsed.images) == 2
     assert sorted(parsed.links) == ["figures/lambda.pdf", "figures/lambda.png",

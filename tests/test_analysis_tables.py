@@ -112,8 +112,8 @@ def test_load_runs_schema_and_exclusions(store):
     runs = load_runs(EXPERIMENT, uri)
     assert len(runs) == 12  # 4 arms × 3 seeds, no parent, no failed, no early-stopped
     assert not {ids["failed"], ids["early"]} & set(runs["run_id"])
-    assert list(runs.columns[:8]) == ["run_id", "status", "early_stopped", "arm", "sweep",
-                                      "git_commit", "seed", "with_au"]
+    assert list(runs.columns[:9]) == ["run_id", "status", "early_stopped", "arm", "sweep",
+                                      "space", "git_commit", "seed", "with_au"]
     assert runs["seed"].dtype.kind == "i" and runs["lambda_au"].dtype.kind == "f"
     assert runs["amp"].map(type).eq(bool).all() and runs["pretrained"].isna().all()
     assert set(runs["layers"]) == {"5", "5+4"}  # layer sets stay labels

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from fer_core import CLASSES
@@ -30,22 +32,30 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def heatmap_png(values: Sequence[Sequence[float]], rows: Sequence[str], cols: Sequence[str],
-                title: str, path: Path, vmax: float = 1.0) -> Path:
-    """A labelled heatmap with the value printed in every cell (NaN cells left blank)."""
-    fig = Figure(figsize=(1.0 + 0.9 * len(cols), 1.0 + 0.55 * len(rows)), layout="constrained")
-    ax = fig.add_subplot()
-    data = [[math.nan if v is None else float(v) for v in row] for row in values]
-    image = ax.imshow(data, vmin=0.0, vmax=vmax, cmap="viridis")
+def draw_heatmap(ax: Axes, values: Sequence[Sequence[float | None]], rows: Sequence[str],
+                 cols: Sequence[str], title: str, vmax: float = 1.0, aspect: str = "equal") -> None:
+    """A labelled heatmap on ``ax`` with every finite value printed in its cell.
+
+    None/NaN cells stay blank. ``aspect="auto"`` lets the panel's shape set the cells (in a grid
+    of panels under constrained layout, equal aspect misplaces the colour bars).
+    """
+    data = np.array([[math.nan if v is None else float(v) for v in row] for row in values])
+    image = ax.imshow(data, vmin=0.0, vmax=vmax, cmap="viridis", aspect=aspect)
     ax.set_xticks(range(len(cols)), labels=list(cols), rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), labels=list(rows))
-    for i, row in enumerate(data):
-        for j, v in enumerate(row):
-            if math.isfinite(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if v < 0.6 * vmax else "black")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, shrink=0.8)
+    for (i, j), v in np.ndenumerate(data):
+        if math.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < 0.6 * vmax else "black")
+    ax.set_title(title, fontsize=9)
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)
+
+
+def heatmap_png(values: Sequence[Sequence[float]], rows: Sequence[str], cols: Sequence[str],
+                title: str, path: Path, vmax: float = 1.0) -> Path:
+    """:func:`draw_heatmap` alone in a PNG file sized to the matrix."""
+    fig = Figure(figsize=(1.0 + 0.9 * len(cols), 1.0 + 0.55 * len(rows)), layout="constrained")
+    draw_heatmap(fig.add_subplot(), values, rows, cols, title, vmax)
     fig.savefig(path, dpi=110)
     return path
 
