@@ -22,7 +22,7 @@ from tuner import tracking as tr
 from tuner.budget import Budget, BudgetClock
 from tuner.cli import parse_args
 from tuner.context import SweepContext
-from tuner.dedup import TAG_CONFIG_HASH, config_hash, done_runs
+from tuner.dedup import config_hash, done_runs
 from tuner.gate import GATE_FILE, GateRules, SweepGate
 from tuner.mlflow_runs import TrackingTarget
 from tuner.plan import resolve
@@ -143,7 +143,7 @@ def test_done_runs_are_finished_complete_same_code_and_data(tmp_path):
               params=True, tag_hash=None):
         tags = {tr.TAG_ROLE: tr.ROLE_TRIAL, tr.TAG_GIT_COMMIT: commit, tr.TAG_SWEEP: "old",
                 tr.TAG_TRIAL_NAME: name, tr.TAG_DATA_FINGERPRINT: "f1",
-                tr.TAG_EARLY_STOPPED: early, **({TAG_CONFIG_HASH: tag_hash} if tag_hash else {})}
+                tr.TAG_EARLY_STOPPED: early, **({tr.TAG_CONFIG_HASH: tag_hash} if tag_hash else {})}
         run_id = client.create_run(exp, run_name=name, tags=tags).info.run_id
         flat = cfg.replace(seed=len(name)).to_flat()  # every name length: its own config
         client.log_batch(run_id, metrics=[Metric("test_cl", test_cl, 0, 2),
@@ -218,6 +218,9 @@ def test_done_trials_are_skipped_reused_and_rerun_on_request(
     assert main([*ONE_CONFIG, *sweep_args(tmp_path, "first")]) == 0
     first = sweep_runs(tmp_path)["first"]["children"]
     assert len(first) == 1 and {r.info.status for r in first} == {tr.FINISHED}
+    # Every child run carries its config's identity, equal to the hash of its logged params.
+    assert first[0].data.tags[tr.TAG_CONFIG_HASH] == config_hash(
+        ExperimentConfig.from_flat(first[0].data.params))
     capsys.readouterr()
 
     # The same sweep again: nothing is launched, the earlier results are the summary.

@@ -26,9 +26,6 @@ from tuner import mlflow_runs as runs
 from tuner import tracking as tr
 from tuner.context import SweepContext
 
-TAG_CONFIG_HASH = "config.hash"
-"""Child-run tag: ``config_hash`` of the trial's resolved config (to move into
-``tuner.tracking`` with the schema)."""
 UNKNOWN = "unknown"
 
 
@@ -44,7 +41,7 @@ def config_hash(cfg: ExperimentConfig) -> str:
 
 def run_config_hash(run: Run) -> str | None:
     """The ``config.hash`` of a child run: its tag, else its params hashed; None if unreadable."""
-    tagged = run.data.tags.get(TAG_CONFIG_HASH)
+    tagged = run.data.tags.get(tr.TAG_CONFIG_HASH)
     if tagged:
         return tagged
     owners = field_owners()

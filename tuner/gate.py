@@ -39,9 +39,6 @@ from tuner.trainable import trial_config
 
 GATE_FILE = "sweep_gate.json"
 STATE_FILE = "sweep-gate-state.pkl"
-RECORD_METRICS = ("sweep.trials_skipped", "sweep.trials_not_launched", "sweep.trial_hours",
-                  "sweep.budget_reached")
-"""Parent-run metrics the report adds (to move into ``tuner.tracking.SWEEP_METRICS``)."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +99,8 @@ class GateRecord:
         ]
 
     def metrics(self) -> dict[str, float]:
-        """The parent run's ``RECORD_METRICS``."""
-        return dict(zip(RECORD_METRICS, (len(self.skipped), self.not_launched, self.trial_hours,
+        """The parent run's ``tr.GATE_METRICS``."""
+        return dict(zip(tr.GATE_METRICS, (len(self.skipped), self.not_launched, self.trial_hours,
                                          float(self.budget_reached)), strict=True))
 
 

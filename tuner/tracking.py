@@ -19,16 +19,21 @@ Parent run (one per sweep; its run name is the sweep name)
             ``data.fingerprint``
     params  ``sweep.space``, ``sweep.metric``, ``sweep.mode``, ``sweep.searcher``,
             ``sweep.scheduler``, ``sweep.num_configs``, ``sweep.seeds`` (K),
-            ``sweep.max_concurrent``, ``sweep.resources_cpu``, ``sweep.resources_gpu``, plus every
-            config field the sweep pins (the space's sizes and the user's ``--set`` values)
+            ``sweep.max_concurrent``, ``sweep.resources_cpu``, ``sweep.resources_gpu``,
+            ``sweep.dedup`` (false with ``--rerun``), ``sweep.budget_hours``, plus every config
+            field the sweep pins (the space's sizes and the user's ``--set`` values)
     metrics ``sweep.trials``, ``sweep.trials_finished``, ``sweep.trials_early_stopped``,
-            ``sweep.trials_failed``, ``sweep.wall_s``
-    artifacts ``summary.md`` (the table printed at the end), ``summary.json``
+            ``sweep.trials_failed``, ``sweep.wall_s``, and from the launch gate
+            ``sweep.trials_skipped`` (already done in an earlier run), ``sweep.trials_not_launched``
+            (left by the budget), ``sweep.trial_hours``, ``sweep.budget_reached`` (0/1)
+    artifacts ``summary.md`` (the table printed at the end), ``summary.json`` (with a ``gate``
+            entry: skipped trials and the runs they reuse, budget use, what was not launched)
 
 Child run (exactly one per Tune trial, resumed and retried attempts continue it)
     tags    ``mlflow.parentRunId`` (the parent run), ``sweep.role=trial``, ``sweep.name``,
             ``sweep.space``, ``tune.trial_id``, ``tune.trial_name``, ``arm``,
-            ``mlflow.source.git.commit``, ``data.fingerprint``, ``tune.attempts`` (starts of the
+            ``mlflow.source.git.commit``, ``data.fingerprint``, ``config.hash`` (the resolved
+            config's identity, ``tuner.dedup.config_hash``), ``tune.attempts`` (starts of the
             trial: 1 unless it was retried or resumed), ``early_stopped`` (``true`` when ASHA
             stopped the trial before its last epoch; such a trial has no ``test_*`` metrics),
             ``tune.status`` (how Tune left the trial: TERMINATED, ERROR, or INTERRUPTED when the
@@ -90,6 +95,7 @@ TAG_ATTEMPTS = "tune.attempts"
 TAG_TUNE_STATUS = "tune.status"
 TAG_ARM = "arm"
 TAG_EARLY_STOPPED = "early_stopped"
+TAG_CONFIG_HASH = "config.hash"
 
 ROLE_PARENT = "parent"
 ROLE_TRIAL = "trial"
@@ -111,9 +117,11 @@ KEY_IS_FINAL = "is_final"
 """Reported to Tune (not MLflow): 1.0 on the result carrying the test metrics. A trial whose
 last result lacks it was stopped early by the scheduler."""
 
+GATE_METRICS = ("sweep.trials_skipped", "sweep.trials_not_launched", "sweep.trial_hours",
+                "sweep.budget_reached")
 SWEEP_METRICS = (
     "sweep.trials", "sweep.trials_finished", "sweep.trials_early_stopped", "sweep.trials_failed",
-    "sweep.wall_s",
+    "sweep.wall_s", *GATE_METRICS,
 )
 
 # ---------------------------------------------------------------- artifacts

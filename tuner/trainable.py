@@ -23,7 +23,7 @@ from ray import tune
 from fer_core.config import ExperimentConfig
 from fer_core.engine import Callback, Trainer
 from search_spaces import SPACES
-from tuner import artifacts
+from tuner import artifacts, dedup
 from tuner import tracking as tr
 from tuner.context import SweepContext
 from tuner.mlflow_buffer import TrialTracker, fail_fast_http
@@ -102,6 +102,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         tr.TAG_ARM: SPACES.get(context.target.space).arm(flat),
         tr.TAG_GIT_COMMIT: context.git_commit,
         tr.TAG_DATA_FINGERPRINT: context.data_fingerprint,
+        tr.TAG_CONFIG_HASH: dedup.config_hash(cfg),
     }, tr.param_values(flat))
     status: str | None = tr.KILLED
     try:
