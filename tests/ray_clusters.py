@@ -9,6 +9,7 @@ dir. ``ray stop`` is never used: it ends every Ray process on the machine.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -40,8 +41,14 @@ def free_port() -> int:
 
 
 def short_tempdir(prefix: str) -> Path:
-    """A fresh folder directly under /tmp: Ray's socket paths must stay under ~107 bytes."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    """A fresh folder directly under /tmp: Ray's socket paths must stay under ~107 bytes.
+
+    Removed when the cluster stops, and once more when this process exits: an empty session
+    folder was seen to reappear after the cluster's teardown, during the next test.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0.25) -> T:
