@@ -103,3 +103,19 @@ def test_a_journal_keeps_no_credentials_and_replay_asks_for_them(tmp_path, capsy
     assert mlflow_replay.main([str(tmp_path)]) == 2
     assert "had credentials (redacted): pass the real one with --mlflow-uri" in (
         capsys.readouterr().err)
+
+
+def test_the_closing_hints_print_no_credentials():
+    from pathlib import Path
+
+    from tuner.context import SweepContext
+    from tuner.mlflow_runs import TrackingTarget
+    from tuner.sweep import how_to_look
+
+    server = "https://alice:hunter2@mlflow.example:5000"
+    target = TrackingTarget(server, "1", "p" * 32, "s", "smoke")
+    ctx = SweepContext({}, target, settings={"optuna_storage": "postgresql://bob:s3cret@db/optuna"})
+    text = how_to_look(ctx, Path("/shared/ray_results"))
+    assert "hunter2" not in text and "s3cret" not in text and "alice" not in text
+    assert "Open the UI:   https://***@mlflow.example:5000" in text  # a server is the UI
+    assert "optuna-dashboard postgresql://***@db/optuna" in text

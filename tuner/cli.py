@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "git commit and data, FINISHED, not early-stopped) in the experiment")
 
     track = p.add_argument_group("tracking")
-    track.add_argument("--mlflow-uri", help="MLflow tracking URI (default: sqlite:///./mlflow.db)")
+    track.add_argument("--mlflow-uri",
+                       help="MLflow tracking URI (default: sqlite:///./mlflow.db); a team server: "
+                            "start `python -m tuner.mlflow_server`, then http://HOST:5000")
     track.add_argument("--experiment", help="MLflow experiment (default: au-guided-fer)")
     track.add_argument("--optuna-storage",
                        help="Optuna RDB storage for multi-objective spaces "

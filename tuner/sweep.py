@@ -210,19 +210,26 @@ def reused_rows(client: MlflowClient, skipped: list[dict[str, Any]]) -> list[Tri
     return rows
 
 
+def ui_hint(uri: str) -> str:
+    """How to open the MLflow UI for ``uri``: a server is the UI; a local store needs one."""
+    if uri.startswith(("http://", "https://")):
+        return tr.redact(uri)
+    return f"mlflow ui --backend-store-uri {tr.redact(uri)}   (then http://127.0.0.1:5000)"
+
+
 def how_to_look(ctx: SweepContext, storage: Path) -> str:
+    """Where the results are and the commands to look at or resume them (no credentials)."""
     target = ctx.target
     lines = [
         f"MLflow: experiment id {target.experiment_id}, parent run {target.parent_run_id} "
-        f"({target.sweep_name}), one child run per trial, in {target.uri}",
-        f"Open the UI:   mlflow ui --backend-store-uri {target.uri}   "
-        "(then http://127.0.0.1:5000)",
+        f"({target.sweep_name}), one child run per trial, in {tr.redact(target.uri)}",
+        f"Open the UI:   {ui_hint(target.uri)}",
         f"Resume:        python -m tuner.sweep --resume --name {target.sweep_name} "
         f"--storage-path {storage}",
     ]
     if "optuna_storage" in ctx.settings:
-        lines.append(f"Optuna study:  optuna-dashboard {ctx.settings['optuna_storage']}   "
-                     f"(study {target.sweep_name})")
+        lines.append(f"Optuna study:  optuna-dashboard {tr.redact(ctx.settings['optuna_storage'])}"
+                     f"   (study {target.sweep_name})")
     return "\n".join(lines)
 
 
