@@ -36,7 +36,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
-from analysis.runs import RUN_COLUMNS, load_runs
+from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core.registry import Registry
@@ -349,10 +349,7 @@ def _formats(text: str) -> tuple[str, ...]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m analysis.figures",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--experiment", required=True, help="MLflow experiment name")
-    p.add_argument("--mlflow-uri", default=None, help="tracking URI (default: MLflow's)")
-    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                   help="keep only runs with this value (repeatable; also space=, sweep=)")
+    add_source_args(p)
     p.add_argument("--figure", choices=[*FIGURES.names(), "all"], default="all")
     p.add_argument("--format", type=_formats, default=("png", "pdf"), help="e.g. png,pdf")
     p.add_argument("-o", "--output", required=True, type=Path, help="folder to write into")

@@ -27,6 +27,7 @@ import pandas as pd
 from analysis import render
 from analysis.figures import FIGURES, FigureOptions, FigureSource, Outcome, load_selection
 from analysis.figures import make_figures as _make_figures
+from analysis.runs import add_source_args
 from analysis.tables import TABLES, Table, build_table
 from tuner.provenance import git_commit
 
@@ -180,10 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     matplotlib.use("Agg")  # files only; never a window
     p = argparse.ArgumentParser(prog="python -m analysis.report",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--experiment", required=True, help="MLflow experiment name")
-    p.add_argument("--mlflow-uri", default=None, help="tracking URI (default: MLflow's)")
-    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                   help="keep only runs with this value (repeatable)")
+    add_source_args(p)
     p.add_argument("--figure", action="append", choices=FIGURES.names(), default=None,
                    help="only these figures (repeatable; default: all)")
     p.add_argument("--data-root", default=None, help="maps: the data's folder on this machine")

@@ -29,6 +29,7 @@ metrics of a fully trained model.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -145,3 +146,12 @@ def load_runs(
     if not include_early_stopped:
         keep &= ~frame["early_stopped"].astype(bool)
     return frame[keep].reset_index(drop=True)
+
+
+def add_source_args(parser: argparse.ArgumentParser) -> None:
+    """The runs an ``analysis`` command reads: ``--experiment``, ``--mlflow-uri``, ``--where``."""
+    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
+    parser.add_argument("--mlflow-uri", default=None, help="tracking URI (default: MLflow's)")
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                        help="keep only runs with this value (repeatable; config fields, "
+                             "space=NAME, sweep=NAME)")

@@ -1,7 +1,7 @@
-"""The paper's Tables 1–3 from the MLflow runs of a sweep, in Markdown, LaTeX or CSV.
+"""The paper's Tables 1–3 from the MLflow runs of a sweep, in Markdown, LaTeX, HTML or CSV.
 
     python -m analysis.tables --experiment NAME [--mlflow-uri URI] --table 1|2|3 \\
-        --format md|latex|csv [-o FILE] [--where KEY=VALUE ...]
+        --format md|latex|html|csv [-o FILE] [--where KEY=VALUE ...]
 
 A table is data (:class:`TableSpec`): which run column names a row, and which metric of which arm
 (w/o AU: λ = 0; w/ AU: λ > 0) each column shows. A cell is the mean over the seeds of its runs:
@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from analysis import render
-from analysis.runs import RUN_COLUMNS, load_runs
+from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
 
 METHOD_LABELS: tuple[tuple[str, str], ...] = (
@@ -242,13 +242,10 @@ def select(runs: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.tables", description=__doc__
                                      .split("\n")[0])
-    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
-    parser.add_argument("--mlflow-uri", default=None, help="tracking URI (default: MLflow's)")
+    add_source_args(parser)
     parser.add_argument("--table", type=int, choices=sorted(TABLES), required=True)
     parser.add_argument("--format", choices=sorted(render.FORMATS), default="md")
     parser.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
-    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                        help="keep only runs with this config value (repeatable)")
     args = parser.parse_args(argv)
     try:
         runs = select(load_runs(args.experiment, args.mlflow_uri), args.where)

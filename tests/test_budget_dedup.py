@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-import ray
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from ray.tune.search import BasicVariantGenerator
@@ -190,16 +187,6 @@ def test_dirty_checkouts_with_different_changes_are_different_code(tmp_path):
 
 
 # ---------------------------------------------------------------- real sweeps
-@pytest.fixture(scope="module")
-def ray_runtime():
-    """One local Ray for this module's sweeps (2 CPUs, private temp dir)."""
-    temp = tempfile.mkdtemp(prefix="rb", dir="/tmp")  # short: Ray's socket paths are limited
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp)
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
-
-
 @pytest.fixture()
 def pinned_commit(monkeypatch):
     """The shared checkout changes while a test runs (other work in the tree): pin the code

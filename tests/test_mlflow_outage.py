@@ -6,16 +6,13 @@ from __future__ import annotations
 import dataclasses
 import glob
 import logging
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-import ray
 from mlflow import MlflowClient
 from ray.train._internal.storage import StorageContext
 from ray.tune.experiment import Trial
@@ -199,15 +196,6 @@ def test_a_later_attempt_sends_what_a_killed_one_left(server, fail_fast, tmp_pat
 
 
 # ---------------------------------------------------------------- a real sweep through an outage
-@pytest.fixture(scope="module")
-def ray_address():
-    temp = tempfile.mkdtemp(prefix="ro", dir="/tmp")  # short: Ray's socket paths are limited
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
-
-
 def wait_for(predicate, what: str, timeout: float = 180.0, proc=None) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -217,11 +205,11 @@ def wait_for(predicate, what: str, timeout: float = 180.0, proc=None) -> None:
 
 
 @pytest.mark.slow
-def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_address, tmp_path):
+def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_runtime, tmp_path):
     experiment = "sweep-outage"
     argv = [sys.executable, "-m", "tuner.sweep", "--space", "smoke", "--trials", "1",
             "--scheduler", "fifo", "--set", "epochs=5", "--name", "o",
-            "--experiment", experiment, "--mlflow-uri", server.url, "--address", ray_address,
+            "--experiment", experiment, "--mlflow-uri", server.url, "--address", ray_runtime,
             "--storage-path", str(tmp_path / "ray_results")]
     out = (tmp_path / "sweep.log").open("w")
     driver = subprocess.Popen(argv, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -121,16 +119,6 @@ def test_a_pin_that_breaks_one_method_fails_before_the_sweep(tmp_path):
 
 
 # ---------------------------------------------------------------- real sweeps
-@pytest.fixture(scope="module")
-def ray_runtime():
-    """One local Ray for the in-process sweeps of this module (2 CPUs, private temp dir)."""
-    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are limited
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp)
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
-
-
 @pytest.mark.slow
 def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
