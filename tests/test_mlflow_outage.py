@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -284,3 +285,34 @@ def test_the_driver_delivers_what_a_killed_trial_left(server, fail_fast, tmp_pat
     assert history(target, run.info.run_id) == [(1, 1.0)]
     assert run.info.status == "FINISHED"  # the trial's own word, not the driver's KILLED
     assert "delivered 3 MLflow operation(s) that trial t5 had left" in caplog.text
+
+
+def test_the_driver_never_stalls_on_a_close_during_an_outage(server, tmp_path, monkeypatch,
+                                                              caplog):
+    # No fail_fast fixture: the driver keeps MLflow's patient defaults outside its closes.
+    for key in FAIL_FAST_HTTP:
+        monkeypatch.delenv(key, raising=False)
+    caplog.set_level(logging.WARNING, logger="tuner.callbacks")
+    target = sweep_target(server.url, "driver-close")
+    tracker = TrialTracker(target, "t6", tmp_path / "trial")
+    tracker.attach("trial_t6", {}, {})
+    tracker.end(tr.FINISHED)
+    assert tracker.close() == 0
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="s",
+                             trial_dir_name="trial_t6")
+    trial = Trial("train_trial", config={}, trial_id="t6", storage=storage, stub=True)
+    trial.run_metadata.last_result = {tr.KEY_IS_FINAL: 1.0}
+
+    callback = CloseTrialRuns(unreachable(target))
+    began = time.monotonic()
+    callback.on_trial_complete(0, [trial], trial)
+    assert time.monotonic() - began < 30  # MLflow's defaults would hold it ~4 minutes
+    assert callback.unclosed == {"t6": ("TERMINATED", False)}
+    assert not any(key in os.environ for key in FAIL_FAST_HTTP)  # the driver's settings back
+    assert "trying again when the sweep ends" in caplog.text
+
+    callback.target = target  # the server is back by the end of the sweep
+    callback.on_experiment_end([trial])
+    (run,) = trial_runs(target)
+    assert run.data.tags[tr.TAG_TUNE_STATUS] == "TERMINATED"
+    assert run.data.tags[tr.TAG_EARLY_STOPPED] == "false" and callback.unclosed == {}

@@ -21,6 +21,7 @@ from typing import Any
 from ray import tune
 
 from tuner import mlflow_runs as runs
+from tuner.mlflow_buffer import fail_fast_http_scope
 from tuner.mlflow_outbox import OUTBOX_FILE, replay, replay_command
 from tuner.mlflow_runs import TrackingTarget
 from tuner.searchers import is_final
@@ -38,7 +39,8 @@ class CloseTrialRuns(tune.Callback):
 
     def _close(self, trial: Any, tune_status: str) -> None:
         early = not is_final(trial.last_result) if tune_status == "TERMINATED" else None
-        self._close_id(trial.trial_id, tune_status, early)
+        with fail_fast_http_scope():  # a failure is retried at the end; never stall Tune here
+            self._close_id(trial.trial_id, tune_status, early)
 
     def _close_id(self, trial_id: str, tune_status: str, early_stopped: bool | None) -> bool:
         try:

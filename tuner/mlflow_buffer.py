@@ -24,7 +24,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from tuner import tracking as tr
@@ -67,6 +68,20 @@ def fail_fast_http() -> None:
     these variables). Call it in trial processes and the replay tool, not in the driver."""
     for key, value in FAIL_FAST_HTTP.items():
         os.environ.setdefault(key, value)
+
+
+@contextmanager
+def fail_fast_http_scope() -> Iterator[None]:
+    """:func:`fail_fast_http` for the duration of a block (MLflow reads these variables at every
+    request). For the driver's per-trial calls, which have a later retry: a stalled call would
+    hold Tune's whole event loop."""
+    added = [key for key in FAIL_FAST_HTTP if key not in os.environ]
+    fail_fast_http()
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 class TrialTracker:
