@@ -2,20 +2,116 @@
 
 Handed to the trainable through ``tune.with_parameters`` (stored once in the object store, not
 copied into every trial's config) and written to ``<sweep folder>/sweep.json`` so that
-``--resume`` rebuilds exactly the same trainable.
+``--resume`` rebuilds exactly the same trainable. The sweep folder lives in Ray Tune's storage,
+a local folder or a URI (``StoragePath``), so it is read and written through ``pyarrow.fs``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pyarrow.fs as pafs
 
 from tuner.mlflow_runs import TrackingTarget
 
 SWEEP_FILE = "sweep.json"
+
+
+def is_uri(text: str) -> bool:
+    """``scheme://...`` (``s3://b/p``, ``gs://b/p``, ``file:///abs``) rather than a path."""
+    return "://" in text and bool(urlsplit(text).scheme)
+
+
+@functools.lru_cache(maxsize=128)
+def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    # Cached: for object stores, resolving a URI can cost a request (e.g. the S3 bucket's
+    # region), and the sweep rewrites the same few files at every trial event.
+    if is_uri(location):
+        return pafs.FileSystem.from_uri(location)  # what Ray does with a storage URI
+    return pafs.LocalFileSystem(), location  # a plain path is never parsed as a URI
+
+
+@dataclass(frozen=True)
+class StoragePath:
+    """A file or folder in Ray Tune's storage: an absolute local path or a URI Ray accepts.
+
+    ``str()`` is what Tune gets (``RunConfig(storage_path=...)``, ``Tuner.restore``) and what
+    people see; a URI is kept as given (``s3://bucket/prefix?region=...``), and ``/`` joins
+    names before its query. File access goes through ``pyarrow.fs``, as Ray's own does, so the
+    sweep's files sit next to Tune's on any storage Ray can use.
+    """
+
+    location: str
+
+    @classmethod
+    def parse(cls, value: str | os.PathLike[str] | StoragePath) -> StoragePath:
+        """A URI unchanged; a local path made absolute (``~`` expanded, symlinks resolved)."""
+        if isinstance(value, StoragePath):
+            return value
+        text = os.fspath(value)
+        return cls(text if is_uri(text) else str(Path(text).expanduser().resolve()))
+
+    @property
+    def is_uri(self) -> bool:
+        return is_uri(self.location)
+
+    @property
+    def name(self) -> str:
+        path = urlsplit(self.location).path if self.is_uri else self.location
+        return path.rstrip("/").rsplit("/", 1)[-1]
+
+    def __str__(self) -> str:
+        return self.location
+
+    def __truediv__(self, name: str) -> StoragePath:
+        if not self.is_uri:
+            return StoragePath(str(Path(self.location) / name))
+        parts = urlsplit(self.location)
+        return StoragePath(urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{name}")))
+
+    def info(self) -> pafs.FileInfo:
+        fs, path = _filesystem(self.location)
+        return fs.get_file_info(path)
+
+    def exists(self) -> bool:
+        return self.info().type != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self.info().type == pafs.FileType.File
+
+    def children(self) -> list[pafs.FileInfo]:
+        """What this folder holds, one level (nothing when it does not exist)."""
+        fs, path = _filesystem(self.location)
+        return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+
+    def read_text(self) -> str:
+        fs, path = _filesystem(self.location)
+        with fs.open_input_stream(path) as stream:
+            return stream.readall().decode()
+
+    def write_text(self, text: str) -> None:
+        """Write the whole file; a reader never sees half of it."""
+        fs, path = _filesystem(self.location)
+        parent = path.rstrip("/").rsplit("/", 1)[0]
+        if parent:
+            fs.create_dir(parent, recursive=True)
+        if not isinstance(fs, pafs.LocalFileSystem):
+            # An object store publishes an object whole when its stream closes; a move there
+            # would be a copy and a delete.
+            target = path
+        else:
+            target = f"{path}.tmp"
+        with fs.open_output_stream(target) as stream:
+            stream.write(text.encode())
+        if target != path:
+            fs.move(target, path)  # a rename: atomic on a local or network filesystem
 
 
 @dataclass(frozen=True)
@@ -31,14 +127,15 @@ class SweepContext:
     settings: Mapping[str, Any] = field(default_factory=dict)
     """The sweep's own settings (space, metric, seeds, ...), for the record and for resume."""
 
-    def save(self, folder: Path) -> Path:
-        path = folder / SWEEP_FILE
-        folder.mkdir(parents=True, exist_ok=True)
+    def save(self, folder: str | os.PathLike[str] | StoragePath) -> StoragePath:
+        """Write ``<folder>/sweep.json`` (the folder is created, locally or in a bucket)."""
+        path = StoragePath.parse(folder) / SWEEP_FILE
         path.write_text(json.dumps(asdict(self), indent=2, default=str))
         return path
 
     @classmethod
-    def load(cls, folder: Path) -> SweepContext:
-        data = json.loads((folder / SWEEP_FILE).read_text())
+    def load(cls, folder: str | os.PathLike[str] | StoragePath) -> SweepContext:
+        """The context saved in ``<folder>/sweep.json``."""
+        data = json.loads((StoragePath.parse(folder) / SWEEP_FILE).read_text())
         data["target"] = TrackingTarget(**data["target"])
         return cls(**data)

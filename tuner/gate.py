@@ -33,7 +33,7 @@ from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, Se
 
 from tuner import tracking as tr
 from tuner.budget import SECONDS_PER_HOUR, Budget, BudgetClock
-from tuner.context import SweepContext
+from tuner.context import StoragePath, SweepContext
 from tuner.dedup import DoneRun, config_hash, done_runs
 from tuner.trainable import trial_config
 
@@ -50,6 +50,7 @@ class GateRules:
     max_concurrent: int = 1
     dedup: bool = True
     record_path: str | None = None
+    """Where ``sweep_gate.json`` goes: a local path or a URI (``tuner.context.StoragePath``)."""
 
 
 @dataclass
@@ -68,14 +69,15 @@ class GateRecord:
     """Known configurations left when the budget ended the search (grids list them all)."""
     trial_hours: float = 0.0
 
-    def save(self, path: str) -> None:
-        tmp = f"{path}.tmp"
-        Path(tmp).write_text(json.dumps(asdict(self), indent=1, default=str))
-        os.replace(tmp, path)  # the report never reads half a file
+    def save(self, path: str | StoragePath) -> None:
+        """Write the record to ``path``, in the sweep folder (a local folder or a URI)."""
+        # Written whole (rename locally, one object in a bucket): the report never reads half.
+        StoragePath.parse(path).write_text(json.dumps(asdict(self), indent=1, default=str))
 
     @classmethod
-    def load(cls, folder: Path) -> GateRecord | None:
-        path = folder / GATE_FILE
+    def load(cls, folder: str | os.PathLike[str] | StoragePath) -> GateRecord | None:
+        """The record in ``folder``, or None (a sweep started before the gate existed)."""
+        path = StoragePath.parse(folder) / GATE_FILE
         return cls(**json.loads(path.read_text())) if path.is_file() else None
 
     def notes(self) -> list[str]:
@@ -243,6 +245,8 @@ class SweepGate(SearchAlgorithm):
         if self.rules.record_path:
             self.record.save(self.rules.record_path)
 
+    # Tune hands these the driver's local staging folder and syncs it with the storage itself
+    # (a bucket included), so the state pickle is plain local file I/O.
     def has_checkpoint(self, dirpath: str) -> bool:
         return self.inner.has_checkpoint(dirpath) or (Path(dirpath) / STATE_FILE).is_file()
 

@@ -1,32 +1,54 @@
-"""Finding a sweep to resume and checking that Tune can restore it."""
+"""Finding a sweep to resume and checking that Tune can restore it.
+
+The storage is a local folder or a URI (``tuner.context.StoragePath``); it is listed through
+``pyarrow.fs``, so a sweep in a bucket resumes from any machine that can read the bucket.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import fnmatch
+import os
 
-from tuner.context import SWEEP_FILE, SweepContext
+import pyarrow.fs as pafs
+
+from tuner.context import SWEEP_FILE, StoragePath, SweepContext
+
+TUNE_STATE = "experiment_state-*.json"
 
 
 class NothingToResume(ValueError):
     """The named/latest sweep cannot be restored; the message says what to do."""
 
 
-def sweep_folders(storage: Path, space: str | None = None) -> list[Path]:
+def sweep_folders(storage: str | os.PathLike[str] | StoragePath,
+                  space: str | None = None) -> list[StoragePath]:
     """Sweeps under ``storage`` (optionally of one space), oldest first."""
+    storage = StoragePath.parse(storage)
     found = []
-    for path in storage.glob(f"*/{SWEEP_FILE}"):
-        if space is None or SweepContext.load(path.parent).target.space == space:
-            found.append(path.parent)
-    return sorted(found, key=lambda p: (p / SWEEP_FILE).stat().st_mtime)
+    for child in storage.children():
+        if child.type != pafs.FileType.Directory:
+            continue
+        folder = storage / child.base_name
+        record = (folder / SWEEP_FILE).info()
+        if record.type != pafs.FileType.File:
+            continue
+        if space is None or SweepContext.load(folder).target.space == space:
+            # Some stores give no modification time: those sort first.
+            stamp = record.mtime.timestamp() if record.mtime else 0.0
+            found.append((stamp, folder))
+    return [folder for _, folder in sorted(found, key=lambda pair: pair[0])]
 
 
-def has_tune_state(folder: Path) -> bool:
+def has_tune_state(folder: str | os.PathLike[str] | StoragePath) -> bool:
     """Tune wrote its experiment state: ``tuner.pkl`` alone is not restorable."""
-    return any(folder.glob("experiment_state-*.json"))
+    return any(fnmatch.fnmatchcase(child.base_name, TUNE_STATE)
+               for child in StoragePath.parse(folder).children())
 
 
-def find_sweep(storage: Path, name: str | None, space: str | None) -> Path:
+def find_sweep(storage: str | os.PathLike[str] | StoragePath, name: str | None,
+               space: str | None) -> StoragePath:
     """The folder of sweep ``name``, or the latest sweep (of ``space``) under ``storage``."""
+    storage = StoragePath.parse(storage)
     if name:
         folder = storage / name
         if not (folder / SWEEP_FILE).is_file():

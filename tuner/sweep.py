@@ -30,7 +30,7 @@ from tuner import tracking as tr
 from tuner.budget import Budget
 from tuner.callbacks import CloseTrialRuns
 from tuner.cli import parse_args
-from tuner.context import SweepContext
+from tuner.context import StoragePath, SweepContext
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
 from tuner.mlflow_runs import TrackingTarget
 from tuner.plan import ResolvedSweep, SweepError, fixed_values, resolve
@@ -62,8 +62,20 @@ def list_spaces() -> str:
     return "\n".join(lines)
 
 
-def storage_root(args: argparse.Namespace) -> Path:
-    return Path(args.storage_path or "ray_results").expanduser().resolve()
+def storage_root(args: argparse.Namespace) -> StoragePath:
+    """``--storage-path`` as Tune gets it: a URI (``s3://``, ``gs://``, ``file://``, ...) kept
+    as given, a local folder made absolute (default ``./ray_results``)."""
+    return StoragePath.parse(args.storage_path or "ray_results")
+
+
+def check_storage(storage: StoragePath, args: argparse.Namespace) -> None:
+    """Refuse, before anything starts, a storage URI without a data cache folder."""
+    if storage.is_uri and not args.cache_dir:
+        raise SweepError(
+            f"--storage-path {tr.redact(str(storage))} is a URI, and the data cache cannot live "
+            "in object storage (the datasets read and write plain files): pass --cache-dir, a "
+            "folder on a filesystem shared by all nodes (e.g. an NFS/EFS/Filestore mount such "
+            "as /mnt/fer/data_cache)")
 
 
 def make_trainable(ctx: SweepContext, resources: dict[str, float]) -> Any:
@@ -85,10 +97,11 @@ def init_ray(args: argparse.Namespace) -> bool:
 def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
     """Data, MLflow parent run, sweep folder and a fresh Tuner for a new sweep."""
     storage = storage_root(args)
+    check_storage(storage, args)
     folder = storage / resolved.name
     if folder.exists():
-        raise SweepError(f"sweep folder {folder} exists: use --resume --name {resolved.name} "
-                         "to continue it, or another --name")
+        raise SweepError(f"sweep folder {tr.redact(str(folder))} exists: use --resume --name "
+                         f"{resolved.name} to continue it, or another --name")
     cache_dir = str(Path(args.cache_dir).resolve() if args.cache_dir else storage / "data_cache")
     uri = runs.normalize_uri(args.mlflow_uri)
     client = MlflowClient(tracking_uri=uri)
@@ -114,7 +127,8 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
 
 
 def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Namespace,
-                storage: Path) -> tune.Tuner:
+                storage: StoragePath) -> tune.Tuner:
+    """A fresh Tuner writing to ``storage`` (a folder or a URI), ``sweep.json`` saved first."""
     ctx.save(storage / resolved.name)
     init_ray(args)
     plan = resolved.plan
@@ -157,7 +171,7 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
                  "gpu": float(ctx.settings.get("resources_gpu", 0.0))}
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG",
                           str(ctx.settings.get("max_concurrent", 2)))
-    print(f"resuming sweep {folder.name} from {folder}", flush=True)
+    print(f"resuming sweep {folder.name} from {tr.redact(str(folder))}", flush=True)
     tuner = tune.Tuner.restore(str(folder), trainable=make_trainable(ctx, resources),
                                resume_errored=True)
     return tuner, ctx
@@ -217,7 +231,7 @@ def ui_hint(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {tr.redact(uri)}   (then http://127.0.0.1:5000)"
 
 
-def how_to_look(ctx: SweepContext, storage: Path) -> str:
+def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
     """Where the results are and the commands to look at or resume them (no credentials)."""
     target = ctx.target
     lines = [
@@ -225,7 +239,7 @@ def how_to_look(ctx: SweepContext, storage: Path) -> str:
         f"({target.sweep_name}), one child run per trial, in {tr.redact(target.uri)}",
         f"Open the UI:   {ui_hint(target.uri)}",
         f"Resume:        python -m tuner.sweep --resume --name {target.sweep_name} "
-        f"--storage-path {storage}",
+        f"--storage-path {tr.redact(str(storage))}",
     ]
     if "optuna_storage" in ctx.settings:
         lines.append(f"Optuna study:  optuna-dashboard {tr.redact(ctx.settings['optuna_storage'])}"
