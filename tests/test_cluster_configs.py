@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from tuner.cli import parse_args
-from tuner.cluster import CLUSTER_DIR, CONFIG_FILES, sweep_calls
 from tuner.cluster.check import check_file, main, ray_schema, ray_version
+from tuner.cluster.rules import CLUSTER_DIR, CONFIG_FILES, shared_path_problem, sweep_calls
 
 LAUNCHERS = [CLUSTER_DIR / "aws.yaml", CLUSTER_DIR / "gcp.yaml"]
 KUBERAY = CLUSTER_DIR / "kuberay"
@@ -171,7 +171,12 @@ def test_launcher_needs_bounds_gpus_and_idle_timeout(aws, tmp_path):
     ("head_setup_commands", "--storage-path /mnt/fer/ray_results", "--storage-path ray_results",
      "--storage-path ray_results is relative"),
     ("head_setup_commands", "--storage-path /mnt/fer/ray_results",
-     "--storage-path s3://fer-bucket/ray_results", "takes it as a local folder (storage_root)"),
+     "--storage-path hdfs://namenode/ray_results", "hdfs:// is not a storage these clusters"),
+    ("head_setup_commands", "--storage-path /mnt/fer/ray_results",
+     "--storage-path file:///tmp/ray_results",
+     "--storage-path file:///tmp/ray_results is not on a filesystem every node mounts"),
+    ("head_setup_commands", "--cache-dir /mnt/fer/data_cache", "--cache-dir s3://fer-bucket/c",
+     "--cache-dir s3://fer-bucket/c: a URI, but --cache-dir must be a folder"),
     ("head_setup_commands", "--cache-dir /mnt/fer/data_cache", "--cache-dir /tmp/cache",
      "--cache-dir /tmp/cache is not on a filesystem every node mounts (shared: /mnt/fer)"),
     ("head_setup_commands", "--mlflow-uri http://fer-mlflow:5000",
@@ -191,6 +196,23 @@ def test_launcher_needs_bounds_gpus_and_idle_timeout(aws, tmp_path):
 def test_broken_launcher_copy_fails_naming_the_problem(aws, tmp_path, key, old, new, expected):
     out = problems([replace_in_commands(aws, key, old, new)], tmp_path)
     assert expected in out, out
+
+
+@pytest.mark.parametrize("storage", ["s3://fer-bucket/ray_results", "gs://fer-bucket/ray_results",
+                                     "s3://fer-bucket/r?region=eu-west-1",
+                                     "file:///mnt/fer/ray_results"])
+def test_tune_storage_may_be_object_storage_or_a_shared_file_uri(aws, tmp_path, storage):
+    doc = replace_in_commands(aws, "head_setup_commands", "--storage-path /mnt/fer/ray_results",
+                              f"--storage-path {storage}")
+    assert problems([doc], tmp_path) == ""
+
+
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--cache-dir", "gs://fer-bucket/cache"), ("--data-root", "s3://fer-bucket/RAF-DB")])
+def test_only_the_tune_storage_takes_object_storage(flag, value):
+    message = shared_path_problem(flag, value, ["/mnt/fer"])
+    assert message and f"{flag} must be a folder" in message and "/mnt/fer" in message
+    assert shared_path_problem("--storage-path", value, ["/mnt/fer"], uri_ok=True) is None
 
 
 def test_public_security_group_rule_fails(aws, tmp_path):

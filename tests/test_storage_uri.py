@@ -8,8 +8,6 @@ sqlite MLflow, and ``--resume`` finding it by that URI.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 
 import pytest
@@ -117,16 +115,7 @@ def test_a_storage_uri_without_cache_dir_stops_before_ray_or_mlflow(tmp_path, mo
 
 
 # ---------------------------------------------------------------- a real sweep on a file:// URI
-@pytest.fixture(scope="module")
-def ray_runtime():
-    """A local Ray of this module's own (2 CPUs, private temp dir)."""
-    temp = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's socket paths are limited
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp)
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
-
-
+# (ray_runtime: the module's local Ray, tests/conftest.py)
 @pytest.mark.slow
 def test_sweep_on_a_file_uri_completes_and_resumes_by_that_uri(ray_runtime, tmp_path,
                                                                monkeypatch, capsys):

@@ -5,9 +5,11 @@
 - KubeRay manifests: the fields KubeRay needs (``ray.io/v1`` RayCluster / RayJob) and the plain
   Kubernetes objects next to them (Service, Deployment, PersistentVolumeClaim).
 - The project's rules everywhere: the sweep runs as ``python -m tuner.sweep`` with flags that
-  ``tuner.cli`` parses, its storage/cache paths on a filesystem every node mounts, an MLflow
-  server the workers can reach, ``TUNE_MAX_PENDING_TRIALS_PG`` set, Ray token auth on, no
-  secret written inline, no dashboard or server published outside the cluster.
+  ``tuner.cli`` parses, its storage/cache paths on a filesystem every node mounts (the Tune
+  storage may also be ``s3://`` or ``gs://``), an MLflow server the workers can reach,
+  ``TUNE_MAX_PENDING_TRIALS_PG`` set, Ray token auth on, no secret written inline, no dashboard
+  or server published outside the cluster. Those rules are functions in
+  ``tuner.cluster.rules``; this module reads the files, checks the schemas and applies them.
 
 Every problem names the file, the field and the fix. ``--deployable`` also fails on the
 ``EDIT_ME`` placeholders a user must fill in.
@@ -16,13 +18,11 @@ Every problem names the file, the field and the fix. ``--deployable`` also fails
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.metadata
 import importlib.util
-import io
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -32,8 +32,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 from fer_core.registry import Registry
-from tuner import cluster as rules
-from tuner.cli import parse_args
+from tuner.cluster import rules
 
 RAY_API = "ray.io/v1"
 SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
@@ -61,6 +60,10 @@ class Findings:
 
     def add(self, where: str, message: str) -> None:
         self.problems.append(Problem(self.file, f"{self.label}{where}", message))
+
+    def extend(self, found: Iterable[rules.Finding]) -> None:
+        for where, message in found:
+            self.add(where, message)
 
 
 Check = Callable[[dict, Findings], None]
@@ -113,104 +116,7 @@ def check_everywhere(doc: dict, out: Findings, deployable: bool) -> None:
                 out.add(where, message)
 
 
-# ---------------------------------------------------------------- the sweep command line
-
-def check_sweep_call(call: rules.SweepCall, where: str, roots: Sequence[str],
-                     out: Findings) -> None:
-    """The flags parse with ``tuner.cli`` and point at shared, reachable places."""
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            args = parse_args(call.argv)
-    except SystemExit:
-        reason = (err.getvalue().strip().splitlines() or ["invalid flags"])[-1]
-        out.add(where, f"the sweep command does not parse with tuner.cli ({reason}); "
-                       "see `python -m tuner.sweep --help`")
-        return
-    if not args.address:
-        out.add(where, "--address missing: without it the sweep starts a private local Ray on "
-                       "the head instead of using the cluster (use --address auto)")
-    optuna = args.optuna_storage or ""
-    paths = [("--storage-path", args.storage_path, True), ("--cache-dir", args.cache_dir, True),
-             ("--data-root", args.data_root, False),
-             ("--optuna-storage", optuna[len("sqlite:///"):], optuna.startswith("sqlite:///"))]
-    messages = [rules.shared_path_problem(flag, value, roots)
-                for flag, value, required in paths if required or value]
-    messages.append(rules.mlflow_uri_problem(args.mlflow_uri))
-    for message in filter(None, messages):
-        out.add(where, message)
-    if f"{rules.PENDING_ENV}=" not in call.context:
-        out.add(where, f"{rules.PENDING_ENV} is not set for the sweep: set it (e.g. to "
-                       "--max-concurrent) so the autoscaler sees every pending trial at once")
-
-
-def check_sweeps(commands: Sequence[tuple[str, str]], roots: Sequence[str],
-                 out: Findings, where_missing: str) -> None:
-    calls = [(where, call) for where, text in commands for call in rules.sweep_calls(text)]
-    if not calls:
-        out.add(where_missing, f"no `python -m {rules.SWEEP_MODULE}` command found: the cluster "
-                               "must run the project's sweep entry point")
-    for where, call in calls:
-        check_sweep_call(call, where, roots, out)
-
-
 # ---------------------------------------------------------------- Ray cluster launcher
-
-def check_node_types(doc: dict, out: Findings) -> None:
-    types = doc.get("available_node_types")
-    if not isinstance(types, dict) or not types:
-        out.add("available_node_types", "declare a CPU head type and GPU worker types")
-        return
-    head = doc.get("head_node_type")
-    if head not in types:
-        out.add("head_node_type", f"{head!r} is not one of available_node_types "
-                                  f"({', '.join(types)})")
-    elif rules.gpus(types[head]) > 0:
-        out.add(f"available_node_types.{head}.resources",
-                "the head has GPUs: keep it a CPU node and let the autoscaler add GPU workers")
-    workers = {name: t for name, t in types.items() if name != head and isinstance(t, dict)}
-    if not any(rules.gpus(t) > 0 for t in workers.values()):
-        out.add("available_node_types", "no worker type declares GPU resources "
-                                        "(resources: {GPU: n}); trials need GPU workers")
-    for name, node_type in workers.items():
-        low, high = node_type.get("min_workers"), node_type.get("max_workers")
-        for key, value in (("min_workers", low), ("max_workers", high)):
-            if not isinstance(value, int):
-                out.add(f"available_node_types.{name}.{key}",
-                        "missing: set the autoscaler's bounds for this node type")
-        if isinstance(low, int) and isinstance(high, int) and low > high:
-            out.add(f"available_node_types.{name}", f"min_workers {low} > max_workers {high}")
-    if not isinstance(doc.get("idle_timeout_minutes"), (int, float)):
-        out.add("idle_timeout_minutes", "missing: idle GPU workers are removed after it")
-
-
-def check_start_commands(doc: dict, commands: Sequence[tuple[str, str]], out: Findings) -> None:
-    starts = [(where, text) for where, text in commands if rules.STARTS_RAY.search(text)]
-    if not any(rules.HEAD_START.search(text) for _, text in starts):
-        out.add("head_start_ray_commands", "no `ray start --head` command")
-    for where, text in starts:
-        if not rules.AUTH_TOKEN_MODE.search(text):
-            out.add(where, "`ray start` without RAY_AUTH_MODE=token: Ray token auth must stay on "
-                           "(set it on the same command line)")
-        host = rules.dashboard_host(text)
-        if host is not None and host not in rules.LOOPBACK:
-            out.add(where, f"--dashboard-host={host} publishes the dashboard (job submission "
-                           "runs code): keep 127.0.0.1 and reach it with `ray dashboard`")
-    mounts = doc.get("file_mounts") or {}
-    mounted = any(rules.TOKEN_FILE in str(k) + str(v) for k, v in mounts.items())
-    if not mounted and not any("RAY_AUTH_TOKEN_PATH" in text for _, text in commands):
-        out.add("file_mounts", f"the Ray token never reaches the nodes: mount {rules.TOKEN_FILE} "
-                               "(file_mounts) or point RAY_AUTH_TOKEN_PATH at a file")
-
-
-def check_firewall(doc: dict, out: Findings) -> None:
-    group = (doc.get("provider") or {}).get("security_group") or {}
-    for i, rule in enumerate(group.get("IpPermissions") or []):
-        if isinstance(rule, dict) and rules.public_non_ssh(rule):
-            out.add(f"provider.security_group.IpPermissions[{i}]",
-                    f"opens ports {rule.get('FromPort')}-{rule.get('ToPort')} to the internet: "
-                    "only SSH (22) may be public; reach the dashboard and MLflow via SSH tunnels")
-
 
 @DOCUMENTS.register("launcher")
 def check_launcher(doc: dict, out: Findings) -> None:
@@ -220,10 +126,11 @@ def check_launcher(doc: dict, out: Findings) -> None:
         out.add(dotted(err.absolute_path) or "<top level>",
                 f"Ray {ray_version()} autoscaler schema: {err.message}")
     commands = rules.launcher_commands(doc)
-    check_node_types(doc, out)
-    check_start_commands(doc, commands, out)
-    check_firewall(doc, out)
-    check_sweeps(commands, rules.launcher_shared_roots(doc, commands), out, "head_setup_commands")
+    out.extend(rules.node_type_problems(doc))
+    out.extend(rules.start_command_problems(doc, commands))
+    out.extend(rules.firewall_problems(doc))
+    out.extend(rules.sweep_problems(commands, rules.launcher_shared_roots(doc, commands),
+                                    "head_setup_commands"))
 
 
 # ---------------------------------------------------------------- KubeRay and Kubernetes
@@ -285,7 +192,7 @@ def check_worker_group(group: Any, where: str, out: Findings) -> None:
     containers = check_containers(group.get("template"), f"{where}.template", out)
     if containers and rules.k8s_gpus(containers[0]) < 1:
         out.add(f"{where}.template.spec.containers[0].resources.limits",
-                "no nvidia.com/gpu limit: trials (--rules.gpus-per-trial) need GPU workers")
+                "no nvidia.com/gpu limit: trials (--gpus-per-trial) need GPU workers")
 
 
 def check_cluster_spec(spec: dict, where: str, out: Findings) -> None:
@@ -346,7 +253,7 @@ def check_rayjob(doc: dict, out: Findings) -> None:
     if not isinstance(entrypoint, str) or not entrypoint.strip():
         out.add("spec.entrypoint", f"missing: python -m {rules.SWEEP_MODULE} ...")
         return
-    check_sweeps([("spec.entrypoint", entrypoint)], roots, out, "spec.entrypoint")
+    out.extend(rules.sweep_problems([("spec.entrypoint", entrypoint)], roots, "spec.entrypoint"))
 
 
 @DOCUMENTS.register("Service")
