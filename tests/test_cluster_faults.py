@@ -117,17 +117,6 @@ def driver_tail(cwd: Path) -> str:
     return (cwd / "driver.log").read_text()[-3000:]
 
 
-@pytest.fixture(autouse=True)
-def fresh_pending_setting():
-    """The sweep sets ``TUNE_MAX_PENDING_TRIALS_PG`` in its own process when unset; an
-    in-process ``main`` would leave it for the next test, so each test starts without it."""
-    old = os.environ.pop(PENDING_ENV, None)
-    yield
-    os.environ.pop(PENDING_ENV, None)
-    if old is not None:
-        os.environ[PENDING_ENV] = old
-
-
 FAST_NODE_DEATH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5}
 """The GCS declares a silent node dead after ~5 s instead of ~15 s (3 s × 5 by default); a
 lost trial's resources (its placement group) are released only then."""

@@ -245,3 +245,16 @@ def test_killed_driver_resumes_with_exactly_the_requested_trials(
     assert len(list(results.glob("train_trial_*"))) == requested
     # Trials in flight at the kill continued their runs (no duplicates, as counted above).
     assert any(int(r.data.tags[tr.TAG_ATTEMPTS]) > 1 for r in children)
+
+
+def test_pending_trials_setting_lives_only_while_the_sweep_runs(monkeypatch):
+    from tuner.sweep import PENDING_ENV, pending_trials
+
+    monkeypatch.delenv(PENDING_ENV, raising=False)
+    with pending_trials(5):
+        assert os.environ[PENDING_ENV] == "5"  # the autoscaler sees five trials' demand
+    assert PENDING_ENV not in os.environ  # a second sweep in this process starts clean
+    monkeypatch.setenv(PENDING_ENV, "12")
+    with pending_trials(5):
+        assert os.environ[PENDING_ENV] == "12"  # the user's export wins
+    assert os.environ[PENDING_ENV] == "12"

@@ -80,8 +80,10 @@ class CloseTrialRuns(tune.Callback):
     def _deliver_leftovers(self, trial: Any) -> None:
         """Replay the trial's outbox journal, if its process left one with pending items."""
         try:
+            if trial.storage.storage_filesystem.type_name != "local":
+                return  # object storage: journals stay on the trials' nodes (mlflow_replay)
             path = Path(trial.path) / OUTBOX_FILE
-            if not path.is_file():  # the usual case: all delivered (or remote storage)
+            if not path.is_file():  # the usual case: all delivered
                 return
             result = replay(path, self.target.uri)
         except Exception as err:  # noqa: BLE001 - reported; never fails the sweep's end

@@ -57,10 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--max-concurrent", type=int,
                        help="trials running at once (default: the space's)")
     where.add_argument("--storage-path",
-                       help="Ray Tune results folder or URI (default: ./ray_results)")
+                       help="Ray Tune results folder, or an s3:// / gs:// / file:// URI "
+                            "(default: ./ray_results)")
     where.add_argument("--name", help="sweep name (default: <space>-<date>-<time>)")
     where.add_argument("--cache-dir",
-                       help="data cache shared by the trials (default: <storage-path>/data_cache)")
+                       help="data cache shared by the trials (default: <storage-path>/data_cache); "
+                            "required when --storage-path is a URI (s3://, gs://, file://)")
     where.add_argument("--resume", action="store_true",
                        help="continue the sweep --name (default: the latest sweep of --space) "
                             "after a crash or kill; its saved settings are used")

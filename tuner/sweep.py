@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from tuner.searchers import SCHEDULERS, SEARCHERS
 from tuner.summary import SUMMARIES, TrialRow
 from tuner.trainable import train_trial
 
+PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 MAX_FAILURES = 2  # retries per trial, each from the trial's last checkpoint
 CHECKPOINTS_KEPT = 2
 
@@ -138,8 +141,6 @@ def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Names
     gate = SweepGate(setup.search_alg, GateRules(
         ctx, Budget(resolved.budget_hours), resolved.max_concurrent, dedup=not resolved.rerun,
         record_path=str(storage / resolved.name / GATE_FILE)))
-    # Show the whole demand at once (an autoscaler sees it; OptunaSearch alone keeps one pending).
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(resolved.max_concurrent))
     return tune.Tuner(
         make_trainable(ctx, resolved.resources),
         param_space=setup.param_space,
@@ -169,15 +170,13 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
     init_ray(args)
     resources = {"cpu": float(ctx.settings.get("resources_cpu", 1.0)),
                  "gpu": float(ctx.settings.get("resources_gpu", 0.0))}
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG",
-                          str(ctx.settings.get("max_concurrent", 2)))
     print(f"resuming sweep {folder.name} from {tr.redact(str(folder))}", flush=True)
     tuner = tune.Tuner.restore(str(folder), trainable=make_trainable(ctx, resources),
                                resume_errored=True)
     return tuner, ctx
 
 
-def report(ctx: SweepContext, status: str, wall_s: float, folder: Path) -> str:
+def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -> str:
     """Summary from MLflow: printed, attached to the parent run, which is then ended.
 
     Trials the gate skipped as already done are represented by their earlier runs; the gate's
@@ -247,12 +246,28 @@ def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def pending_trials(n: int) -> Iterator[None]:
+    """Let Tune request ``n`` trials' resources at once while it runs, so an autoscaler sees the
+    whole demand (OptunaSearch alone keeps one trial pending). A value the user exported wins;
+    ours is removed afterwards (a second sweep in the same process must not inherit it)."""
+    if PENDING_ENV in os.environ:
+        yield
+        return
+    os.environ[PENDING_ENV] = str(n)
+    try:
+        yield
+    finally:
+        os.environ.pop(PENDING_ENV, None)
+
+
 def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray: bool) -> int:
     """Fit, then summarise and end the parent run whatever happened."""
     began = time.monotonic()
     status = tr.KILLED
     try:
-        tuner.fit()
+        with pending_trials(int(ctx.settings.get("max_concurrent", 2))):
+            tuner.fit()
         status = tr.FINISHED
     except Exception:
         status = tr.FAILED
