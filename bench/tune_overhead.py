@@ -15,7 +15,6 @@ Prints ``tune_overhead_ratio=<sweep wall / plain wall>`` last.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -69,7 +68,6 @@ def main() -> None:
                         help="train images per trial (~30 s per trial at 600 × 2 epochs)")
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local Ray
     with tempfile.TemporaryDirectory(prefix="tune-overhead-") as tmp:
         work = Path(tmp)
         sweep_1, configs = run_sweep(work / "sweep1", args)

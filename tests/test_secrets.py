@@ -119,3 +119,15 @@ def test_the_closing_hints_print_no_credentials():
     assert "hunter2" not in text and "s3cret" not in text and "alice" not in text
     assert "Open the UI:   https://***@mlflow.example:5000" in text  # a server is the UI
     assert "optuna-dashboard postgresql://***@db/optuna" in text
+
+
+def test_the_project_never_turns_ray_token_auth_off():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    off = re.compile(r"RAY_AUTH_MODE\W{0,8}disabled")  # e.g. env["RAY_AUTH_MODE"] = "disabled"
+    sources = [p for pkg in ("fer_core", "tuner", "search_spaces", "analysis", "bench")
+               for p in (root / pkg).rglob("*") if p.suffix in (".py", ".yaml", ".sh")]
+    assert len(sources) > 50
+    assert [str(p) for p in sources if off.search(p.read_text())] == []
