@@ -66,8 +66,7 @@ def frame_face(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np
     x1, y1 = landmarks.max(0)
     box = square_box(x0, y0, x1, y1, margin=FACE_MARGIN)
     side = max(1, round(box[2] - box[0]))
-    # Whole pixels: `crop` floors the start and ceils the end, which can make a float box one
-    # pixel wider than high (the resize would then stretch the face).
+    # Whole pixels: the crop starts exactly where the lift puts it and stays square.
     left, top = round(box[0]), round(box[1] - FACE_LIFT * side)
     face, origin = crop(image, (left, top, left + side, top + side))
     return face, (landmarks - origin).astype(np.float32)
