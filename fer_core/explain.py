@@ -72,23 +72,27 @@ def frame_face(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np
     return face, (landmarks - origin).astype(np.float32)
 
 
-def _au_map(loaded: LoadedModel, points: torch.Tensor, pred: int) -> tuple[np.ndarray | None, str]:
-    """The AU map of the predicted class at display size, or None and why there is none."""
+def _au_map(loaded: LoadedModel, points: torch.Tensor,
+            target: int) -> tuple[np.ndarray | None, str]:
+    """The AU map of class ``target`` at display size, or None and why there is none."""
     variant = loaded.cfg.align.au_variant
-    maps, valid = render_au_maps(points[None], torch.tensor([pred]), DISPLAY_SIZE, variant)
+    maps, valid = render_au_maps(points[None], torch.tensor([target]), DISPLAY_SIZE, variant)
     if bool(valid[0]):
         return maps[0].numpy(), ""
-    if not expression_aus(variant)[pred]:
-        return None, f"{CLASSES[pred]} has no AUs ({variant} variant)"
+    if not expression_aus(variant)[target]:
+        return None, f"{CLASSES[target]} has no AUs ({variant} variant)"
     return None, "no AU region inside the crop"
 
 
 class Explainer:
     """Turns RGB images into :class:`ExplainedFace` s with one loaded model."""
 
-    def __init__(self, loaded: LoadedModel, no_face_ok: bool = False) -> None:
+    def __init__(self, loaded: LoadedModel, no_face_ok: bool = False,
+                 target_class: int | None = None) -> None:
         self.loaded = loaded
         self.no_face_ok = no_face_ok
+        self.target_class = target_class
+        """The class whose AU map and CAM are drawn; None: each image's predicted class."""
         self.to_model = build_transforms(train=False, size=loaded.img_size)
         self.to_display = build_transforms(train=False, size=DISPLAY_SIZE)
 
@@ -102,8 +106,9 @@ class Explainer:
         sample = {"image": image, "label": 0, "id": name,
                   "landmarks": np.full((68, 2), np.nan, np.float32) if points is None else points}
         shown = self.to_display(sample)
-        result = explain_batch(self.loaded, self.to_model(sample)["image"][None])
-        pred = int(result.pred[0])
+        chosen = None if self.target_class is None else torch.tensor([self.target_class])
+        result = explain_batch(self.loaded, self.to_model(sample)["image"][None], chosen)
+        target = int(result.pred[0]) if self.target_class is None else self.target_class
         display = (DISPLAY_SIZE, DISPLAY_SIZE)
         face = ExplainedFace(
             name=name,
@@ -114,10 +119,11 @@ class Explainer:
             cam=None if result.cams is None else upsample_cams(result.cams, display)[0].numpy(),
             attention={k: upsample_cams(v, display)[0].numpy()
                        for k, v in result.attention.items()},
+            explained=self.target_class,
         )
         if points is not None:
             face.landmarks = shown["landmarks"].numpy()
-            face.au_map, face.au_note = _au_map(self.loaded, shown["landmarks"], pred)
+            face.au_map, face.au_note = _au_map(self.loaded, shown["landmarks"], target)
         return face
 
     def file(self, path: Path) -> ExplainedFace:
@@ -225,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder input: per-image CSV (default: next to -o, suffix .csv)")
     parser.add_argument("--mlflow-uri", default=None, help="tracking URI for runs:/ checkpoints")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--class", dest="target_class", choices=CLASSES, default=None,
+                        help="draw the AU map and CAM of this class (default: the predicted one)")
     parser.add_argument("--no-face-ok", action="store_true",
                         help="without a face, classify the whole image resized")
     parser.add_argument("--no-progress", action="store_true")
@@ -242,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BadImage, ValueError) as err:  # ModelSourceError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 1
-    explainer = Explainer(loaded, no_face_ok=args.no_face_ok)
+    target = None if args.target_class is None else CLASSES.index(args.target_class)
+    explainer = Explainer(loaded, no_face_ok=args.no_face_ok, target_class=target)
     try:
         if args.input.is_dir():
             return _run_folder(explainer, args.input, args.out,

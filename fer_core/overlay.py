@@ -1,7 +1,7 @@
 """Explanation figures: what a model saw and where it looked, one image or a grid of images.
 
 Panels (the paper's Fig. 4, plus the probabilities): the face crop with its 68 landmarks, the AU
-map of the predicted class, the CAM of the predicted class, the attention of each reported layer
+map and the CAM of the predicted (or a chosen) class, the attention of each reported layer
 (all three as heat overlays on the crop), and a bar chart of the 7 class probabilities. Figures
 are built with matplotlib's object API and returned, so callers save them and tests read their
 axes; nothing here touches pyplot or a display.
@@ -41,15 +41,22 @@ class ExplainedFace:
     landmarks: np.ndarray | None = None
     """``(68, 2)`` ``(x, y)`` display pixels; None when no face was found (whole image used)."""
     au_map: np.ndarray | None = None
-    """AU map of the predicted class in ``[0, 1]``; None when it has none (see ``au_note``)."""
+    """AU map of the explained class in ``[0, 1]``; None when it has none (see ``au_note``)."""
     au_note: str = ""
     cam: np.ndarray | None = None
-    """CAM of the predicted class in ``[0, 1]``; None for attention-only methods (APViT)."""
+    """CAM of the explained class in ``[0, 1]``; None for attention-only methods (APViT)."""
     attention: dict[int, np.ndarray] = field(default_factory=dict)
+    explained: int | None = None
+    """The class the AU map and CAM show; None: the predicted class."""
 
     @property
     def pred(self) -> int:
         return int(np.argmax(self.probs))
+
+    @property
+    def target(self) -> int:
+        """The class the AU map and CAM panels show."""
+        return self.pred if self.explained is None else self.explained
 
     @property
     def face_found(self) -> bool:
@@ -99,7 +106,7 @@ def _draw_face(ax: Axes, face: ExplainedFace, _: int | None) -> None:
 
 
 def _draw_au(ax: Axes, face: ExplainedFace, _: int | None) -> None:
-    ax.set_title(f"AU map: {CLASSES[face.pred]}", fontsize=9)
+    ax.set_title(f"AU map: {CLASSES[face.target]}", fontsize=9)
     if face.au_map is None:
         _message(ax, face.au_note or "no AU map")
         return
@@ -108,7 +115,7 @@ def _draw_au(ax: Axes, face: ExplainedFace, _: int | None) -> None:
 
 
 def _draw_cam(ax: Axes, face: ExplainedFace, _: int | None) -> None:
-    ax.set_title(f"CAM ({face.method}): {CLASSES[face.pred]}", fontsize=9)
+    ax.set_title(f"CAM ({face.method}): {CLASSES[face.target]}", fontsize=9)
     if face.cam is None:
         _message(ax, f"no CAM: {face.method} is attention-only")
         return

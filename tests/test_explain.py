@@ -236,3 +236,21 @@ def test_unreadable_image_and_attention_only_model(files, tmp_path, capsys):
     cam_panel = explanation_figure(face).axes[2]
     assert cam_panel.get_title() == f"CAM (apvit): {CLASSES[face.pred]}"
     assert cam_panel.texts[0].get_text().replace("\n", " ") == "no CAM: apvit is attention-only"
+
+
+@slow
+def test_a_chosen_class_gets_its_own_au_map_and_cam(files, astronaut, tmp_path, capsys):
+    other = next(k for k in (5, 2) if k != astronaut.pred)  # Disgust, else Surprise: both have AUs
+    chosen = Explainer(load_model(files["model"]), target_class=other).file(files["face"])
+    np.testing.assert_allclose(chosen.probs, astronaut.probs, rtol=1e-5)  # same prediction
+    assert chosen.target == other and chosen.pred == astronaut.pred
+    titles = [ax.get_title() for ax in explanation_figure(chosen).axes]
+    assert titles[1:3] == [f"AU map: {CLASSES[other]}", f"CAM (cam): {CLASSES[other]}"]
+    assert not np.allclose(chosen.cam, astronaut.cam)
+    assert chosen.au_map is not None  # the chosen classes have AUs (the predicted may not)
+    assert astronaut.au_map is None or not np.allclose(chosen.au_map, astronaut.au_map)
+    out = tmp_path / "chosen.png"
+    assert main([str(files["face"]), "--checkpoint", str(files["model"]), "-o", str(out),
+                 "--class", CLASSES[other]]) == 0
+    assert out.stat().st_size > 0
+    assert f"predicted {CLASSES[astronaut.pred]} " in capsys.readouterr().out
