@@ -34,3 +34,31 @@ def ray_runtime():
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
+
+
+TRAINED_MODEL_CONFIG = dict(synthetic_n=140, img_size=64, output_stride=16, batch_size=28,
+                            epochs=1, lambda_au=2.0, layers="5+4")
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory):
+    """One briefly trained model for the tests that look at a model (inference, explain).
+
+    A resnet18 CAM trained for one epoch on 140 synthetic 64 px faces (λ 2, layers 5+4; output
+    stride 16, so layer 5 is a 4×4 map). Keys: ``trainer``, ``checkpoint`` (the folder of
+    ``Trainer.save_checkpoint``), ``selected`` (the ``model/selected.pt`` a sweep trial logs).
+    """
+    from fer_core.config import ExperimentConfig
+    from fer_core.engine import Trainer
+    from tuner import artifacts
+    from tuner import tracking as tr
+
+    root = tmp_path_factory.mktemp("trained-model")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FER_CACHE", str(root / "cache"))
+        trainer = Trainer(ExperimentConfig.from_flat(TRAINED_MODEL_CONFIG), progress=False)
+        trainer.fit()
+        trainer.save_checkpoint(str(root / "checkpoint"))
+    artifacts.write_model(trainer.best_state, trainer.cfg.to_flat(), root / tr.ARTIFACT_MODEL)
+    return dict(trainer=trainer, checkpoint=root / "checkpoint",
+                selected=root / tr.ARTIFACT_MODEL / tr.MODEL_FILE, cache=root / "cache")

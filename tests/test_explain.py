@@ -15,7 +15,6 @@ from fer_core import CLASSES
 from fer_core.cams import build_method
 from fer_core.config import ExperimentConfig
 from fer_core.data.landmarks import detect_landmarks
-from fer_core.engine import Trainer
 from fer_core.explain import (
     DISPLAY_SIZE,
     FACE_MARGIN,
@@ -31,9 +30,8 @@ from fer_core.overlay import FailedImage, check_format, explanation_figure, grid
 from tuner import artifacts
 from tuner import tracking as tr
 
-TINY = dict(synthetic_n=140, img_size=64, batch_size=28, epochs=1, lambda_au=2.0, layers="5+4")
 PROB_LINE = re.compile(r"^(\w+) (\d\.\d{4})$")
-slow = pytest.mark.slow  # the module's model takes ~12 s to train on 2 cores
+slow = pytest.mark.slow  # the shared model takes ~12 s to train on 2 cores
 
 
 def write_rgb(path, rgb):
@@ -42,22 +40,17 @@ def write_rgb(path, rgb):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    """A trained model (``model/selected.pt``) and a folder: a face, a non-face, a corrupt file."""
+def files(trained_model, tmp_path_factory):
+    """The shared trained model (``model/selected.pt``) and a folder: a face, a non-face, a
+    corrupt file."""
     root = tmp_path_factory.mktemp("explain")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FER_CACHE", str(root / "cache"))
-        trainer = Trainer(ExperimentConfig.from_flat(TINY), progress=False)
-        trainer.fit()
-    model = root / tr.ARTIFACT_MODEL
-    artifacts.write_model(trainer.best_state, trainer.cfg.to_flat(), model)
     images = root / "images"
     images.mkdir()
     write_rgb(images / "astronaut.png", skimage.data.astronaut())
     write_rgb(images / "coffee.png", skimage.data.coffee())
     (images / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated, not a JPEG")
     (images / "notes.txt").write_text("not an image: skipped")
-    return dict(root=root, model=model / tr.MODEL_FILE, images=images,
+    return dict(root=root, model=trained_model["selected"], images=images,
                 face=images / "astronaut.png", no_face=images / "coffee.png")
 
 

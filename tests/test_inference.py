@@ -6,27 +6,17 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from fer_core.config import ExperimentConfig
-from fer_core.engine import Trainer
 from fer_core.inference import RUN_MODEL_ARTIFACT, ModelSourceError, explain_batch, load_model
-from tuner import artifacts
 from tuner import tracking as tr
-
-TINY = dict(synthetic_n=28, img_size=64, output_stride=16, batch_size=14, epochs=1, lambda_au=2.0,
-            layers="5+4", method="gradcam")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inference")
+def trained(trained_model):
+    trainer = trained_model["trainer"]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FER_CACHE", str(root / "cache"))
-        trainer = Trainer(ExperimentConfig.from_flat(TINY), progress=False)
-        trainer.fit()
-        trainer.save_checkpoint(str(root / "ckpt"))
-        artifacts.write_model(trainer.best_state, trainer.cfg.to_flat(), root / tr.ARTIFACT_MODEL)
+        mp.setenv("FER_CACHE", str(trained_model["cache"]))
         batch = next(iter(trainer.loaders["test"]))
-    return root, trainer, batch
+    return trained_model, trainer, batch
 
 
 def test_sweep_schema_and_loader_agree_on_the_model_artifact():
@@ -34,15 +24,15 @@ def test_sweep_schema_and_loader_agree_on_the_model_artifact():
 
 
 def test_checkpoint_and_selected_model_give_the_same_predictions(trained):
-    root, trainer, batch = trained
-    from_ckpt = load_model(root / "ckpt")
-    from_selected = load_model(root / tr.ARTIFACT_MODEL / tr.MODEL_FILE)
+    model, trainer, batch = trained
+    from_ckpt = load_model(model["checkpoint"])
+    from_selected = load_model(model["selected"])
     assert from_ckpt.cfg == trainer.cfg and from_ckpt.layers == (5, 4)
     a, b = explain_batch(from_ckpt, batch["image"]), explain_batch(from_selected, batch["image"])
     torch.testing.assert_close(a.probs, b.probs)
     assert torch.allclose(a.probs.sum(1), torch.ones(len(a.probs)), atol=1e-5)
     assert torch.equal(a.pred, a.probs.argmax(1))
-    size = (TINY["img_size"],) * 2
+    size = (trainer.cfg.data.img_size,) * 2
     assert a.cams.shape == (len(a.probs), *size) and 0 <= a.cams.min() <= a.cams.max() <= 1
     for layer, maps in a.attention.items():
         assert maps.shape == (len(a.probs), *size), layer
@@ -50,8 +40,8 @@ def test_checkpoint_and_selected_model_give_the_same_predictions(trained):
 
 
 def test_cams_follow_the_requested_class(trained):
-    root, _, batch = trained
-    loaded = load_model(root / "ckpt")
+    model, _, batch = trained
+    loaded = load_model(model["checkpoint"])
     x = batch["image"][:4]
     other = (explain_batch(loaded, x).pred + 1) % 7
     assert not torch.allclose(explain_batch(loaded, x, class_idx=other).cams,
@@ -59,14 +49,14 @@ def test_cams_follow_the_requested_class(trained):
 
 
 def test_runs_uri_downloads_the_logged_model(trained, tmp_path):
-    root, _, batch = trained
+    model, _, batch = trained
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     exp = client.create_experiment("inference", artifact_location=str(tmp_path / "artifacts"))
     run = client.create_run(exp).info.run_id
-    client.log_artifact(run, str(root / tr.ARTIFACT_MODEL / tr.MODEL_FILE), tr.ARTIFACT_MODEL)
+    client.log_artifact(run, str(model["selected"]), tr.ARTIFACT_MODEL)
     loaded = load_model(f"runs:/{run}", tracking_uri=uri)
-    reference = load_model(root / "ckpt")
+    reference = load_model(model["checkpoint"])
     torch.testing.assert_close(explain_batch(loaded, batch["image"]).probs,
                                explain_batch(reference, batch["image"]).probs)
     with pytest.raises(ModelSourceError, match="runs:/0123"):
