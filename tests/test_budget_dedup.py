@@ -25,6 +25,7 @@ from tuner.mlflow_runs import TrackingTarget
 from tuner.plan import resolve
 from tuner.provenance import git_commit
 from tuner.sweep import main
+from tuner.trainable import trial_config
 
 # One configuration (λ = 4 at layer 5), tiny data: a few seconds per trial.
 ONE_CONFIG = ["--space", "lambda", "--set", "lambda_au=4", "--smoke-test"]
@@ -289,3 +290,26 @@ def test_optuna_learns_the_results_of_skipped_trials(ray_runtime, pinned_commit,
     assert [t.state.name for t in study.trials] == ["COMPLETE"]
     assert study.trials[0].values == pytest.approx(
         [done.data.metrics["val_cl"], done.data.metrics["val_att_cos"]])
+
+
+def test_the_gate_computes_the_fields_tune_leaves_as_placeholders():
+    from ray.tune.experiment import Trial
+
+    from search_spaces import SPACES
+    from search_spaces.methods import OWN_NETWORK
+    from tuner.plan import derived_fields
+
+    space = SPACES.get("methods")
+    derived = derived_fields(space.params)  # the per-method network fields (tune.sample_from)
+    assert set(derived) == {"backbone", "layers", "output_stride"}
+    ctx = SweepContext(dict(space.overrides), TrackingTarget("sqlite:///x.db", "1", "p", "s",
+                                                            "methods"))
+    gate = SweepGate(BasicVariantGenerator(), GateRules(ctx, derived=derived))
+    # What Tune hands a search algorithm for the TS-CAM arm: derived fields still placeholders.
+    sampled = {"method": "tscam", "lambda_au": 4.0, "seed": 0,
+               **{key: ("__fn_ph", f"{i:08x}") for i, key in enumerate(derived)}}
+    config = gate._config(Trial("train_trial", config=sampled, trial_id="t1", stub=True))
+    assert config == {"method": "tscam", "lambda_au": 4.0, "seed": 0, **OWN_NETWORK["tscam"]}
+    # ... a valid trial config (placeholders made it fail), the one the trial itself will run.
+    resolved = trial_config(config, ctx)
+    assert (resolved.model.backbone, resolved.align.layers) == ("deit_tiny_patch16_224", (12,))

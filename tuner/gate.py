@@ -35,6 +35,7 @@ from tuner import tracking as tr
 from tuner.budget import SECONDS_PER_HOUR, Budget, BudgetClock
 from tuner.context import StoragePath, SweepContext
 from tuner.dedup import DoneRun, config_hash, done_runs
+from tuner.plan import with_derived
 from tuner.trainable import trial_config
 
 GATE_FILE = "sweep_gate.json"
@@ -51,6 +52,9 @@ class GateRules:
     dedup: bool = True
     record_path: str | None = None
     """Where ``sweep_gate.json`` goes: a local path or a URI (``tuner.context.StoragePath``)."""
+    derived: Mapping[str, Any] = field(default_factory=dict)
+    """The space's ``tune.sample_from`` fields (``tuner.plan.derived_fields``): the gate sees
+    them as placeholders and computes them itself."""
 
 
 @dataclass
@@ -157,7 +161,7 @@ class SweepGate(SearchAlgorithm):
             if trial is None:
                 self._save_record()
                 return None
-            done = self._already_done(trial.config)
+            done = self._already_done(self._config(trial))
             if done is None:
                 self.clock.launched(trial.trial_id)
                 self._waiting[trial.trial_id] = trial
@@ -174,6 +178,10 @@ class SweepGate(SearchAlgorithm):
                 self.clock.started(trial_id, started)
                 del self._waiting[trial_id]
 
+    def _config(self, trial: Any) -> dict[str, Any]:
+        """The trial's sampled config with its derived fields computed (no placeholders)."""
+        return with_derived(trial.config, self.rules.derived)
+
     def _already_done(self, config: Mapping[str, Any]) -> DoneRun | None:
         if not self.rules.dedup:
             return None
@@ -185,7 +193,7 @@ class SweepGate(SearchAlgorithm):
         """Tell the search the stored result, as if the trial had run to the end."""
         result = {**done.metrics, tr.KEY_IS_FINAL: 1.0}
         self.inner.on_trial_complete(trial.trial_id, result=result, error=False)
-        config = dict(trial.config)
+        config = self._config(trial)
         self.record.skipped.append({"trial_id": trial.trial_id, "config": config,
                                     "run_id": done.run_id, "sweep": done.sweep,
                                     "trial_name": done.trial_name})
@@ -220,7 +228,7 @@ class SweepGate(SearchAlgorithm):
         if isinstance(self.inner, BasicVariantGenerator):
             left = []
             while (trial := self.inner.next_trial()) is not None:
-                left.append(dict(trial.config))
+                left.append(self._config(trial))
             return left
         known = getattr(getattr(self.inner, "searcher", None), "known_unlaunched", None)
         return known() if callable(known) else []

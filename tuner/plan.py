@@ -148,7 +148,7 @@ def fixed_values(params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     ``tune.sample_from`` values are computed from each combination, as Tune will.
     """
     options: dict[str, list[Any]] = {}
-    derived = {k: v for k, v in params.items() if isinstance(v, Function)}
+    derived = derived_fields(params)
     for key, value in params.items():
         if key in derived:
             continue
@@ -162,8 +162,22 @@ def fixed_values(params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             options[key] = [value]
     keys = list(options)
     for combo in itertools.product(*(options[k] for k in keys)):
-        values = dict(zip(keys, combo, strict=True))
-        yield {**values, **{k: fn.func(values) for k, fn in derived.items()}}
+        yield with_derived(dict(zip(keys, combo, strict=True)), derived)
+
+
+def derived_fields(params: Mapping[str, Any]) -> dict[str, Function]:
+    """The params computed from the others (``tune.sample_from``), e.g. a method's backbone."""
+    return {k: v for k, v in params.items() if isinstance(v, Function)}
+
+
+def with_derived(values: Mapping[str, Any], derived: Mapping[str, Function]) -> dict[str, Any]:
+    """``values`` with every derived field computed from them, as Tune computes it for a trial.
+
+    Tune hands a search algorithm configs whose derived fields are still placeholders (it
+    resolves them only when it adds the trial); the launch gate needs the real values first.
+    """
+    given = {k: v for k, v in values.items() if k not in derived}
+    return {**given, **{k: fn.func(given) for k, fn in derived.items()}}
 
 
 def resolve_metric(space: SweepSpace, args: argparse.Namespace) -> tuple[Any, Any]:

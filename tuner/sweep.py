@@ -35,7 +35,7 @@ from tuner.cli import parse_args
 from tuner.context import StoragePath, SweepContext
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
 from tuner.mlflow_runs import TrackingTarget
-from tuner.plan import ResolvedSweep, SweepError, fixed_values, resolve
+from tuner.plan import ResolvedSweep, SweepError, derived_fields, fixed_values, resolve
 from tuner.provenance import git_commit, prepare_data
 from tuner.resume import NothingToResume, find_sweep
 from tuner.searchers import SCHEDULERS, SEARCHERS
@@ -140,7 +140,8 @@ def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Names
     # holds max_concurrent (grids included, which Tune's own limit would not wrap).
     gate = SweepGate(setup.search_alg, GateRules(
         ctx, Budget(resolved.budget_hours), resolved.max_concurrent, dedup=not resolved.rerun,
-        record_path=str(storage / resolved.name / GATE_FILE)))
+        record_path=str(storage / resolved.name / GATE_FILE),
+        derived=derived_fields(setup.param_space)))
     return tune.Tuner(
         make_trainable(ctx, resolved.resources),
         param_space=setup.param_space,
