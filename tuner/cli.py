@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--scheduler", choices=("asha", "fifo"),
                       help="override the space's trial scheduler (fifo: no early stopping)")
     what.add_argument("--smoke-test", action="store_true",
-                      help="tiny data, 2 epochs, at most 2 configurations: checks the plumbing")
+                      help="tiny data, 2 epochs (searched spaces: at most 2 configurations; grids "
+                           "run their whole grid, each trial takes seconds): checks the plumbing")
 
     where = p.add_argument_group("where to run")
     where.add_argument("--address", help="Ray cluster address (e.g. auto); default: a local Ray")
