@@ -313,3 +313,26 @@ def test_the_gate_computes_the_fields_tune_leaves_as_placeholders():
     # ... a valid trial config (placeholders made it fail), the one the trial itself will run.
     resolved = trial_config(config, ctx)
     assert (resolved.model.backbone, resolved.align.layers) == ("deit_tiny_patch16_224", (12,))
+
+
+@pytest.mark.slow
+def test_the_methods_grid_runs_every_method_on_its_network_and_then_is_reused(
+        ray_runtime, pinned_commit, tmp_path, monkeypatch):
+    from search_spaces.methods import OWN_NETWORK
+
+    monkeypatch.chdir(tmp_path)
+    methods = ["--space", "methods", "--smoke-test"]
+    assert main([*methods, *sweep_args(tmp_path, "all")]) == 0
+    children = sweep_runs(tmp_path)["all"]["children"]
+    assert len(children) == 22 and {r.info.status for r in children} == {tr.FINISHED}
+    by_arm = {(r.data.params["method"], r.data.params["lambda_au"]): r.data.params
+              for r in children}
+    assert len(by_arm) == 22  # 11 methods × {λ = 0, λ = 4}, each once
+    for method, network in OWN_NETWORK.items():  # Tune's sample_from fields, resolved
+        params = by_arm[(method, "4.0")]
+        assert {k: params[k] for k in network} == {k: str(v) for k, v in network.items()}
+    assert by_arm[("gradcam", "0.0")]["backbone"] == "resnet18"
+
+    assert main([*methods, *sweep_args(tmp_path, "again")]) == 0
+    again = sweep_runs(tmp_path)["again"]
+    assert again["children"] == [] and again["parent"].data.metrics["sweep.trials_skipped"] == 22
