@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,18 +25,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import ray
+from netutil import free_port
 from ray.cluster_utils import Cluster
 
 T = TypeVar("T")
 
 FAKE_WORKER_TYPE = "cpu_1"
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def short_tempdir(prefix: str) -> Path:

@@ -7,7 +7,6 @@ import dataclasses
 import glob
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from netutil import free_port
 from ray.train._internal.storage import StorageContext
 from ray.tune.experiment import Trial
 
@@ -25,12 +25,6 @@ from tuner import tracking as tr
 from tuner.callbacks import CloseTrialRuns
 from tuner.mlflow_buffer import FAIL_FAST_HTTP, TrialTracker
 from tuner.mlflow_outbox import OUTBOX_FILE, Journal
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -14,16 +14,11 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from netutil import free_port
 
 from tuner import mlflow_runs as runs
 from tuner import tracking as tr
 from tuner.mlflow_server import main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listeners(port: int) -> list[str]:

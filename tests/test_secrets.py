@@ -3,11 +3,11 @@ sqlite store by scanning every table for the secrets."""
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 
 import pytest
 from mlflow import MlflowClient
+from netutil import free_port
 
 from tuner import mlflow_replay
 from tuner import mlflow_runs as runs
@@ -90,9 +90,7 @@ def test_a_journal_keeps_no_credentials_and_replay_asks_for_them(tmp_path, capsy
                                                                  monkeypatch):
     for key, value in FAIL_FAST_HTTP.items():  # as in a trial process
         monkeypatch.setenv(key, value)
-    with socket.socket() as s:  # a port where nothing listens: the server is down
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there: the server is down
     target = runs.TrackingTarget(f"http://fer:hunter2@127.0.0.1:{port}", "1", "p", "s", "smoke")
     tracker = TrialTracker(target, "t1", tmp_path / "trial")
     tracker.attach("trial_t1", {}, {})

@@ -5,19 +5,19 @@ from __future__ import annotations
 import glob
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import ray
 from mlflow import MlflowClient
+from netutil import free_port
 
 from search_spaces import SPACES
 from search_spaces.sizes import TINY
+from tuner import mlflow_server as ms
 from tuner import tracking as tr
 from tuner.cli import parse_args
 from tuner.plan import SweepError, resolve
@@ -162,32 +162,11 @@ def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
 
 @pytest.fixture()
 def mlflow_server(tmp_path):
-    """A real ``mlflow server`` on 127.0.0.1 (one worker, no job runner); stopped after."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "server_artifacts")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("mlflow server did not start") from None
-                time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker: our own group
-        proc.wait(timeout=30)
+    """A real ``mlflow server`` on 127.0.0.1, started as ``python -m tuner.mlflow_server`` does."""
+    config = ms.resolve_config(f"sqlite:///{tmp_path}/server.db",
+                               str(tmp_path / "server_artifacts"), port=free_port())
+    with ms.start(config) as server:
+        yield server.url
 
 
 @pytest.mark.slow
