@@ -77,7 +77,7 @@ def average_maps(loaded: LoadedModel, loader: torch.utils.data.DataLoader, au_va
     attention = {k: _ClassSums(size) for k in loaded.layers}
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         x, labels = batch["image"], batch["label"].long()
-        # The CAM of the true class: what CAM-COS scores (PROTOCOL §6).
+        # The CAM of the true class: what CAM-COS scores (docs/method.md §6).
         seen = explain_batch(loaded, x, class_idx=labels)
         maps, valid = render_au_maps(batch["landmarks"].float(), labels, size=tuple(x.shape[-2:]),
                                      variant=au_variant)

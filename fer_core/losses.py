@@ -1,4 +1,4 @@
-"""Training losses: cross-entropy plus the layer-wise AU alignment term (PROTOCOL §5).
+"""Training losses: cross-entropy plus the layer-wise AU alignment term (docs/method.md §5).
 
 The alignment term compares each tapped layer's attention ``T_l`` (channel mean of its feature
 map) with the AU map ``A`` resized to ``T_l``'s grid, through a per-sample cosine::
@@ -99,7 +99,7 @@ def alignment_loss(
     valid: torch.Tensor,
     layer_reduce: str = "mean",
 ) -> torch.Tensor:
-    """Alignment between layer attentions and the AU maps (PROTOCOL §5).
+    """Alignment between layer attentions and the AU maps (docs/method.md §5).
 
     Args:
         attn: ``{layer: T_l (B, h_l, w_l)}``, e.g. from :func:`layer_attention`.
@@ -193,7 +193,7 @@ def composite_loss(
     layer_reduce: str = "mean",
     extra: Mapping[str, torch.Tensor] | None = None,
 ) -> LossParts:
-    """``total = CE + lambda_au · align + Σ extra`` (PROTOCOL §5).
+    """``total = CE + lambda_au · align + Σ extra`` (docs/method.md §5).
 
     Args:
         logits: ``(B, K)``.

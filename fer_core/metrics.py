@@ -1,4 +1,4 @@
-"""Streaming evaluation metrics (PROTOCOL §7): CL, confusion, ATT-COS per layer, CAM-COS.
+"""Streaming evaluation metrics (docs/method.md §7): CL, confusion, ATT-COS per layer, CAM-COS.
 
 Definitions, for the images of one evaluation split:
 

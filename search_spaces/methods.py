@@ -1,8 +1,8 @@
 """Every registered CAM method, without and with AU guidance (the paper's Tables 1–2).
 
 Method names come from ``fer_core.cams.METHODS``. CNN methods share one CNN backbone; the two
-methods that bring their own kind of network (PROTOCOL §6: TS-CAM on a DeiT, APViT on IR + ViT)
-get theirs, and every method is aligned at its own last layer (Table 2's ATT-COS).
+methods that bring their own kind of network (docs/method.md §6: TS-CAM on a DeiT, APViT on
+IR + ViT) get theirs, and every method is aligned at its own last layer (Table 2's ATT-COS).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fer_core.cams import METHODS
 from search_spaces.base import SweepSpace, arm_by, register
 from search_spaces.sizes import LAPTOP
 
-LAMBDA_WITH_AU = 4.0  # Fig. 5's accuracy peak, PROTOCOL §8
+LAMBDA_WITH_AU = 4.0  # Fig. 5's accuracy peak, docs/method.md §8
 
 CNN: dict[str, Any] = {"backbone": LAPTOP["backbone"], "layers": "5",
                        "output_stride": LAPTOP["output_stride"]}

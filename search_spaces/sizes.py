@@ -1,6 +1,6 @@
 """Pinned sizes shared by the spaces: what a laptop CPU affords, and the tiniest real run.
 
-Measured on 2 CPU cores (shared/ENV.md): resnet18 from scratch at 64 px, output stride 16
+Measured on 2 shared CPU cores: resnet18 from scratch at 64 px, output stride 16
 (4×4 maps at layer 5), ~1200 synthetic images, 1 CPU per trial, 2 trials at once, finish a
 6-trial sweep in under ten minutes and show the AU alignment effect after 3 epochs.
 The learning rate is 25× the paper's (0.002, for fine-tuning ImageNet weights): from scratch
@@ -37,13 +37,13 @@ TINY: dict[str, Any] = {
 """For ``smoke`` and ``--smoke-test``: every code path, seconds per trial."""
 
 LAYER_SETS: tuple[str, ...] = ("5", "4", "3", "2", "1", "5+4", "5+4+3", "5+4+3+2", "5+4+3+2+1")
-"""The layer sets of the paper's Table 3 (PROTOCOL §5 numbering)."""
+"""The layer sets of the paper's Table 3 (docs/method.md §5 numbering)."""
 
 BASELINE: dict[str, Any] = {"lambda_au": 0.0, "layers": "5"}
 """The vanilla model: same everything, no AU term."""
 
 LAMBDA_RANGE: tuple[float, float] = (0.1, 20.0)
-"""λ searched log-uniformly over this range (PROTOCOL §8: below 1 to 20)."""
+"""λ searched log-uniformly over this range (docs/method.md §8: below 1 to 20)."""
 
 
 def lambda_x_layers() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The AU codebook tables against PROTOCOL §2-3, and the template face."""
+"""The AU codebook tables against docs/method.md §2-3, and the template face."""
 
 import numpy as np
 import pytest
@@ -18,14 +18,14 @@ from fer_core.au import (
     template_landmarks,
 )
 
-# PROTOCOL §2, typed out again here so that an edit to the codebook cannot pass unnoticed.
-PROTOCOL_NAMES = (
+# docs/method.md §2, typed out again here so that an edit to the codebook cannot pass unnoticed.
+DOC_AU_NAMES = (
     "Inner Brow Raiser, Outer Brow Raiser, Brow Lowerer, Upper Lid Raiser, Cheek Raiser, "
     "Lid Tightener, Nose Wrinkler, Upper Lip Raiser, Lip Corner Puller, Dimpler, "
     "Lip Corner Depressor, Chin Raiser, Lip Stretcher, Lip Tightener, Lip Pressor, Lips Part, "
     "Jaw Drop, Eyes Closed, Mouth Stretcher, Lower Lip Depressor"
 ).split(", ")
-PROTOCOL_REFERENCE = {
+DOC_REFERENCE_AUS = {
     "Anger": (2, 3, 5, 7, 11, 13, 14, 15, 16),
     "Disgust": (6, 3, 19, 11, 15, 16),
     "Fear": (0, 1, 2, 3, 12, 15, 16, 18),
@@ -36,14 +36,14 @@ PROTOCOL_REFERENCE = {
 }
 
 
-def test_au_names_match_protocol():
+def test_au_names_match_method_doc():
     assert NUM_AUS == 20
-    assert list(AU_NAMES) == PROTOCOL_NAMES
+    assert list(AU_NAMES) == DOC_AU_NAMES
 
 
-def test_reference_variant_matches_protocol():
+def test_reference_variant_matches_method_doc():
     table = expression_aus("reference")
-    assert {CLASSES[c]: aus for c, aus in enumerate(table)} == PROTOCOL_REFERENCE
+    assert {CLASSES[c]: aus for c, aus in enumerate(table)} == DOC_REFERENCE_AUS
     assert expression_aus() == table  # reference is the default
 
 
@@ -79,7 +79,7 @@ def test_membership_matrix_agrees_with_sets():
 
 
 def _expected_regions(lm: np.ndarray, height: int, width: int) -> list[list[tuple]]:
-    """PROTOCOL §3 written out directly: per AU, (cx, cy, rx, ry) of each ellipse."""
+    """docs/method.md §3 written out directly: per AU, (cx, cy, rx, ry) of each ellipse."""
     x, y = lm[:, 0].astype(float), lm[:, 1].astype(float)
     sx, sy = width / 224, height / 224
 
@@ -113,7 +113,7 @@ def _expected_regions(lm: np.ndarray, height: int, width: int) -> list[list[tupl
         [spanned(59, 8, 59, 8, 5)],
         [
             fixed((x[48] + x[6]) / 2, (y[48] + y[6]) / 2, 20, 20),
-            fixed((x[54] + x[10]) / 2, (y[54] + y[10]) / 2, 20, 20),  # PROTOCOL's AU 12 fix
+            fixed((x[54] + x[10]) / 2, (y[54] + y[10]) / 2, 20, 20),  # AU 12 fix, docs/method.md §3
         ],
         mouth,
         mouth,

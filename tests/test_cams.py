@@ -1,4 +1,4 @@
-"""CAM methods (PROTOCOL §6): formulas against pytorch-grad-cam and by hand, and 3 training
+"""CAM methods (docs/method.md §6): formulas against pytorch-grad-cam and by hand, and 3 training
 steps of every registered method with and without the AU alignment loss."""
 
 from __future__ import annotations

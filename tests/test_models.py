@@ -1,4 +1,4 @@
-"""Layer taps of timm backbones (PROTOCOL §5) and local weight loading."""
+"""Layer taps of timm backbones (docs/method.md §5) and local weight loading."""
 
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def test_au_map_of_flipped_landmarks_is_the_flipped_au_map() -> None:
     points[:, 0] += 6  # an asymmetric, off-centre face
     flip = build_transforms(train=True, size=96, seed=0, **PURE_FLIP)
     image = np.zeros((96, 96, 3), np.uint8)
-    # PROTOCOL §3 places AU 7 at (x48, y50) / (x52, y54) and AU 11 between lm59 and lm8: not
+    # docs/method.md §3 places AU 7 at (x48, y50) / (x52, y54) and AU 11 between lm59 and lm8: not
     # mirror-symmetric regions, so only classes without them can flip exactly in `reference`.
     aus = expression_aus("reference")
     checks = [("reference", c) for c in range(1, 7) if not {7, 11} & set(aus[c])]

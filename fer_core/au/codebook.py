@@ -3,9 +3,9 @@
 Everything here is a table; the renderers (``render.py`` for torch, ``render_np.py`` for numpy)
 read it and never special-case an AU. Landmarks are the 68-point iBUG layout, 0-based, with
 ``(x, y) = (column, row)`` in pixels. Geometry constants are pixels at a 224×224 face crop
-(PROTOCOL §3) and are scaled per axis at other sizes: x-quantities by ``W/224``, y-quantities by
-``H/224``. Per-axis scaling makes a map rendered at ``H×W`` equal the 224×224 map resized to
-``H×W``, which is what happens to the face itself when a dataset resizes a crop.
+(docs/method.md §3) and are scaled per axis at other sizes: x-quantities by ``W/224``,
+y-quantities by ``H/224``. Per-axis scaling makes a map rendered at ``H×W`` equal the 224×224
+map resized to ``H×W``, which is what happens to the face itself when a dataset resizes a crop.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ AU_NAMES: tuple[str, ...] = (
     "Mouth Stretcher",
     "Lower Lip Depressor",
 )
-"""The 20 action units, indexed by their 0-based id (PROTOCOL §2)."""
+"""The 20 action units, indexed by their 0-based id (docs/method.md §2)."""
 
 NUM_AUS = len(AU_NAMES)
 
@@ -218,7 +218,7 @@ AU_REGIONS: tuple[tuple[Ellipse, ...], ...] = (
     _MOUTH,  # 18 mouth stretcher
     (_circle(_at(59)), _circle(_at(55))),  # 19 lower lip depressor
 )
-"""Per AU id, the one or two ellipses that make up its region (PROTOCOL §3)."""
+"""Per AU id, the one or two ellipses that make up its region (docs/method.md §3)."""
 
 MAX_ELLIPSES = max(len(r) for r in AU_REGIONS)
 

@@ -219,7 +219,7 @@ def render_au_maps(
     variant: str = DEFAULT_VARIANT,
     smooth: str = "box",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render the AU map A of every sample in a batch (PROTOCOL §4).
+    """Render the AU map A of every sample in a batch (docs/method.md §4).
 
     Each AU of the sample's expression (``variant``: ``reference``, ``paper`` or ``generic``) is
     drawn as its ellipses (``codebook.AU_REGIONS``, sizes scaled per axis by ``W/224``,

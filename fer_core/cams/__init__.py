@@ -1,4 +1,4 @@
-"""CAM methods (PROTOCOL §6): one small class per method on :class:`CamMethod`, by name.
+"""CAM methods (docs/method.md §6): one small class per method on :class:`CamMethod`, by name.
 
 Adding a method = one new module with a ``@METHODS.register("name")`` class + its module name
 in :data:`METHOD_MODULES`.
@@ -20,7 +20,7 @@ from fer_core.config import MethodConfig, ModelConfig
 METHOD_MODULES: tuple[str, ...] = (
     "cam", "wildcat", "gradcam", "acol", "prm", "adl", "cutmix", "tscam", "apvit",
 )
-"""Modules whose import registers the methods, in PROTOCOL §6 / Table 1 order (which becomes
+"""Modules whose import registers the methods, in docs/method.md §6 / Table 1 order (which becomes
 ``METHODS.names()``'s order, used by sweeps and tables)."""
 
 for _name in METHOD_MODULES:

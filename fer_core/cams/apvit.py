@@ -6,7 +6,7 @@ in :mod:`fer_core.models.apvit_net`; this module gives it the project's layer nu
 (``apvit_depth``, ``apvit_k``, ``apvit_r``); the extractor/ViT size from ``model_cfg.backbone``,
 one of :data:`APVIT_VARIANTS`.
 
-Layers (PROTOCOL §5, numbered like the ResNet family): 1 = IR stem (stride 1), 2/3/4 = IR
+Layers (docs/method.md §5, numbered like the ResNet family): 1 = IR stem (stride 1), 2/3/4 = IR
 stages 1/2/3 (strides 2/4/8, i.e. 56/28/14 px grids at 112 px). Layer 4 is the stage-3 map that
 APP pools and the ViT reads: it is the last and headline layer (ATT-COS). The ViT's tokens are
 not a layer: after pooling they no longer tile the image.
@@ -27,7 +27,7 @@ from fer_core.models import read_state_dict
 from fer_core.models.apvit_net import IR50_UNITS, ApViTNet, ApViTOutput
 
 APVIT_IMG_SIZE = 112
-"""APViT's input side (PROTOCOL §8), used when no ``img_size`` is given."""
+"""APViT's input side (docs/method.md §8), used when no ``img_size`` is given."""
 
 
 @dataclass(frozen=True)

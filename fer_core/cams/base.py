@@ -1,4 +1,4 @@
-"""The shared base of all CAM methods (PROTOCOL §6).
+"""The shared base of all CAM methods (docs/method.md §6).
 
 A method is one small :class:`CamMethod` subclass: it builds its head on a tapped timm
 backbone, returns logits, tapped features and its own loss terms from ``forward``, and CAMs of
@@ -52,7 +52,7 @@ def minmax_normalize(maps: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
 def upsample_cams(cams: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
     """Upsample CAMs ``(B, h, w)`` to ``size`` (bilinear) and clamp to ``[0, 1]``.
 
-    The one helper used to bring CAMs to image / AU-map resolution (PROTOCOL §6).
+    The one helper used to bring CAMs to image / AU-map resolution (docs/method.md §6).
     """
     if cams.dim() != 3:
         raise ValueError(f"upsample_cams expects (B, h, w), got {tuple(cams.shape)}")
@@ -129,7 +129,7 @@ class CamMethod(nn.Module):
 
     @property
     def headline_layer(self) -> int:
-        """The layer whose attention is reported as ATT-COS: the last one (PROTOCOL §7)."""
+        """The layer whose attention is reported as ATT-COS: the last one (docs/method.md §7)."""
         return self.backbone.last_layer
 
     # -- training / evaluation forward --------------------------------------------------------

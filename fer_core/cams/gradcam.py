@@ -59,7 +59,7 @@ class GradCAMPlusPlus(GradientCAM):
     ``α_ij = g_ij² / (2 g_ij² + Σ_ab A_ab · g_ij³)``, ``w_c = Σ_ij α_ij ReLU(g_ij)``,
     map ``= ReLU(Σ_c w_c A_c)``. α is only needed where ``g > 0`` (elsewhere ReLU(g) = 0),
     where the denominator is positive for post-ReLU activations; there is no ε term (the
-    reference code's ``α = g²`` was a bug, PROTOCOL §6).
+    reference code's ``α = g²`` was a bug, docs/method.md §6).
     """
 
     def combine(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:

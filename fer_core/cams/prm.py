@@ -1,7 +1,7 @@
 """PRM, Peak Response Maps (Zhou et al., 2018): class response maps + peak stimulation.
 
 A 1×1 convolution gives one response map per class (the CAM). Our reading of "peak
-stimulation via 3×3 max-pool stride 1, then GAP" (PROTOCOL §6) follows the paper: a peak is
+stimulation via 3×3 max-pool stride 1, then GAP" (docs/method.md §6) follows the paper: a peak is
 a position equal to the max of its 3×3 neighbourhood (found with a stride-1 max-pool), and
 the class score is the *average over the peaks* of the response, i.e. GAP of the peak-masked
 map renormalised by the number of peaks, so the gradient flows only through the peaks. The

@@ -8,8 +8,8 @@ not classified, it only serves the attention). The CAM of class ``k`` couples th
     A(b)     = Σ_blocks mean_heads softmax(q_cls · kᵀ / √d)[patches]     (h, w)
     CAM_k(b) = S_k(b) ⊙ A(b),     then min-max per image (base class)
 
-Layer taps follow PROTOCOL §5 for transformers: layer ``l`` is block ``l``'s patch tokens as a
-``(B, C, h, w)`` grid (before the final norm); the headline layer is the last block.
+Layer taps follow docs/method.md §5 for transformers: layer ``l`` is block ``l``'s patch tokens
+as a ``(B, C, h, w)`` grid (before the final norm); the headline layer is the last block.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A 1×1 convolution gives ``M`` modality maps per class; a class map is their mean. Its score is
 ``mean(top-k⁺ values) + α · mean(bottom-k⁻ values)`` over the map's ``h·w`` positions, with
 ``k⁺ = kmax·h·w`` and ``k⁻ = kmin·h·w`` (rounded, at least 1 when the fraction is > 0; 0
-drops the term). The reference code silently dropped the ``k⁻`` term (PROTOCOL §6); this is
+drops the term). The reference code silently dropped the ``k⁻`` term (docs/method.md §6); this is
 the published pooling. The CAM is the class map.
 """
 

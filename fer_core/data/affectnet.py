@@ -26,7 +26,7 @@ LABEL_CODES: dict[int, str] = {
     5: "Disgust",
     6: "Anger",
 }
-"""AffectNet expression codes kept → class names (PROTOCOL §9)."""
+"""AffectNet expression codes kept → class names (docs/method.md §9)."""
 
 DROPPED_CODES: dict[int, str] = {7: "Contempt", 8: "None", 9: "Uncertain", 10: "No-Face"}
 """Codes that are valid AffectNet labels but not one of the seven classes: skipped and counted."""

@@ -17,7 +17,7 @@ LABEL_CODES: dict[int, str] = {
     6: "Anger",
     7: "Neutral",
 }
-"""RAF-DB's label codes (``list_patition_label.txt``) → class names (PROTOCOL §9)."""
+"""RAF-DB's label codes (``list_patition_label.txt``) → class names (docs/method.md §9)."""
 
 LAYOUT = """\
   ROOT/ (or ROOT/basic/)

@@ -1,10 +1,10 @@
 """Procedural face renderer behind the ``synthetic`` dataset.
 
 Faces are built in a normalised crop frame (``x`` right, ``y`` down, ``0..1`` spans the image side,
-proportions close to ``fer_core.au.template_landmarks``), so the AU region sizes of PROTOCOL §3,
-which assume a tightly cropped face, fit them. The 68 iBUG landmarks are the generator's own
-control points: every feature is drawn from them (or from points derived from them), so they are
-exact by construction.
+proportions close to ``fer_core.au.template_landmarks``), so the AU region sizes of
+docs/method.md §3, which assume a tightly cropped face, fit them. The 68 iBUG landmarks are the
+generator's own control points: every feature is drawn from them (or from points derived from
+them), so they are exact by construction.
 
 The expression is data: ``ACTIONS`` lists landmark displacements and appearance marks (wrinkles,
 folds), each living inside the AU region(s) it is named after; ``EXPRESSION_ACTIONS`` combines them
@@ -119,8 +119,9 @@ ACTIONS: dict[str, Action] = {
 }  # fmt: skip
 """Facial actions; magnitudes are crop-frame units (0.01 = 0.64 px at 64 px, 2.24 px at 224)."""
 
-# Canonical class id -> (action, weight). The reference codebook's AU lists (PROTOCOL §2) decide
-# which actions a class may use; Disgust's upper-lip raise sits inside its AU 15/16 mouth regions.
+# Canonical class id -> (action, weight). The reference codebook's AU lists (docs/method.md §2)
+# decide which actions a class may use; Disgust's upper-lip raise sits inside its AU 15/16 mouth
+# regions.
 EXPRESSION_ACTIONS: tuple[tuple[tuple[str, float], ...], ...] = (
     (),  # Neutral
     (("cheek_raise", 1.0), ("lip_corner_pull", 1.0), ("lips_part", 0.8)),  # Happiness

@@ -1,6 +1,6 @@
 """Joint image + landmark transforms: every geometric step moves the 68 points with the pixels.
 
-Training (PROTOCOL §8, sizes relative to the output side S): resize to ``S * 256 / 224`` →
+Training (docs/method.md §8, sizes relative to the output side S): resize to ``S * 256 / 224`` →
 rotation ±6° (p 0.5) → random-resized-crop to S (scale 0.8–1) → horizontal flip (p 0.5, with
 the iBUG-68 left/right permutation) → grayscale (p 0.2) → colour jitter (p 0.8) → normalisation →
 random erasing (p 0.5, image only). Evaluation: resize to S×S.
@@ -37,7 +37,7 @@ _GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma, as 
 
 @dataclass(frozen=True)
 class AugmentOptions:
-    """Training augmentation settings (defaults: PROTOCOL §8)."""
+    """Training augmentation settings (defaults: docs/method.md §8)."""
 
     pre_resize: float = 256 / 224  # resize to pre_resize * S before rotating and cropping
     rotate_p: float = 0.5

@@ -1,4 +1,4 @@
-"""timm backbones with layer taps selected by feature index (PROTOCOL §5).
+"""timm backbones with layer taps selected by feature index (docs/method.md §5).
 
 Layer numbers are timm feature indices plus one, which gives the protocol's numbering for free:
 
