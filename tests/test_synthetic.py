@@ -22,13 +22,8 @@ from fer_core.data.synthetic import (
     generate_split,
     shortcut_box,
 )
-from fer_core.data.synthetic_faces import (
-    ACTIONS,
-    EXPRESSION_ACTIONS,
-    mean_landmarks,
-    render_faces,
-    sample_params,
-)
+from fer_core.data.synthetic_faces import mean_landmarks, render_faces, sample_params
+from fer_core.data.synthetic_tables import ACTIONS, EXPRESSION_ACTIONS
 
 
 def _box_is_class_colour(image: np.ndarray, label: int) -> bool:

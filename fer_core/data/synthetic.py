@@ -2,7 +2,7 @@
 
 Every test and the default demo sweep train on it, so it is built to make the method's effect
 real: the seven classes differ *only* by deformations inside the AU regions of each class
-(``synthetic_faces.ACTIONS``), at a random intensity so that classes overlap, while identity,
+(``synthetic_tables.ACTIONS``), at a random intensity so that classes overlap, while identity,
 pose, scale, lighting, noise and background vary freely. Landmarks are the renderer's own control
 points, hence exact.
 
