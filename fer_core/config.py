@@ -6,6 +6,7 @@ user can override any field with ``--set name=value`` without knowing which sect
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
@@ -208,8 +209,11 @@ class ExperimentConfig:
         owner = field_owners()
         unknown = [k for k in flat if k not in owner]
         if unknown and strict:
-            raise ValueError(f"unknown config field(s) {unknown}; valid fields: {sorted(owner)}")
-        parts: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+            hints = "".join(f" ({k!r}: did you mean {', '.join(close)}?)" for k in unknown
+                            if (close := difflib.get_close_matches(k, list(owner), n=3)))
+            raise ValueError(f"unknown config field(s) {unknown}{hints}; "
+                             f"valid fields: {sorted(owner)}")
+        parts: dict[str, dict[str, Any]] = {s: {} for s in sections()}
         for key, value in flat.items():
             if key in owner:
                 section, hint = owner[key]

@@ -24,6 +24,7 @@ import torch
 
 from fer_core import CLASSES
 from fer_core.au import expression_aus, render_au_maps
+from fer_core.cli import EXIT_USAGE, check_device, cli_main
 from fer_core.cams import upsample_cams
 from fer_core.data.base import crop, square_box
 from fer_core.data.io import BadImage, read_image
@@ -239,17 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
     """The explain CLI (see the module docstring); returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         check_format(args.out)
+        check_device("--device", args.device)
         if not args.input.exists():
             raise BadImage(args.input, "missing file or folder")
         loaded = load_model(args.checkpoint, args.mlflow_uri, args.device)
     except (BadImage, ValueError) as err:  # ModelSourceError is a ValueError
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     target = None if args.target_class is None else CLASSES.index(args.target_class)
     explainer = Explainer(loaded, no_face_ok=args.no_face_ok, target_class=target)
     try:
@@ -259,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_image(explainer, args.input, args.out)
     except BadImage as err:
         print(f"error: cannot read {err}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

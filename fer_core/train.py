@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from fer_core.checkpoint import CHECKPOINT_FILE
+from fer_core.cli import UserError, check_device, cli_main
 from fer_core.config import ExperimentConfig, parse_overrides
 from fer_core.engine import Callback, Trainer
 
@@ -34,6 +36,7 @@ class EpochPrinter(Callback):
 
 
 def main(argv: list[str] | None = None) -> int:
+@cli_main()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                         help="override a config field (repeatable), e.g. --set lambda_au=4")
@@ -41,12 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true", help="hide per-batch progress bars")
     args = parser.parse_args(argv)
-    try:
-        cfg = ExperimentConfig.from_flat(parse_overrides(args.set))
-    except (ValueError, KeyError) as err:
-        parser.error(str(err))
+    cfg = ExperimentConfig.from_flat(parse_overrides(args.set))
+    check_device("--set device=", cfg.train.device)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pass a folder for the checkpoint and metrics")
+    if args.resume and not (out / CHECKPOINT_FILE).is_file():
+        raise UserError(f"--resume: no checkpoint at {out / CHECKPOINT_FILE}; run without "
+                        "--resume first, or pass the --out folder of an earlier run")
     trainer = Trainer(cfg, callbacks=[EpochPrinter(out)], progress=not args.no_progress)
     if args.resume:
         trainer.load_checkpoint(str(out))

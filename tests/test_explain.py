@@ -206,18 +206,18 @@ def test_runs_uri_checkpoint_from_a_sqlite_store(files, tmp_path, capsys):
 def test_bad_checkpoint_and_bad_image_name_the_file(tmp_path, capsys):
     image = write_rgb(tmp_path / "face.png", skimage.data.astronaut())
     missing = tmp_path / "nowhere" / "selected.pt"
-    assert main([str(image), "--checkpoint", str(missing), "-o", str(tmp_path / "o.png")]) == 1
+    assert main([str(image), "--checkpoint", str(missing), "-o", str(tmp_path / "o.png")]) == 2
     err = capsys.readouterr().err
     assert f"no model file at {missing}" in err and "runs:/<run id>" in err
     assert main([str(tmp_path / "gone.png"), "--checkpoint", str(missing), "-o",
-                 str(tmp_path / "o.png")]) == 1
+                 str(tmp_path / "o.png")]) == 2
     assert "gone.png: missing file" in capsys.readouterr().err
 
 
 @slow
 def test_unreadable_image_and_attention_only_model(files, tmp_path, capsys):
     assert main([str(files["images"] / "corrupt.jpg"), "--checkpoint", str(files["model"]),
-                 "-o", str(tmp_path / "o.png")]) == 1
+                 "-o", str(tmp_path / "o.png")]) == 2
     assert "cannot read" in (err := capsys.readouterr().err) and "corrupt.jpg" in err
     # APViT (untrained weights are enough for the panel layout): attention, no CAM.
     cfg = ExperimentConfig.from_flat(dict(method="apvit", backbone="ir_tiny", img_size=112,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from fer_core.cli import non_negative_float, positive_float, positive_int
 from tuner.budget import parse_budget_hours
 
 DEFAULT_SPACE = "lambda_layers"
@@ -34,11 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "--set lambda_au=8 --set layers=5+4; checked before anything starts")
     what.add_argument("--dataset", help="dataset registry name (default: the space's, synthetic)")
     what.add_argument("--data-root", help="dataset root folder (absolute or relative to cwd)")
-    what.add_argument("--epochs", type=int, help="epochs per trial (= --set epochs=N)")
-    what.add_argument("--trials", type=int,
+    what.add_argument("--epochs", type=positive_int, help="epochs per trial (= --set epochs=N)")
+    what.add_argument("--trials", type=positive_int,
                       help="configurations to try, reference points (the λ=0 baseline) included; "
                            "searched spaces only (grids run their whole grid)")
-    what.add_argument("--seeds", type=int, default=1,
+    what.add_argument("--seeds", type=positive_int, default=1,
                       help="run every configuration with K seeds (the same K seeds in every arm)")
     what.add_argument("--metric", help="override the space's objective (single-objective spaces)")
     what.add_argument("--mode", choices=("min", "max"), help="direction of --metric")
@@ -50,12 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     where = p.add_argument_group("where to run")
     where.add_argument("--address", help="Ray cluster address (e.g. auto); default: a local Ray")
-    where.add_argument("--num-cpus", type=int,
+    where.add_argument("--num-cpus", type=positive_int,
                        help="CPUs of the local Ray runtime (default: all); ignored with --address")
-    where.add_argument("--cpus-per-trial", type=float, default=1.0)
-    where.add_argument("--gpus-per-trial", type=float, default=0.0,
+    where.add_argument("--cpus-per-trial", type=positive_float, default=1.0)
+    where.add_argument("--gpus-per-trial", type=non_negative_float, default=0.0,
                        help="GPUs per trial; fractions share a GPU (e.g. 0.5)")
-    where.add_argument("--max-concurrent", type=int,
+    where.add_argument("--max-concurrent", type=positive_int,
                        help="trials running at once (default: the space's)")
     where.add_argument("--storage-path",
                        help="Ray Tune results folder, or an s3:// / gs:// / file:// URI "

@@ -242,9 +242,14 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
         sweep_name=name,
         optuna_storage=args.optuna_storage or f"sqlite:///{cwd / 'optuna.db'}",
     )
-    max_concurrent = args.max_concurrent or space.max_concurrent
-    if max_concurrent < 1 or args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-        raise SweepError("--max-concurrent ≥ 1, --cpus-per-trial > 0, --gpus-per-trial ≥ 0")
+    # `or` would turn an explicit 0 into the default: a value given is checked, never replaced
+    max_concurrent = space.max_concurrent if args.max_concurrent is None else args.max_concurrent
+    for flag, value, ok in (("--max-concurrent", max_concurrent, max_concurrent >= 1),
+                            ("--cpus-per-trial", args.cpus_per_trial, args.cpus_per_trial > 0),
+                            ("--gpus-per-trial", args.gpus_per_trial, args.gpus_per_trial >= 0)):
+        if not ok:
+            raise SweepError(f"{flag} {value}: use --max-concurrent >= 1, --cpus-per-trial > 0, "
+                             "--gpus-per-trial >= 0")
     resources = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
     return ResolvedSweep(space, name, base, plan, max_concurrent, resources, scheduler,
                          budget_hours=args.budget_hours, rerun=args.rerun)

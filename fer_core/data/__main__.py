@@ -6,10 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from fer_core.cli import UserError, at_least, check_choice, cli_main
+from fer_core.config import AU_VARIANTS
 from fer_core.data import DATASETS, SPLITS, build_dataset
-from fer_core.data._cli import add_option_argument, parse_options
+from fer_core.data._cli import add_option_argument, parse_options, with_options
+from fer_core.data.io import NoReadableImage
 
 
+@cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_core.data")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -33,16 +37,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     matplotlib.use("Agg")  # files only; never a display
     from fer_core.data.preview import save_preview
 
-    dataset = build_dataset(args.dataset, args.split, root=args.root, **parse_options(args.option))
-    out = save_preview(
-        dataset,
-        args.out,
-        n=args.n,
-        size=args.size,
-        augment=args.augment,
-        seed=args.seed,
-        variant=args.variant,
-    )
+    at_least("-n", args.n, 1, "samples in the grid")
+    at_least("--size", args.size, 16, "pixels")
+    check_choice("--variant", args.variant, AU_VARIANTS)
+    dataset = with_options(build_dataset, f"dataset {args.dataset!r}", args.dataset, args.split,
+                           root=args.root, **parse_options(args.option))
+    if len(dataset) == 0:
+        raise UserError(f"the {args.split} split of {args.dataset} ({args.root}) has no image "
+                        "file left; the skipped files are listed in its bad-image report")
+    try:
+        out = save_preview(dataset, args.out, n=args.n, size=args.size, augment=args.augment,
+                           seed=args.seed, variant=args.variant)
+    except NoReadableImage as err:
+        raise UserError(f"{args.dataset} {args.split} split ({args.root}): {err}") from None
     print(f"wrote {out} ({min(args.n, len(dataset))} of {len(dataset)} {args.split} samples)")
     return 0
 

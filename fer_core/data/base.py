@@ -27,6 +27,7 @@ from fer_core.data.io import (
     BAD_IMAGES_FILE,
     BadImage,
     BadImageReport,
+    NoReadableImage,
     content_hash,
     decode_image,
     read_bytes,
@@ -224,7 +225,7 @@ class FaceImages(Dataset):
             except BadImage as err:
                 self._bad.add(j)
                 self.report.add(err.path, err.reason)
-        raise RuntimeError(f"no readable image left in this dataset; see {self.report.path}")
+        raise NoReadableImage(f"no readable image left in this dataset; see {self.report.path}")
 
 
 def from_catalog(

@@ -28,6 +28,10 @@ class BadImage(Exception):
         self.reason = reason
 
 
+class NoReadableImage(RuntimeError):
+    """Every image of a dataset failed to load: nothing is left to train or evaluate on."""
+
+
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's bytes; missing, empty or unreadable files raise :class:`BadImage`."""
     try:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.data._cli import add_option_argument, parse_options
+from fer_core.cli import UserError, at_least, cli_main
+from fer_core.data._cli import add_option_argument, parse_options, with_options
 from fer_core.data.base import CATALOGS, Catalog, Record, decode_face
 from fer_core.data.cache import DEFAULT_CACHE_DIR, Entry, LandmarkCache, cache_file
 from fer_core.data.io import BAD_IMAGES_FILE, BadImage, BadImageReport, content_hash, read_bytes
@@ -255,6 +256,7 @@ def import_reference(
     return counts
 
 
+@cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
     """The landmarks CLI (see the module docstring)."""
     parser = argparse.ArgumentParser(
@@ -275,7 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     add_option_argument(parser)
     args = parser.parse_args(argv)
-    catalog = CATALOGS.get(args.dataset)(args.root, **parse_options(args.option))
+    at_least("--workers", args.workers, 1)
+    catalog = with_options(CATALOGS.get(args.dataset), f"dataset {args.dataset!r}", args.root,
+                           **parse_options(args.option))
     target = cache_file(args.cache_dir or Path(args.root) / DEFAULT_CACHE_DIR, catalog.frame)
     if args.import_file:
         counts = import_reference(catalog, args.import_file, args.cache_dir)
@@ -289,6 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if stats.counts["no_face"] or stats.counts["unreadable"]:
         print("failures are listed with their reason in the cache (status, reason columns)")
+    if stats.total and not stats.cached and not stats.counts["ok"]:
+        raise UserError(f"no landmarks for any of the {stats.total} images of {args.root} "
+                        f"({dict(stats.counts)}): check that the files are face images; "
+                        f"reasons per file in {target}")
     return 0
 
 
