@@ -132,9 +132,13 @@ def check_device(flag: str, name: str) -> str:
     return name
 
 
-def _number(kind: Callable[[str], Any], low: float, strict: bool) -> Callable[[str], Any]:
-    """An ``argparse`` type: ``kind(text)`` that is > ``low`` (``strict``) or >= ``low``."""
+def _number(kind: Callable[[str], Any], low: float, strict: bool,
+            high: float | None = None) -> Callable[[str], Any]:
+    """An ``argparse`` type: ``kind(text)`` that is > ``low`` (``strict``) or >= ``low``, and
+    <= ``high`` when given."""
     bound = f"> {low:g}" if strict else f">= {low:g}"
+    if high is not None:
+        bound += f" and <= {high:g}"
 
     def parse(text: str) -> Any:
         import argparse
@@ -144,7 +148,7 @@ def _number(kind: Callable[[str], Any], low: float, strict: bool) -> Callable[[s
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if not (value > low if strict else value >= low):  # also refuses NaN
+        if not (value > low if strict else value >= low) or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"{text}: use a value {bound}")
         return value
 
@@ -158,4 +162,6 @@ non_negative_int = _number(int, 0, strict=False)
 positive_float = _number(float, 0, strict=True)
 """``argparse`` type: a number > 0 (CPUs per trial)."""
 non_negative_float = _number(float, 0, strict=False)
+share = _number(float, 0, strict=False, high=1)
+"""``argparse`` type: a share in [0, 1]."""
 """``argparse`` type: a number >= 0 (GPUs per trial)."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from fer_core.cli import non_negative_float, positive_float, positive_int
+from fer_core.cli import non_negative_float, positive_float, positive_int, share
 from tuner.budget import parse_budget_hours
+from tuner.preflight import MAX_MISSING_LANDMARKS
+from tuner.probe import PENDING_TIMEOUT_S
 
 DEFAULT_SPACE = "lambda_layers"
 
@@ -68,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--resume", action="store_true",
                        help="continue the sweep --name (default: the latest sweep of --space) "
                             "after a crash or kill; its saved settings are used")
+
+    check = p.add_argument_group("checks before the sweep starts (exit 2 when one fails)")
+    check.add_argument("--allow-missing-classes", action="store_true",
+                       help="accept training data without some of the 7 classes (a subset on "
+                            "purpose); by default a class with no training image stops the sweep")
+    check.add_argument("--max-missing-landmarks", type=share, metavar="SHARE",
+                       default=MAX_MISSING_LANDMARKS,
+                       help="largest share of readable images without landmarks (default "
+                            f"{MAX_MISSING_LANDMARKS:g}; 1 turns the check off)")
+    check.add_argument("--pending-timeout", type=positive_float, metavar="S",
+                       default=PENDING_TIMEOUT_S,
+                       help="on a cluster whose node types are unknown, end the sweep when no "
+                            f"trial has started after S seconds (default {PENDING_TIMEOUT_S:g})")
 
     spend = p.add_argument_group("budget and reuse")
     spend.add_argument("--budget-hours", type=parse_budget_hours, metavar="H",
