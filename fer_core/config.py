@@ -14,6 +14,7 @@ from typing import Any, get_type_hints
 LAYER_REDUCES = ("mean", "sum")
 AU_VARIANTS = ("reference", "paper", "generic")
 DEVICES = ("auto", "cpu", "cuda")
+AMP_DTYPES = ("float16", "bfloat16")  # float16 needs gradient scaling, bfloat16 does not
 
 
 def _fail(name: str, value: Any, fix: str) -> None:
@@ -157,6 +158,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA only; ignored on CPU
+    amp_dtype: str = "float16"
+    channels_last: bool = False  # NHWC activations: faster convolutions on tensor cores
+    compile: bool = False  # torch.compile the training/validation forward pass
+    checkpoint_every: int = 1  # checkpoint every K epochs (and always after the last)
     max_train_batches: int = 0  # 0 = whole epoch; > 0 caps each epoch (smoke tests)
     fail_at_epoch: int = -1  # fault injection: raise once at this epoch (tests of retries)
 
@@ -169,6 +174,16 @@ class TrainConfig:
             _fail("device", self.device, f"use one of {', '.join(DEVICES)}")
         if self.max_train_batches < 0:
             _fail("max_train_batches", self.max_train_batches, "use 0 (all) or a positive cap")
+        for name in ("amp", "channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(name, getattr(self, name), "use true or false")
+        if self.amp_dtype not in AMP_DTYPES:
+            _fail("amp_dtype", self.amp_dtype, f"use one of {', '.join(AMP_DTYPES)}")
+        if isinstance(self.checkpoint_every, bool) or not (
+            isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 1
+        ):
+            _fail("checkpoint_every", self.checkpoint_every,
+                  "use a whole number of epochs ≥ 1 (1 = every epoch)")
 
 
 SECTIONS = {

@@ -80,8 +80,20 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=cfg.optim.lr_step, gamma=cfg.optim.lr_gamma
         )
+        # Mixed precision on CUDA only; float16 needs the loss scaled so small gradients do not
+        # flush to zero, bfloat16 keeps float32's exponent range and needs no scaling.
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.amp_dtype = getattr(torch, cfg.train.amp_dtype)
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.use_amp and self.amp_dtype == torch.float16
+        )
+        self.memory_format = (
+            torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        )
+        self.model.to(memory_format=self.memory_format)
+        # The compiled wrapper shares the parameters; checkpoints keep using ``self.model`` so
+        # their keys never carry the wrapper's ``_orig_mod.`` prefix.
+        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
         self.loaders = {
             split: build_loader(cfg.data, split, cfg.train.batch_size, seed=cfg.train.seed)
             for split in ("train", "val", "test")
@@ -96,6 +108,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
+        """What resume needs, each tensor once: when the latest epoch is the best one, the best
+        weights are the model's and are not stored a second time (``best_state`` None)."""
+        best_is_model = self.best_epoch == self.epoch and self.best_state is not None
         return {
             "config": self.cfg.to_flat(),
             "epoch": self.epoch,
@@ -105,7 +120,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "best_val_cl": self.best_val_cl,
             "best_epoch": self.best_epoch,
-            "best_state": self.best_state,
+            "best_state": None if best_is_model else self.best_state,
+            "best_is_model": best_is_model,
             "history": self.history,
             "rng": ckpt.rng_state(),
         }
@@ -122,6 +138,8 @@ class Trainer:
         self.epoch = state["epoch"]
         self.best_val_cl, self.best_epoch = state["best_val_cl"], state["best_epoch"]
         self.best_state = state["best_state"]
+        if state.get("best_is_model"):
+            self.best_state = copy.deepcopy(self.model.state_dict())
         self.history = state["history"]
         ckpt.set_rng_state(state["rng"])
         self.resumed = True
@@ -159,6 +177,20 @@ class Trainer:
         self.history.append(metrics)
         return metrics
 
+    def autocast(self):
+        """Mixed-precision context of this trainer (a no-op without AMP)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
+
+    def to_input(self, images: torch.Tensor) -> torch.Tensor:
+        return images.to(self.device, non_blocking=True).contiguous(
+            memory_format=self.memory_format)
+
+    def checkpoint_due(self, epoch: int) -> bool:
+        """Whether ``epoch`` ends with a checkpoint: every ``checkpoint_every`` epochs and the
+        last one (a long trial then writes few, at the price of redoing up to K-1 epochs)."""
+        every = self.cfg.train.checkpoint_every
+        return epoch % every == 0 or epoch >= self.cfg.train.epochs
+
     def au_maps(self, landmarks: torch.Tensor, labels: torch.Tensor, size: tuple[int, int]):
         return render_au_maps(landmarks, labels, size=size, variant=self.cfg.align.au_variant)
 
@@ -187,14 +219,14 @@ class Trainer:
     def train_step(self, batch: dict[str, torch.Tensor]):
         """One optimisation step; AU maps are rendered here only when λ > 0."""
         cfg = self.cfg
-        x = batch["image"].to(self.device, non_blocking=True)
+        x = self.to_input(batch["image"])
         labels = batch["label"].to(self.device)
         maps = valid = None
         if cfg.align.lambda_au > 0:
             maps, valid = self.au_maps(batch["landmarks"].to(self.device), labels, x.shape[-2:])
         x, targets, maps, valid = self.model.prepare_batch(x, labels, maps, valid)
-        with torch.autocast(self.device.type, enabled=self.use_amp):
-            out = self.model(x, labels=labels, layers=cfg.align.layers)
+        with self.autocast():
+            out = self.forward(x, labels=labels, layers=cfg.align.layers)
             attn = {k: layer_attention(out.feats[k].float()) for k in cfg.align.layers}
             parts = composite_loss(
                 out.logits.float(), targets, attn, maps, valid, cfg.align.lambda_au,
@@ -212,17 +244,20 @@ class Trainer:
         model = model or self.model
         model.eval()
         metrics = FERMetrics(layers=self.eval_layers, num_classes=NUM_CLASSES)
+        forward = self.forward if model is self.model else model
         for batch in self.loaders[split]:
-            x = batch["image"].to(self.device, non_blocking=True)
+            x = self.to_input(batch["image"])
             labels = batch["label"].to(self.device)
             maps, valid = self.au_maps(batch["landmarks"].to(self.device), labels, x.shape[-2:])
-            with torch.autocast(self.device.type, enabled=self.use_amp):
-                out = model(x, layers=self.eval_layers)
+            with self.autocast():
+                out = forward(x, layers=self.eval_layers)
             attn = {k: layer_attention(out.feats[k].float()) for k in self.eval_layers}
             cams = None
             if model.has_cam:
-                with torch.enable_grad():  # gradient-based CAMs need autograd here
-                    cams = model.cams(x, labels).float()
+                # Gradient-based CAMs need autograd here; under autocast like the forward pass.
+                with torch.enable_grad(), self.autocast():
+                    cams = model.cams(x, labels)
+                cams = cams.float()
             metrics.update(out.logits.float(), labels, attn=attn, au_maps=maps, valid=valid,
                            cams=cams)
         return metrics.compute()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -63,4 +64,10 @@ def build_loader(
         generator=generator,
         num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
+        worker_init_fn=_one_thread_per_worker,
     )
+
+
+def _one_thread_per_worker(_worker_id: int) -> None:
+    """A loader worker is one process per core: OpenCV's own thread pool would oversubscribe."""
+    cv2.setNumThreads(1)

@@ -67,6 +67,9 @@ def report(trainer: Trainer, metrics: Mapping[str, Any], tracker: TrialTracker) 
     covers is in MLflow or on disk in the journal before Tune can restart from it.
     """
     tracker.flush()
+    if not trainer.checkpoint_due(trainer.epoch):  # checkpoint_every > 1: report only
+        tune.report(dict(metrics))
+        return
     with tempfile.TemporaryDirectory(prefix="fer-ckpt-") as tmp:
         trainer.save_checkpoint(tmp)
         tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(tmp))

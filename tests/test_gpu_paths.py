@@ -1,0 +1,130 @@
+"""Mixed precision, channels-last, torch.compile and the small checkpoint.
+
+The ``gpu`` tests run every method under autocast with gradient scaling on a real CUDA device
+(they are skipped where none is visible); the CPU tests check that the options validate and that
+channels-last and compile train on CPU.
+"""
+
+import pytest
+import torch
+
+from fer_core import checkpoint as ckpt
+from fer_core.cams import METHODS
+from fer_core.config import ExperimentConfig
+from fer_core.engine import Trainer
+
+TINY = dict(synthetic_n=14, img_size=32, batch_size=7, epochs=2, lambda_au=2.0, layers="5",
+            max_train_batches=1)
+METHOD_SIZES = {"apvit": 112, "tscam": 64}  # token models need a larger input
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "cache"))
+
+
+def trainer(**flat) -> Trainer:
+    return Trainer(ExperimentConfig.from_flat({**TINY, **flat}), progress=False)
+
+
+@pytest.mark.parametrize("key, value, hint", [
+    ("amp_dtype", "float8", "float16, bfloat16"),
+    ("channels_last", "maybe", "true or false"),
+    ("compile", "sometimes", "true or false"),
+    ("checkpoint_every", "0", "≥ 1"),
+])
+def test_cost_options_are_validated(key, value, hint):
+    with pytest.raises(ValueError, match=rf"{key}=.*{hint}"):
+        ExperimentConfig.from_flat({key: value})
+
+
+def test_non_bool_flags_are_refused():
+    with pytest.raises(ValueError, match="channels_last=2"):
+        ExperimentConfig.from_flat({"channels_last": 2})
+
+
+def test_channels_last_trains_on_cpu():
+    t = trainer(channels_last=True, device="cpu")
+    conv = next(p for p in t.model.parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert t.to_input(torch.zeros(2, 3, 8, 8)).is_contiguous(memory_format=torch.channels_last)
+    final = t.fit()
+    assert 0.0 <= final["test_cl"] <= 100.0
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+
+
+@pytest.mark.slow
+def test_compile_trains_on_cpu_and_checkpoints_plain_keys(tmp_path):
+    t = trainer(compile=True, device="cpu", epochs=1)
+    assert t.forward is not t.model
+    final = t.fit()
+    assert 0.0 <= final["test_cl"] <= 100.0
+    state = ckpt.load(t.save_checkpoint(str(tmp_path)))
+    assert not any(k.startswith("_orig_mod.") for k in state["model"])
+
+
+def test_checkpoint_holds_best_weights_once_and_resume_restores_them(tmp_path):
+    t = trainer(device="cpu", epochs=1)
+    t.fit()
+    assert t.best_epoch == t.epoch == 1
+    path = t.save_checkpoint(str(tmp_path / "a"))
+    state = ckpt.load(path)
+    assert state["best_state"] is None and state["best_is_model"]
+    resumed = trainer(device="cpu", epochs=1)
+    resumed.load_checkpoint(path)
+    for key, value in t.best_state.items():
+        assert torch.equal(resumed.best_state[key], value)
+    # An older best epoch is stored: it differs from the current weights.
+    t.epoch = 2
+    with torch.no_grad():
+        next(t.model.parameters()).add_(1.0)
+    state = ckpt.load(t.save_checkpoint(str(tmp_path / "b")))
+    assert state["best_state"] is not None and not state["best_is_model"]
+
+
+def test_checkpoint_every_k_epochs_and_always_the_last():
+    t = trainer(device="cpu", epochs=7, checkpoint_every=3)
+    assert [e for e in range(1, 8) if t.checkpoint_due(e)] == [3, 6, 7]
+
+
+def _run_on_cuda(method: str, **flat) -> Trainer:
+    size = METHOD_SIZES.get(method, TINY["img_size"])
+    t = trainer(method=method, img_size=size, device="cuda", amp=True, epochs=1, **flat)
+    final = t.fit()
+    assert 0.0 <= final["test_cl"] <= 100.0
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+    return t
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_method_trains_with_float16_autocast_and_scaling(method):
+    t = _run_on_cuda(method)
+    assert t.scaler.is_enabled() and t.scaler.get_scale() > 0
+
+
+@pytest.mark.gpu
+def test_bfloat16_autocast_needs_no_scaler():
+    t = _run_on_cuda("gradcam", amp_dtype="bfloat16")
+    assert not t.scaler.is_enabled()
+
+
+@pytest.mark.gpu
+def test_gradient_cams_run_under_autocast():
+    t = _run_on_cuda("gradcam")
+    batch = next(iter(t.loaders["val"]))
+    x = t.to_input(batch["image"])
+    with torch.enable_grad(), t.autocast():
+        cams = t.model.cams(x, batch["label"].to(t.device))
+    assert torch.isfinite(cams.float()).all()
+
+
+@pytest.mark.gpu
+def test_channels_last_on_cuda():
+    _run_on_cuda("cam", channels_last=True)
+
+
+@pytest.mark.gpu
+def test_compile_on_cuda():
+    t = _run_on_cuda("cam", compile=True)
+    assert t.forward is not t.model
