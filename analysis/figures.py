@@ -40,9 +40,9 @@ from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core.registry import Registry
-from tuner import tracking as tr
 from tuner.artifacts import draw_heatmap
 from tuner.summary import dominates
+from tuner.tracking import schema as tr
 
 SPACE = "space"  # the runs' column naming each trial's sweep space
 FORMATS = ("png", "pdf", "svg")

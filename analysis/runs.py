@@ -1,7 +1,7 @@
 """The trials of an MLflow experiment as one tidy DataFrame (one row per trial).
 
 Runs are read with ``mlflow.search_runs`` from any tracking URI, through the names of the schema
-in ``tuner.tracking`` (child runs: tag ``sweep.role=trial``; parent runs are not trials).
+in ``tuner.tracking.schema`` (child runs: tag ``sweep.role=trial``; parent runs are not trials).
 
 Column schema of :func:`load_runs`
 ==================================
@@ -36,7 +36,7 @@ from contextlib import contextmanager
 import mlflow
 import pandas as pd
 
-from tuner import tracking as tr
+from tuner.tracking import schema as tr
 
 RUN_COLUMNS = ("run_id", "status", "early_stopped", "arm", "sweep", "space", "git_commit",
                "seed", "with_au")

@@ -24,9 +24,9 @@ from mlflow import MlflowClient
 
 from fer_core.config import ExperimentConfig
 from fer_core.engine import Trainer
-from tuner import tracking as tr
 from tuner.provenance import data_cache
 from tuner.sweep import main as sweep_main
+from tuner.tracking import schema as tr
 
 
 def run_sweep(work: Path, args: argparse.Namespace) -> tuple[float, list[dict[str, str]]]:

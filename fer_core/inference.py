@@ -30,7 +30,8 @@ from fer_core.config import ExperimentConfig
 from fer_core.losses import layer_attention
 
 RUN_MODEL_ARTIFACT = "model/selected.pt"
-"""Where a sweep trial logs its selected model (``tuner.tracking``: ARTIFACT_MODEL/MODEL_FILE)."""
+"""Where a sweep trial logs its selected model (``tuner.tracking.schema``: ARTIFACT_MODEL and
+MODEL_FILE)."""
 MODEL_FILES = ("selected.pt", CHECKPOINT_FILE)
 MLFLOW_SCHEMES = ("runs:", "mlflow-artifacts:", "models:")
 

@@ -24,8 +24,8 @@ from mlflow.entities import Metric, Param
 from fer_core.config import ExperimentConfig
 from fer_core.engine import Trainer
 from tuner import artifacts
-from tuner import tracking as tr
 from tuner.provenance import data_cache
+from tuner.tracking import schema as tr
 
 SWEEPS, TRAINED = "fig-sweeps", "fig-trained"
 COMMIT = "c" * 40

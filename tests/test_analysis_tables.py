@@ -19,7 +19,7 @@ from scipy import stats as sps
 from analysis import render
 from analysis.runs import load_runs
 from analysis.tables import METHOD_LABELS, TABLES, build_table, main, select
-from tuner import tracking as tr
+from tuner.tracking import schema as tr
 
 EXPERIMENT = "paper-tables"
 T975_DF2 = 4.302652729911275

@@ -15,16 +15,16 @@ from ray.tune.search import BasicVariantGenerator
 
 import tuner.sweep
 from fer_core.config import ExperimentConfig
-from tuner import tracking as tr
 from tuner.budget import Budget, BudgetClock
 from tuner.cli import parse_args
 from tuner.context import SweepContext
 from tuner.dedup import config_hash, done_runs
 from tuner.gate import GATE_FILE, GateRules, SweepGate
-from tuner.mlflow_runs import TrackingTarget
 from tuner.plan import resolve
 from tuner.provenance import git_commit
 from tuner.sweep import main
+from tuner.tracking import schema as tr
+from tuner.tracking.client import TrackingTarget
 from tuner.trainable import trial_config
 
 # One configuration (λ = 4 at layer 5), tiny data: a few seconds per trial.

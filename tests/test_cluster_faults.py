@@ -29,8 +29,8 @@ from ray.tune import ExperimentAnalysis
 from ray_clusters import fake_autoscaling_cluster, local_cluster, node_running_pid, wait_for
 
 from search_spaces import SPACES
-from tuner import tracking as tr
 from tuner.sweep import main
+from tuner.tracking import schema as tr
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 START_TIMEOUT = 300  # a sweep driver imports torch, timm, Ray, MLflow: slow on a busy machine

@@ -28,7 +28,7 @@ from fer_core.explain import (
 from fer_core.inference import load_model
 from fer_core.overlay import FailedImage, check_format, explanation_figure, grid_figure
 from tuner import artifacts
-from tuner import tracking as tr
+from tuner.tracking import schema as tr
 
 PROB_LINE = re.compile(r"^(\w+) (\d\.\d{4})$")
 slow = pytest.mark.slow  # the shared model takes ~12 s to train on 2 cores

@@ -7,7 +7,7 @@ import torch
 from mlflow import MlflowClient
 
 from fer_core.inference import RUN_MODEL_ARTIFACT, ModelSourceError, explain_batch, load_model
-from tuner import tracking as tr
+from tuner.tracking import schema as tr
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,14 @@ from netutil import free_port
 from ray.train._internal.storage import StorageContext
 from ray.tune.experiment import Trial
 
-from tuner import mlflow_replay
-from tuner import mlflow_runs as runs
-from tuner import mlflow_server as ms
-from tuner import tracking as tr
-from tuner.callbacks import CloseTrialRuns
-from tuner.mlflow_buffer import FAIL_FAST_HTTP, TrialTracker
-from tuner.mlflow_outbox import OUTBOX_FILE, Journal
+from tuner.tracking import client as runs
+from tuner.tracking import replay
+from tuner.tracking import schema as tr
+from tuner.tracking import server as ms
+from tuner.tracking.client import FAIL_FAST_HTTP
+from tuner.tracking.closer import CloseTrialRuns
+from tuner.tracking.journal import JOURNAL_FILE, Journal
+from tuner.tracking.tracker import TrialTracker
 
 
 class Server:
@@ -84,7 +85,7 @@ def history(target: runs.TrackingTarget, run_id: str, key: str = "val_cl") -> li
 
 @pytest.mark.slow
 def test_outage_mid_trial_delays_nothing_and_loses_nothing(server, fail_fast, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="tuner.mlflow_buffer")
+    caplog.set_level(logging.WARNING, logger="tuner.tracking.tracker")
     target = sweep_target(server.url, "outage")
     tracker = TrialTracker(target, "t1", tmp_path / "trial", close_grace_s=90)
     tracker.attach("trial_t1", {tr.TAG_ARM: "a"}, {"lambda_au": "4.0"})
@@ -98,9 +99,10 @@ def test_outage_mid_trial_delays_nothing_and_loses_nothing(server, fail_fast, tm
         tracker.flush()
     assert time.monotonic() - began < 15  # no minutes-long blocking in MLflow's retries
     assert tracker.pending() >= 3
-    journal = tmp_path / "trial" / OUTBOX_FILE
-    assert {op["step"] for op in Journal(journal, tracker.journal.header).pending()
-            if op["op"] == "metrics"} >= {2, 3, 4}  # on disk: a crash now loses nothing
+    journal = tmp_path / "trial" / JOURNAL_FILE
+    _, ops, acks = Journal.read(journal)
+    assert {op["step"] for op in ops if op["op"] == "metrics" and op["seq"] not in acks
+            } >= {2, 3, 4}  # on disk: a crash now loses nothing
 
     server.up()
     tracker.log_metrics({"val_cl": 5.0}, step=5)
@@ -124,7 +126,7 @@ def unreachable(target: runs.TrackingTarget) -> runs.TrackingTarget:
 
 def test_overflow_and_undelivered_items_are_kept_and_replayed(server, fail_fast, tmp_path,
                                                               caplog, capsys):
-    caplog.set_level(logging.WARNING, logger="tuner.mlflow_buffer")
+    caplog.set_level(logging.WARNING, logger="tuner.tracking.tracker")
     target = sweep_target(server.url, "overflow")
     folder = tmp_path / "trial"
     tracker = TrialTracker(unreachable(target), "t2", folder, capacity=2, close_grace_s=1)
@@ -140,15 +142,15 @@ def test_overflow_and_undelivered_items_are_kept_and_replayed(server, fail_fast,
     error = [r for r in caplog.records if r.levelno == logging.ERROR][-1].getMessage()
     assert "8 MLflow operation(s) NOT delivered" in error
     assert "metrics of step(s) 1, 2, 3, 4, 5" in error and "status FINISHED" in error
-    assert f"python -m tuner.mlflow_replay {folder / OUTBOX_FILE}" in error
+    assert f"python -m tuner.mlflow_replay {folder / JOURNAL_FILE}" in error
 
     # Replaying to the (still) unreachable URL in the journal fails fast and keeps everything.
     began = time.monotonic()
-    assert mlflow_replay.main([str(tmp_path)]) == 1
+    assert replay.main([str(tmp_path)]) == 1
     assert "8 left" in capsys.readouterr().out
     assert time.monotonic() - began < 30
 
-    assert mlflow_replay.main([str(tmp_path), "--mlflow-uri", server.url]) == 0
+    assert replay.main([str(tmp_path), "--mlflow-uri", server.url]) == 0
     assert "8 delivered" in capsys.readouterr().out
     (run,) = trial_runs(target)
     assert history(target, run.info.run_id) == [(s, float(s)) for s in range(1, 6)]
@@ -158,7 +160,7 @@ def test_overflow_and_undelivered_items_are_kept_and_replayed(server, fail_fast,
     assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == [
         "model/note.txt"]
     assert not staged.exists()  # the staged copy goes once delivered
-    assert mlflow_replay.main([str(folder / OUTBOX_FILE), "--mlflow-uri", server.url]) == 0
+    assert replay.main([str(folder / JOURNAL_FILE), "--mlflow-uri", server.url]) == 0
     assert "0 delivered" in capsys.readouterr().out  # nothing is sent twice
     assert len(history(target, run.info.run_id)) == 5
 
@@ -177,7 +179,7 @@ def test_a_later_attempt_sends_what_a_killed_one_left(server, fail_fast, tmp_pat
     second.log_metrics({"val_cl": 2.0}, step=2)
     second.flush()
     assert second.close(timeout=0) == 2
-    with (folder / OUTBOX_FILE).open("a") as f:
+    with (folder / JOURNAL_FILE).open("a") as f:
         f.write('{"seq": 99, "op": "metr')  # the process died while writing a line
     third = TrialTracker(target, "t3", folder)  # a retry, the server reachable again
     third.attach("trial_t3", {}, {})
@@ -217,7 +219,7 @@ def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_runtime,
 
         wait_for(trial_started, "the trial's run", proc=driver)
         server.down()  # the trial has attached its run and is about to train
-        journals = f"{tmp_path}/ray_results/o/*/{OUTBOX_FILE}"
+        journals = f"{tmp_path}/ray_results/o/*/{JOURNAL_FILE}"
         wait_for(lambda: any('"op": "metrics"' in Path(p).read_text()
                              for p in glob.glob(journals)), "an epoch during the outage",
                  proc=driver)
@@ -247,7 +249,7 @@ def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_runtime,
 
 def test_an_operation_mlflow_refuses_is_reported_and_kept_not_retried(server, fail_fast,
                                                                       tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="tuner.mlflow_buffer")
+    caplog.set_level(logging.WARNING, logger="tuner.tracking.tracker")
     target = sweep_target(server.url, "refused")
     tracker = TrialTracker(target, "t4", tmp_path / "trial")
     tracker.log_metrics({"val_cl": 1.0}, step=1)  # no run was ever attached for t4
@@ -258,12 +260,12 @@ def test_an_operation_mlflow_refuses_is_reported_and_kept_not_retried(server, fa
     refused = [r.getMessage() for r in caplog.records if "for good" in r.getMessage()]
     assert len(refused) == 2 and "metrics of step(s) 1" in refused[0]
     assert "no MLflow run of trial t4" in refused[0]
-    _, _, acks = Journal.read(tmp_path / "trial" / OUTBOX_FILE)  # ... and the reasons stay
+    _, _, acks = Journal.read(tmp_path / "trial" / JOURNAL_FILE)  # ... and the reasons stay
     assert sorted(acks) == [1, 2] and all("no MLflow run" in why for why in acks.values())
 
 
 def test_the_driver_delivers_what_a_killed_trial_left(server, fail_fast, tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="tuner.callbacks")
+    caplog.set_level(logging.WARNING, logger="tuner.tracking.closer")
     target = sweep_target(server.url, "driver-end")
     storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="s",
                              trial_dir_name="trial_t5")
@@ -286,7 +288,7 @@ def test_the_driver_never_stalls_on_a_close_during_an_outage(server, tmp_path, m
     # No fail_fast fixture: the driver keeps MLflow's patient defaults outside its closes.
     for key in FAIL_FAST_HTTP:
         monkeypatch.delenv(key, raising=False)
-    caplog.set_level(logging.WARNING, logger="tuner.callbacks")
+    caplog.set_level(logging.WARNING, logger="tuner.tracking.closer")
     target = sweep_target(server.url, "driver-close")
     tracker = TrialTracker(target, "t6", tmp_path / "trial")
     tracker.attach("trial_t6", {}, {})

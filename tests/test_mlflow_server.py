@@ -16,9 +16,9 @@ import pytest
 from mlflow import MlflowClient
 from netutil import free_port
 
-from tuner import mlflow_runs as runs
-from tuner import tracking as tr
-from tuner.mlflow_server import main
+from tuner.tracking import client as runs
+from tuner.tracking import schema as tr
+from tuner.tracking.server import main
 
 
 def listeners(port: int) -> list[str]:

@@ -12,7 +12,6 @@ from ray.tune.search.sample import Domain, Function
 
 from fer_core.cams import METHODS
 from search_spaces import SPACES
-from tuner import tracking as tr
 from tuner.plan import check_config, fixed_values
 from tuner.searchers import (
     SCHEDULERS,
@@ -21,6 +20,7 @@ from tuner.searchers import (
     SweepSearcher,
     split_references,
 )
+from tuner.tracking import schema as tr
 
 EXPECTED = {"lambda_layers", "methods", "lambda", "layers", "pareto", "smoke"}
 

@@ -9,11 +9,13 @@ import pytest
 from mlflow import MlflowClient
 from netutil import free_port
 
-from tuner import mlflow_replay
-from tuner import mlflow_runs as runs
-from tuner import tracking as tr
-from tuner.mlflow_buffer import FAIL_FAST_HTTP, TrialTracker
-from tuner.mlflow_outbox import OUTBOX_FILE
+from tuner.tracking import client as runs
+from tuner.tracking import replay
+from tuner.tracking import schema as tr
+from tuner.tracking.client import FAIL_FAST_HTTP
+from tuner.tracking.journal import JOURNAL_FILE
+from tuner.tracking.redact import redact, redact_mapping
+from tuner.tracking.tracker import TrialTracker
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -30,15 +32,15 @@ from tuner.mlflow_outbox import OUTBOX_FILE
     ("5+4+3", "5+4+3"),
 ])
 def test_redact_urls(text, expected):
-    assert tr.redact(text) == expected
-    assert tr.redact(expected) == expected  # idempotent
+    assert redact(text) == expected
+    assert redact(expected) == expected  # idempotent
 
 
 def test_secret_names_are_redacted_other_fields_kept():
     values = {"db_password": "pw", "MLFLOW_TRACKING_TOKEN": "t", "apiKey": "k",
               "aws.secret_access_key": "s", "sweep.optuna_storage": "postgresql://a:b@h/d",
               "monkey": "m", "keyframe": "k", "layers": "5+4", "api_token": "None"}
-    assert tr.redact_mapping(values) == {
+    assert redact_mapping(values) == {
         "db_password": "***", "MLFLOW_TRACKING_TOKEN": "***", "apiKey": "***",
         "aws.secret_access_key": "***", "sweep.optuna_storage": "postgresql://***@h/d",
         "monkey": "m", "keyframe": "k", "layers": "5+4", "api_token": "None"}
@@ -96,9 +98,9 @@ def test_a_journal_keeps_no_credentials_and_replay_asks_for_them(tmp_path, capsy
     tracker.attach("trial_t1", {}, {})
     tracker.end(tr.FINISHED)
     assert tracker.close(timeout=0) == 2
-    journal = (tmp_path / "trial" / OUTBOX_FILE).read_text()
+    journal = (tmp_path / "trial" / JOURNAL_FILE).read_text()
     assert "hunter2" not in journal and f"http://***@127.0.0.1:{port}" in journal
-    assert mlflow_replay.main([str(tmp_path)]) == 2
+    assert replay.main([str(tmp_path)]) == 2
     assert "had credentials (redacted): pass the real one with --mlflow-uri" in (
         capsys.readouterr().err)
 
@@ -107,8 +109,8 @@ def test_the_closing_hints_print_no_credentials():
     from pathlib import Path
 
     from tuner.context import SweepContext
-    from tuner.mlflow_runs import TrackingTarget
     from tuner.sweep import how_to_look
+    from tuner.tracking.client import TrackingTarget
 
     server = "https://alice:hunter2@mlflow.example:5000"
     target = TrackingTarget(server, "1", "p" * 32, "s", "smoke")

@@ -14,13 +14,13 @@ import pytest
 import ray
 from mlflow import MlflowClient
 
-from tuner import tracking as tr
 from tuner.cli import parse_args
 from tuner.context import SWEEP_FILE, StoragePath, SweepContext
 from tuner.gate import GATE_FILE, GateRecord
-from tuner.mlflow_runs import TrackingTarget
 from tuner.resume import NothingToResume, find_sweep, has_tune_state, sweep_folders
 from tuner.sweep import how_to_look, main, storage_root
+from tuner.tracking import schema as tr
+from tuner.tracking.client import TrackingTarget
 
 
 def context(space: str = "smoke", name: str = "s") -> SweepContext:

@@ -17,12 +17,12 @@ from netutil import free_port
 
 from search_spaces import SPACES
 from search_spaces.sizes import TINY
-from tuner import mlflow_server as ms
-from tuner import tracking as tr
 from tuner.cli import parse_args
 from tuner.plan import SweepError, resolve
 from tuner.searchers import SEARCHERS
 from tuner.sweep import main
+from tuner.tracking import schema as tr
+from tuner.tracking import server as ms
 
 TRIAL_PARAMS = ("method", "backbone", "dataset", "lambda_au", "layers", "seed")
 

@@ -12,9 +12,9 @@ from mlflow import MlflowClient
 
 from fer_core import CLASSES
 from tuner import artifacts
-from tuner import mlflow_runs as runs
-from tuner import tracking as tr
 from tuner.context import SweepContext
+from tuner.tracking import client as runs
+from tuner.tracking import schema as tr
 
 
 def test_normalize_uri_makes_every_local_store_absolute(tmp_path):

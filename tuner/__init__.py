@@ -1,5 +1,5 @@
 """Ray Tune orchestration of ``fer_core``: the sweep CLI, the trainable, MLflow tracking.
 
 ``python -m tuner.sweep --space lambda_layers`` runs the embedded default sweep;
-``tuner.tracking`` documents the MLflow schema every run follows.
+``tuner.tracking.schema`` documents the MLflow schema every run follows.
 """

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from fer_core import CLASSES
-from tuner import tracking as tr
+from tuner.tracking import schema as tr
 
 
 def _json_safe(value: Any) -> Any:

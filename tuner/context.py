@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
-from tuner.mlflow_runs import TrackingTarget
+from tuner.tracking.client import TrackingTarget
 
 SWEEP_FILE = "sweep.json"
 

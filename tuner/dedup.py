@@ -9,7 +9,7 @@ A trial is *already done* when a child run of the same MLflow experiment has
 - status FINISHED, not stopped early by ASHA, with its test metrics.
 
 Runs written before the ``config.hash`` tag existed are matched by hashing their params (the
-full flat config as text, ``tuner.tracking.param_values``), parsed back into a config first.
+full flat config as text, ``tuner.tracking.schema.param_values``), parsed back into a config first.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from mlflow.entities import Run
 
 from fer_core.config import ExperimentConfig, field_owners
-from tuner import mlflow_runs as runs
-from tuner import tracking as tr
 from tuner.context import SweepContext
+from tuner.tracking import client as runs
+from tuner.tracking import schema as tr
 
 UNKNOWN = "unknown"
 

@@ -31,11 +31,11 @@ from typing import Any
 
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, SearchGenerator
 
-from tuner import tracking as tr
 from tuner.budget import SECONDS_PER_HOUR, Budget, BudgetClock
 from tuner.context import StoragePath, SweepContext
 from tuner.dedup import DoneRun, config_hash, done_runs
 from tuner.plan import with_derived
+from tuner.tracking import schema as tr
 from tuner.trainable import trial_config
 
 GATE_FILE = "sweep_gate.json"

@@ -21,10 +21,10 @@ from ray.tune.search.sample import Categorical, Domain, Function
 from fer_core.config import ExperimentConfig, field_owners, parse_layers, parse_overrides
 from search_spaces import SPACES, SweepSpace
 from search_spaces.sizes import TINY
-from tuner import tracking as tr
 from tuner.budget import Budget
 from tuner.cli import DEFAULT_SPACE
 from tuner.searchers import SCHEDULERS, SEARCHERS, SearchPlan
+from tuner.tracking import schema as tr
 
 SMOKE_MAX_CONFIGS = 2
 

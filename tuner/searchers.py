@@ -25,7 +25,7 @@ from ray.tune.search.sample import Domain
 
 from fer_core.registry import Registry
 from search_spaces.base import SweepSpace
-from tuner import tracking as tr
+from tuner.tracking import schema as tr
 
 SEED_KEY = "seed"
 

@@ -15,7 +15,7 @@ from typing import Any
 from mlflow.entities import Run
 
 from fer_core.registry import Registry
-from tuner import tracking as tr
+from tuner.tracking import schema as tr
 
 SHOWN_PARAMS = ("method", "lambda_au", "layers", "seed")
 SHOWN_METRICS = ("val_cl", "val_att_cos", "test_cl", "test_att_cos", "test_cam_cos")

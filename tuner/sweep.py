@@ -27,19 +27,20 @@ from ray import tune
 
 from fer_core.config import ExperimentConfig
 from search_spaces import SPACES
-from tuner import mlflow_runs as runs
-from tuner import tracking as tr
 from tuner.budget import Budget
-from tuner.callbacks import CloseTrialRuns
 from tuner.cli import parse_args
 from tuner.context import StoragePath, SweepContext
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
-from tuner.mlflow_runs import TrackingTarget
 from tuner.plan import ResolvedSweep, SweepError, derived_fields, fixed_values, resolve
 from tuner.provenance import git_commit, prepare_data
 from tuner.resume import NothingToResume, find_sweep
 from tuner.searchers import SCHEDULERS, SEARCHERS
 from tuner.summary import SUMMARIES, TrialRow
+from tuner.tracking import client as runs
+from tuner.tracking import schema as tr
+from tuner.tracking.client import TrackingTarget
+from tuner.tracking.closer import CloseTrialRuns
+from tuner.tracking.redact import redact
 from tuner.trainable import train_trial
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
@@ -75,7 +76,7 @@ def check_storage(storage: StoragePath, args: argparse.Namespace) -> None:
     """Refuse, before anything starts, a storage URI without a data cache folder."""
     if storage.is_uri and not args.cache_dir:
         raise SweepError(
-            f"--storage-path {tr.redact(str(storage))} is a URI, and the data cache cannot live "
+            f"--storage-path {redact(str(storage))} is a URI, and the data cache cannot live "
             "in object storage (the datasets read and write plain files): pass --cache-dir, a "
             "folder on a filesystem shared by all nodes (e.g. an NFS/EFS/Filestore mount such "
             "as /mnt/fer/data_cache)")
@@ -103,7 +104,7 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
     check_storage(storage, args)
     folder = storage / resolved.name
     if folder.exists():
-        raise SweepError(f"sweep folder {tr.redact(str(folder))} exists: use --resume --name "
+        raise SweepError(f"sweep folder {redact(str(folder))} exists: use --resume --name "
                          f"{resolved.name} to continue it, or another --name")
     cache_dir = str(Path(args.cache_dir).resolve() if args.cache_dir else storage / "data_cache")
     uri = runs.normalize_uri(args.mlflow_uri)
@@ -171,7 +172,7 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
     init_ray(args)
     resources = {"cpu": float(ctx.settings.get("resources_cpu", 1.0)),
                  "gpu": float(ctx.settings.get("resources_gpu", 0.0))}
-    print(f"resuming sweep {folder.name} from {tr.redact(str(folder))}", flush=True)
+    print(f"resuming sweep {folder.name} from {redact(str(folder))}", flush=True)
     tuner = tune.Tuner.restore(str(folder), trainable=make_trainable(ctx, resources),
                                resume_errored=True)
     return tuner, ctx
@@ -227,8 +228,8 @@ def reused_rows(client: MlflowClient, skipped: list[dict[str, Any]]) -> list[Tri
 def ui_hint(uri: str) -> str:
     """How to open the MLflow UI for ``uri``: a server is the UI; a local store needs one."""
     if uri.startswith(("http://", "https://")):
-        return tr.redact(uri)
-    return f"mlflow ui --backend-store-uri {tr.redact(uri)}   (then http://127.0.0.1:5000)"
+        return redact(uri)
+    return f"mlflow ui --backend-store-uri {redact(uri)}   (then http://127.0.0.1:5000)"
 
 
 def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
@@ -236,13 +237,13 @@ def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
     target = ctx.target
     lines = [
         f"MLflow: experiment id {target.experiment_id}, parent run {target.parent_run_id} "
-        f"({target.sweep_name}), one child run per trial, in {tr.redact(target.uri)}",
+        f"({target.sweep_name}), one child run per trial, in {redact(target.uri)}",
         f"Open the UI:   {ui_hint(target.uri)}",
         f"Resume:        python -m tuner.sweep --resume --name {target.sweep_name} "
-        f"--storage-path {tr.redact(str(storage))}",
+        f"--storage-path {redact(str(storage))}",
     ]
     if "optuna_storage" in ctx.settings:
-        lines.append(f"Optuna study:  optuna-dashboard {tr.redact(ctx.settings['optuna_storage'])}"
+        lines.append(f"Optuna study:  optuna-dashboard {redact(ctx.settings['optuna_storage'])}"
                      f"   (study {target.sweep_name})")
     return "\n".join(lines)
 

@@ -4,7 +4,7 @@ Per epoch it queues the schema's metrics for the trial's MLflow run (``step`` = 
 checkpoint and reports both to Tune. A retried or resumed trial loads ``tune.get_checkpoint()``
 and continues the same MLflow run. Tracking goes through a ``TrialTracker`` (background
 delivery, journaled in the trial's folder): an unreachable tracking server never stops or slows
-training, and what it missed is delivered when it returns (``tuner.mlflow_buffer``).
+training, and what it missed is delivered when it returns (``tuner.tracking.tracker``).
 
 The last epoch is reported together with the test metrics (one result): ASHA stops a trial as
 soon as it reports its last epoch (``max_t``), which would otherwise cut off the test
@@ -24,10 +24,11 @@ from fer_core.config import ExperimentConfig
 from fer_core.engine import Callback, Trainer
 from search_spaces import SPACES
 from tuner import artifacts, dedup
-from tuner import tracking as tr
 from tuner.context import SweepContext
-from tuner.mlflow_buffer import TrialTracker, fail_fast_http
 from tuner.provenance import data_cache
+from tuner.tracking import schema as tr
+from tuner.tracking.client import fail_fast_http
+from tuner.tracking.tracker import TrialTracker
 
 
 class TuneReporter(Callback):

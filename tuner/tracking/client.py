@@ -1,15 +1,20 @@
-"""MLflow operations of a sweep, through ``MlflowClient`` with explicit run ids.
+"""The MLflow client of a sweep: ``MlflowClient`` calls with explicit run ids, redaction and
+fail-fast HTTP settings.
 
 No fluent ``mlflow.start_run`` state: the driver and every trial address runs by id, which is
 thread-safe and lets a trial reopen the run it started in an earlier attempt. Names of tags,
-params and metrics come from ``tuner.tracking``. Every param and tag written here goes through
-``tracking.redact_mapping`` first: no credential reaches the tracking store.
+params and metrics come from ``tuner.tracking.schema``. Every param and tag bound for MLflow
+passes ``outgoing`` here, the one place redaction is applied: no credential reaches the tracking
+store (nor the trial journal, which queues these same writes).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,8 @@ from urllib.parse import urlparse
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunTag
 
-from tuner import tracking as tr
+from tuner.tracking import schema as tr
+from tuner.tracking.redact import redact, redact_mapping
 
 MAX_BATCH_METRICS = 1000  # MLflow's log_batch limits
 MAX_BATCH_PARAMS = 100
@@ -36,6 +42,45 @@ class TrackingTarget:
 
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.uri)
+
+    def public(self) -> TrackingTarget:
+        """This target with the URI's credentials redacted (what a journal may store)."""
+        return dataclasses.replace(self, uri=redact(self.uri))
+
+
+def outgoing(values: Mapping[str, Any]) -> dict[str, str]:
+    """Params or tags as they may leave the process: text, credentials redacted."""
+    return redact_mapping(values)
+
+
+FAIL_FAST_HTTP = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+"""MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) hold a call for ~4 minutes on a
+refused connection; the trial's tracker retries on its own, so one request may fail fast."""
+
+
+def fail_fast_http() -> None:
+    """Make this process's MLflow HTTP requests give up within seconds (unless the user set
+    these variables). Call it in trial processes and the replay tool, not in the driver."""
+    for key, value in FAIL_FAST_HTTP.items():
+        os.environ.setdefault(key, value)
+
+
+@contextmanager
+def fail_fast_http_scope() -> Iterator[None]:
+    """:func:`fail_fast_http` for the duration of a block (MLflow reads these variables at every
+    request). For the driver's per-trial calls, which have a later retry: a stalled call would
+    hold Tune's whole event loop."""
+    added = [key for key in FAIL_FAST_HTTP if key not in os.environ]
+    fail_fast_http()
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def normalize_uri(uri: str | None, cwd: Path | None = None) -> str:
@@ -96,7 +141,7 @@ def start_parent(
     """Create the sweep's parent run; returns its id."""
     run = client.create_run(
         experiment_id, run_name=sweep_name,
-        tags=tr.redact_mapping({**tags, tr.TAG_ROLE: tr.ROLE_PARENT, tr.TAG_SWEEP: sweep_name}),
+        tags=outgoing({**tags, tr.TAG_ROLE: tr.ROLE_PARENT, tr.TAG_SWEEP: sweep_name}),
     )
     log_params(client, run.info.run_id, params)
     return run.info.run_id
@@ -108,7 +153,7 @@ def reopen(client: MlflowClient, run_id: str) -> None:
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
-    items = [Param(k, v) for k, v in tr.redact_mapping(params).items()]
+    items = [Param(k, v) for k, v in outgoing(params).items()]
     for i in range(0, len(items), MAX_BATCH_PARAMS):
         client.log_batch(run_id, params=items[i:i + MAX_BATCH_PARAMS], synchronous=True)
 
@@ -124,7 +169,7 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float],
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
-    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tr.redact_mapping(tags).items()],
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in outgoing(tags).items()],
                      synchronous=True)
 
 
@@ -168,7 +213,7 @@ def attach_trial_run(
         return run.info.run_id
     run = client.create_run(
         target.experiment_id, run_name=trial_name,
-        tags=tr.redact_mapping({
+        tags=outgoing({
             **tags,
             tr.TAG_PARENT: target.parent_run_id, tr.TAG_ROLE: tr.ROLE_TRIAL,
             tr.TAG_SWEEP: target.sweep_name, tr.TAG_SPACE: target.space,

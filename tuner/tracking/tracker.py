@@ -3,8 +3,9 @@
 The trainable queues its MLflow operations on a ``TrialTracker``; one background thread sends
 them in order. When the server cannot be reached, training goes on: the thread warns once,
 retries with a growing pause (at most ``RETRY_MAX_S``), and on recovery delivers the backlog in
-order (metrics keep the step and time they were measured at). Every operation is journaled
-first (``tuner.mlflow_outbox``), so none is lost to a crash or an overflow:
+order (metrics keep the step and time they were measured at). Every operation is written to
+the trial's journal first (``tuner.tracking.journal``), so none is lost to a crash or an
+overflow:
 
 - memory holds at most ``capacity`` operations; beyond that they stay only in the journal (a
   warning says so) and are read back, in order, once the backlog drains;
@@ -14,26 +15,23 @@ first (``tuner.mlflow_outbox``), so none is lost to a crash or an overflow:
   is still undelivered is named in an error with the journal's path and the replay command.
 
 MLflow's HTTP client itself retries a refused connection for minutes by default; inside a trial
-``fail_fast_http`` makes each request give up within seconds, since this queue retries instead.
+``client.fail_fast_http`` makes each request give up within seconds, since this queue retries.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
-from tuner import tracking as tr
-from tuner.mlflow_outbox import (
-    OUTBOX_FILE,
+from tuner.tracking.client import TrackingTarget, outgoing
+from tuner.tracking.journal import (
+    JOURNAL_FILE,
     STAGING_DIR,
     Delivery,
-    Header,
     Journal,
     Op,
     describe,
@@ -42,7 +40,6 @@ from tuner.mlflow_outbox import (
     replay_command,
     short_error,
 )
-from tuner.mlflow_runs import TrackingTarget
 
 log = logging.getLogger(__name__)
 
@@ -54,35 +51,6 @@ FLUSH_S = 10.0
 CLOSE_GRACE_S = 60.0
 """At the end of a trial, how long an unreachable server gets to come back."""
 
-FAIL_FAST_HTTP = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-}
-"""MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) hold a call for ~4 minutes on a
-refused connection; the outbox retries on its own, so one request may fail fast."""
-
-
-def fail_fast_http() -> None:
-    """Make this process's MLflow HTTP requests give up within seconds (unless the user set
-    these variables). Call it in trial processes and the replay tool, not in the driver."""
-    for key, value in FAIL_FAST_HTTP.items():
-        os.environ.setdefault(key, value)
-
-
-@contextmanager
-def fail_fast_http_scope() -> Iterator[None]:
-    """:func:`fail_fast_http` for the duration of a block (MLflow reads these variables at every
-    request). For the driver's per-trial calls, which have a later retry: a stalled call would
-    hold Tune's whole event loop."""
-    added = [key for key in FAIL_FAST_HTTP if key not in os.environ]
-    fail_fast_http()
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
 
 class TrialTracker:
     """Queued, ordered, journaled MLflow tracking of one trial (one attempt at a time)."""
@@ -90,12 +58,13 @@ class TrialTracker:
     def __init__(self, target: TrackingTarget, trial_id: str, folder: Path,
                  capacity: int = DEFAULT_CAPACITY, close_grace_s: float = CLOSE_GRACE_S) -> None:
         if capacity < 1:
-            raise ValueError(f"capacity={capacity}: the outbox must hold at least 1 operation")
-        self.uri = tr.redact(target.uri)
+            raise ValueError(f"capacity={capacity}: the journal queue must hold at least 1 "
+                             "operation")
+        self.uri = target.public().uri
         self.trial_id = trial_id
         self.capacity = capacity
         self.close_grace_s = close_grace_s
-        self.journal = Journal(Path(folder) / OUTBOX_FILE, Header.of(target, trial_id))
+        self.journal = Journal(Path(folder) / JOURNAL_FILE, target, trial_id)
         self._delivery = Delivery(target.client(), target, trial_id)
         self._cond = threading.Condition()
         self._memory: deque[Op] = deque()
@@ -110,7 +79,7 @@ class TrialTracker:
                         "delivered (%s); sending them first", trial_id, len(leftover),
                         describe(leftover))
             self._on_disk = len(leftover)
-        self._thread = threading.Thread(target=self._send_loop, name=f"mlflow-outbox-{trial_id}",
+        self._thread = threading.Thread(target=self._send_loop, name=f"mlflow-journal-{trial_id}",
                                         daemon=True)
         self._thread.start()
 
@@ -118,15 +87,15 @@ class TrialTracker:
     def attach(self, trial_name: str, tags: Mapping[str, str],
                params: Mapping[str, str]) -> None:
         """Find or create the trial's run (reopened, ``tune.attempts`` + 1, if it exists)."""
-        self._put({"op": "attach", "trial_name": trial_name, "tags": tr.redact_mapping(tags),
-                   "params": tr.redact_mapping(params)})
+        self._put({"op": "attach", "trial_name": trial_name, "tags": outgoing(tags),
+                   "params": outgoing(params)})
 
     def log_metrics(self, values: Mapping[str, float], step: int) -> None:
         self._put({"op": "metrics", "step": int(step), "ts": now_ms(),
                    "values": {k: float(v) for k, v in values.items()}})
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._put({"op": "tags", "tags": tr.redact_mapping(tags)})
+        self._put({"op": "tags", "tags": outgoing(tags)})
 
     def staging_dir(self) -> Path:
         """A fresh folder for artifact files to ``log_artifacts``; kept until delivered."""
@@ -141,7 +110,7 @@ class TrialTracker:
                    "staged": str(staged) if staged else None})
 
     def end(self, status: str, tags: Mapping[str, str] | None = None) -> None:
-        self._put({"op": "end", "status": status, "tags": tr.redact_mapping(tags or {})})
+        self._put({"op": "end", "status": status, "tags": outgoing(tags or {})})
 
     # ------------------------------------------------------------ waiting for delivery
     def pending(self) -> int:
@@ -197,7 +166,7 @@ class TrialTracker:
     def _put(self, op: Op) -> None:
         with self._cond:
             if self._closing:
-                raise RuntimeError(f"trial {self.trial_id}: the MLflow outbox is closed")
+                raise RuntimeError(f"trial {self.trial_id}: the MLflow journal is closed")
             self._seq += 1
             op = {"seq": self._seq, **op}
             self.journal.append(op)
@@ -207,7 +176,7 @@ class TrialTracker:
                 if len(self._memory) >= self.capacity and not self._overflowed:
                     self._overflowed = True
                     log.warning(
-                        "trial %s: MLflow outbox over its in-memory bound (%d operations): "
+                        "trial %s: MLflow journal queue over its in-memory bound (%d operations): "
                         "the newest ones wait only in %s and are sent, in order, once %s "
                         "answers again", self.trial_id, self.capacity, self.journal.path,
                         self.uri)

@@ -1,8 +1,8 @@
 """The MLflow schema of a sweep: experiment, run names, tags, params, metric keys, artifacts.
 
-This module is the one home of these names; ``tuner`` writes through it and ``analysis`` reads
-through it. Everything a table or figure needs is in the runs, so a sweep can be analysed later
-from the tracking store alone.
+This module is the one home of the tracking names; ``tuner`` writes through it and ``analysis``
+reads through it. Everything a table or figure needs is in the runs, so a sweep can be analysed
+later from the tracking store alone.
 
 Schema
 ======
@@ -58,16 +58,17 @@ Child run (exactly one per Tune trial, resumed and retried attempts continue it)
             The parent ends FINISHED, or KILLED if some trial was interrupted, or FAILED.
 
 Secrets
-    Every param and tag goes through ``redact_mapping`` before it is logged: credentials in
+    Every param and tag goes through ``tuner.tracking.client.outgoing`` (the one place that
+    applies ``tuner.tracking.redact``) before it is logged or journaled: credentials in
     URLs (``postgresql://user:pw@host`` → ``postgresql://***@host``, secret query values) and
     the values of secret-named keys (``*password*``, ``*token*``, ``*secret*``, ``*_key``, …)
     become ``***``. So e.g. ``sweep.optuna_storage`` and ``sweep.path`` never carry a password.
 
 Delivery
-    Trials queue their operations on a ``tuner.mlflow_buffer.TrialTracker``: a tracking server
-    outage delays them (the trial keeps training) but loses none; what a trial could not
-    deliver by its end waits in ``<trial folder>/mlflow_outbox.jsonl`` for
-    ``python -m tuner.mlflow_replay``.
+    Trials queue their operations on a ``tuner.tracking.tracker.TrialTracker``: a tracking
+    server outage delays them (the trial keeps training) but loses none; what a trial could not
+    deliver by its end waits in its journal ``<trial folder>/mlflow_journal.jsonl``
+    (``tuner.tracking.journal``) for ``python -m tuner.mlflow_replay``.
 """
 
 from __future__ import annotations
@@ -157,67 +158,14 @@ def metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def param_values(flat_config: Mapping[str, Any]) -> dict[str, str]:
-    """MLflow params of a child run: every config field as text (``None`` → ``"None"``),
-    with credentials redacted (``redact_mapping``)."""
-    return redact_mapping({key: str(value) for key, value in flat_config.items()})
+    """MLflow params of a child run: every config field as text (``None`` → ``"None"``).
+    The client redacts credentials when it writes them."""
+    return {key: str(value) for key, value in flat_config.items()}
 
 
 def sweep_params(settings: Mapping[str, Any]) -> dict[str, str]:
-    """MLflow params of the parent run describing the sweep itself, credentials redacted
-    (e.g. ``optuna_storage=postgresql://user:***@host/db``)."""
-    return redact_mapping({f"{SWEEP_PARAM_PREFIX}{key}": str(value)
-                           for key, value in settings.items()})
-
-
-# ---------------------------------------------------------------- secrets
-REDACTED = "***"
-SECRET_WORDS = frozenset({
-    "password", "passwd", "pwd", "pass", "secret", "token", "key", "apikey", "credential",
-    "credentials", "auth", "authorization", "cookie", "signature", "sig", "private",
-})
-"""Name components that mark a value as a secret: ``db_password``, ``MLFLOW_TRACKING_TOKEN``,
-``aws.secret_access_key``, ``apiKey``. Matched per component, so ``monkey`` or ``keyframe`` are
-not secrets, while every ``*_key`` is (no config field is named so)."""
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#\s]+)@")
-_QUERY_SECRET = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
-_NAME_PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether a param/tag/query key names a secret (see ``SECRET_WORDS``)."""
-    parts = [p.lower() for p in _NAME_PARTS.findall(name)]
-    return any(p in SECRET_WORDS for p in parts) or "apikey" in "".join(parts)
-
-
-def redact(text: str) -> str:
-    """``text`` with credentials in URLs replaced by ``***``.
-
-    ``postgresql://user:pw@host/db`` → ``postgresql://***@host/db`` (user names can be
-    secrets too, e.g. a token as the user of an https URL); query values of secret-looking
-    keys (``?password=...``, ``&X-Amz-Signature=...``) become ``***``. Idempotent.
-    """
-    # Greedy userinfo: a password holding a raw "@" is still redacted up to the host.
-    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
-
-    def query(m: re.Match[str]) -> str:
-        if not is_secret_name(m["name"]):
-            return m.group(0)
-        return f"{m['lead']}{m['name']}={REDACTED}"
-
-    return _QUERY_SECRET.sub(query, text)
-
-
-def redact_mapping(values: Mapping[str, Any]) -> dict[str, str]:
-    """Params or tags ready to log: secret-named keys get ``***``, other values ``redact``ed.
-
-    The one redaction used for everything the project writes to MLflow (child and parent
-    params, tags, the outbox journal), so no credential reaches a tracking store.
-    """
-    out: dict[str, str] = {}
-    for key, value in values.items():
-        text = str(value)
-        out[key] = REDACTED if is_secret_name(key) and text not in ("", "None") else redact(text)
-    return out
+    """MLflow params of the parent run describing the sweep itself (``sweep.<setting>``)."""
+    return {f"{SWEEP_PARAM_PREFIX}{key}": str(value) for key, value in settings.items()}
 
 
 def tag_filter(tags: Mapping[str, str]) -> str:

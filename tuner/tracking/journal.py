@@ -1,16 +1,17 @@
-"""A trial's MLflow outbox: a JSONL journal of tracking operations and their delivery.
+"""A trial's MLflow journal: a JSONL file of tracking operations, and their delivery.
 
 Every operation a trial sends to MLflow (attach its run, metrics of a step, tags, artifacts, its
-end status) is first appended to ``<trial folder>/mlflow_outbox.jsonl`` and acknowledged in the
+end status) is first appended to ``<trial folder>/mlflow_journal.jsonl`` and acknowledged in the
 same file once MLflow accepted it. What is not acknowledged was not delivered: a later attempt
 of the trial sends it first, and ``python -m tuner.mlflow_replay`` sends it after the sweep.
-Nothing in the journal is a credential: params and tags are redacted before they are queued and
-the tracking URI is stored redacted.
+Nothing in the journal is a credential: params and tags pass ``client.outgoing`` before they are
+queued and the tracking URI is stored redacted (``TrackingTarget.public``).
 
 Lines (one JSON object each):
 
 - ``{"header": 1, "uri": ..., "experiment_id": ..., "parent_run_id": ..., "sweep_name": ...,
-  "space": ..., "trial_id": ...}``: first line, where the operations go;
+  "space": ..., "trial_id": ...}``: first line, where the operations go (a ``TrackingTarget``
+  and the trial);
 - ``{"seq": N, "op": "attach" | "metrics" | "tags" | "artifacts" | "end", ...}``: an operation;
 - ``{"ack": N}`` (delivered) or ``{"ack": N, "rejected": "why"}`` (refused by MLflow for good,
   e.g. the run was deleted; reported as an error, never retried).
@@ -25,64 +26,42 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
-from tuner import mlflow_runs as runs
-from tuner import tracking as tr
-from tuner.mlflow_runs import TrackingTarget
+from tuner.tracking import client as runs
+from tuner.tracking.client import TrackingTarget
 
-OUTBOX_FILE = "mlflow_outbox.jsonl"
-STAGING_DIR = "mlflow_outbox_files"  # artifacts waiting for delivery, deleted once delivered
+JOURNAL_FILE = "mlflow_journal.jsonl"
+STAGING_DIR = "mlflow_journal_files"  # artifacts waiting for delivery, deleted once delivered
 
 Op = dict[str, Any]
+_TARGET_FIELDS = tuple(f.name for f in fields(TrackingTarget))
 
 
-@dataclass(frozen=True)
-class Header:
-    """Where a journal's operations go: the sweep's tracking target and the trial."""
+class Header(NamedTuple):
+    """A journal's first line: where its operations go (URI redacted) and for which trial."""
 
-    uri: str
-    experiment_id: str
-    parent_run_id: str
-    sweep_name: str
-    space: str
+    target: TrackingTarget
     trial_id: str
-
-    @classmethod
-    def of(cls, target: TrackingTarget, trial_id: str) -> Header:
-        return cls(tr.redact(target.uri), target.experiment_id, target.parent_run_id,
-                   target.sweep_name, target.space, trial_id)
-
-    def target(self, uri: str | None = None) -> TrackingTarget:
-        """The tracking target, at ``uri`` if given (the stored URI has its credentials
-        redacted, so a URI with credentials must be given again)."""
-        uri = uri or self.uri
-        if tr.REDACTED in uri:
-            raise ValueError(f"the journal's tracking URI {self.uri} had credentials (redacted): "
-                             "pass the real one with --mlflow-uri, or put the credentials in "
-                             "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD")
-        return TrackingTarget(uri, self.experiment_id, self.parent_run_id, self.sweep_name,
-                              self.space)
 
 
 class Journal:
     """The append-only JSONL file; thread-safe within one process."""
 
-    def __init__(self, path: Path, header: Header) -> None:
+    def __init__(self, path: Path, target: TrackingTarget, trial_id: str) -> None:
         self.path = path
-        self.header = header
         self._lock = threading.Lock()
         self._removed = False
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.stat().st_size == 0:
-            self._append({"header": 1, **asdict(header)})
+            self._append({"header": 1, **asdict(target.public()), "trial_id": trial_id})
         elif not path.read_bytes().endswith(b"\n"):  # a line cut by a crash: close it off
             with path.open("a") as f:
                 f.write("\n")
@@ -100,14 +79,15 @@ class Journal:
                 except json.JSONDecodeError:
                     continue  # blank, or cut by a crash while written: never fully queued
                 if "header" in record:
-                    header = header or Header(**{k: v for k, v in record.items()
-                                                 if k != "header"})
+                    header = header or Header(
+                        TrackingTarget(**{k: record[k] for k in _TARGET_FIELDS}),
+                        record["trial_id"])
                 elif "ack" in record:
                     acks[int(record["ack"])] = record.get("rejected")
                 else:
                     ops.append(record)
         if header is None:
-            raise ValueError(f"{path}: no header line: not an MLflow outbox journal")
+            raise ValueError(f"{path}: no header line: not an MLflow journal")
         ops.sort(key=lambda op: op["seq"])
         return header, ops, acks
 
@@ -248,41 +228,6 @@ def describe(ops: list[Op]) -> str:
 
 def replay_command(path: Path) -> str:
     return f"python -m tuner.mlflow_replay {path} [--mlflow-uri URI]"
-
-
-@dataclass
-class ReplayResult:
-    delivered: int = 0
-    rejected: list[str] | None = None
-    left: int = 0
-    error: str | None = None
-
-
-def replay(path: Path, uri: str | None = None) -> ReplayResult:
-    """Deliver the unacknowledged operations of the journal at ``path``, in order, acking each.
-
-    Stops at the first transient failure (the rest stays pending: run it again later).
-    """
-    header, ops, acks = Journal.read(path)
-    journal = Journal(path, header)
-    target = header.target(uri)
-    delivery = Delivery(MlflowClient(tracking_uri=target.uri), target, header.trial_id,
-                        live=False)
-    result = ReplayResult(rejected=[])
-    pending = [op for op in ops if op["seq"] not in acks]
-    for i, op in enumerate(pending):
-        try:
-            delivery.send(op)
-        except Exception as err:  # noqa: BLE001 - classified: retry later or reject for good
-            if is_transient(err):
-                result.left, result.error = len(pending) - i, short_error(err)
-                return result
-            journal.ack(op["seq"], rejected=str(err))
-            result.rejected.append(f"seq {op['seq']} ({describe([op])}): {err}")
-            continue
-        journal.ack(op["seq"])
-        result.delivered += 1
-    return result
 
 
 def now_ms() -> int:

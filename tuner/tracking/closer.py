@@ -9,7 +9,7 @@ so it holds only the picklable ``TrackingTarget`` and opens clients when it need
 A close that fails (tracking server unreachable) is kept and tried again when the experiment
 ends, so the ``early_stopped`` and ``tune.status`` tags are not lost to a short outage. Also at
 the end, operations a trial journaled but never delivered (its process was killed while the
-server was down: ``tuner.mlflow_outbox``) are delivered before the stragglers are ended.
+server was down: ``tuner.tracking.journal``) are delivered before the stragglers are ended.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 
 from ray import tune
 
-from tuner import mlflow_runs as runs
-from tuner.mlflow_buffer import fail_fast_http_scope
-from tuner.mlflow_outbox import OUTBOX_FILE, replay, replay_command
-from tuner.mlflow_runs import TrackingTarget
 from tuner.searchers import is_final
+from tuner.tracking import client as runs
+from tuner.tracking.client import TrackingTarget, fail_fast_http_scope
+from tuner.tracking.journal import JOURNAL_FILE, replay_command
+from tuner.tracking.replay import replay
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +78,16 @@ class CloseTrialRuns(tune.Callback):
             log.warning("could not end the sweep's remaining MLflow runs: %s", err)
 
     def _deliver_leftovers(self, trial: Any) -> None:
-        """Replay the trial's outbox journal, if its process left one with pending items."""
+        """Replay the trial's journal, if its process left one with pending items."""
         try:
             if trial.storage.storage_filesystem.type_name != "local":
                 return  # object storage: journals stay on the trials' nodes (mlflow_replay)
-            path = Path(trial.path) / OUTBOX_FILE
+            path = Path(trial.path) / JOURNAL_FILE
             if not path.is_file():  # the usual case: all delivered
                 return
             result = replay(path, self.target.uri)
         except Exception as err:  # noqa: BLE001 - reported; never fails the sweep's end
-            log.warning("could not read or replay the MLflow outbox of trial %s: %s",
+            log.warning("could not read or replay the MLflow journal of trial %s: %s",
                         trial.trial_id, err)
             return
         if result.delivered:

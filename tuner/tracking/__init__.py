@@ -1,0 +1,13 @@
+"""MLflow tracking of sweeps, one module per job.
+
+- ``schema``: the names (experiment, tags, params, metric families, artifacts, statuses) every
+  run follows; ``analysis`` reads runs through it.
+- ``redact``: credential redaction of text (URLs, secret-named keys).
+- ``client``: ``MlflowClient`` calls by run id, fail-fast HTTP settings; the one place where
+  params and tags are redacted before they leave the process.
+- ``tracker``: ``TrialTracker``, a trial's queued, background delivery that survives outages.
+- ``journal``: the trial's JSONL journal of operations and how each is delivered.
+- ``replay``: ``python -m tuner.mlflow_replay``, delivering what journals still hold.
+- ``closer``: the driver's Tune callback that ends the runs of trials that could not end them.
+- ``server``: ``python -m tuner.mlflow_server``, the team's tracking server.
+"""
