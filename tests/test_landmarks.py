@@ -16,10 +16,13 @@ from fer_core.data.landmarks import (
     _models,
     detect_landmarks,
     extract_catalog,
+    fit_landmarks,
     import_reference,
     main,
     predictor_path,
+    usable_box,
 )
+from fer_core.data.rafdb import ALIGNED_FACE_BOX
 
 EYES, NOSE_TIP, MOUTH = slice(36, 48), 30, slice(48, 68)
 
@@ -112,13 +115,15 @@ def test_cache_is_reused_resumed_and_refreshed(tmp_path: Path, astronaut: np.nda
     third = extract_catalog(catalog, workers=1, progress=False)
     assert (third.cached, dict(third.counts)) == (6, {"ok": 2})
 
-    # Datasets read the cache: points are those of the sample image itself.
+    # Datasets read the cache: points are those of the sample image itself (aligned crops:
+    # fitted to the aligned face box, no detection).
     train = build_dataset("rafdb", "train", root=str(tmp_path), val_fraction=0)
     for i in range(len(train)):
         s = train[i]
         if s["id"] == "train_00004":
             continue
-        np.testing.assert_allclose(s["landmarks"], detect_landmarks(s["image"]), atol=0.01)
+        box = usable_box(ALIGNED_FACE_BOX, 100, 100)
+        np.testing.assert_allclose(s["landmarks"], fit_landmarks(s["image"], box), atol=0.01)
     cv2.imwrite(str(paths[1]), cv2.cvtColor(_face(astronaut, 100, 7), cv2.COLOR_RGB2BGR))
     stale = build_dataset("rafdb", "train", root=str(tmp_path), val_fraction=0)
     assert np.isnan(stale[stale.ids.index("train_00001")]["landmarks"]).all()  # stale → NaN

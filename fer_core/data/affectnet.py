@@ -86,9 +86,9 @@ def _scan_folders(root: Path, catalog: Catalog) -> None:
                 continue
             landmarks = notes / f"{path.stem}_lnd.npy"
             shipped = landmarks if landmarks.is_file() else None
-            catalog.records.append(
-                Record(f"{source}/{path.stem}", path, label, source, shipped=shipped)
-            )
+            # The folder layout ships faces already cropped to their box: the face is the image.
+            catalog.records.append(Record(f"{source}/{path.stem}", path, label, source,
+                                          shipped=shipped, face_box=(0.0, 0.0, 1.0, 1.0)))
 
 
 def _find(root: Path, candidates: tuple[str, ...], name: str) -> Path | None:
@@ -121,8 +121,12 @@ def _scan_lists(root: Path, catalog: Catalog, margin: float) -> None:
                 rel = row["subDirectory_filePath"]
                 shipped = np.array(points, np.float32) if len(points) == 136 else None
                 box = square_box(x, y, x + w, y + h, margin)
+                side = box[2] - box[0]
+                face = ((x - box[0]) / side, (y - box[1]) / side,
+                        (x + w - box[0]) / side, (y + h - box[1]) / side) if side > 0 else None
                 rid = str(Path(rel).with_suffix(""))
-                catalog.records.append(Record(rid, image_dir / rel, label, source, box, shipped))
+                catalog.records.append(
+                    Record(rid, image_dir / rel, label, source, box, shipped, face_box=face))
 
 
 @register_file_dataset("affectnet")

@@ -67,6 +67,9 @@ class Record:
     source_split: str  # the split the dataset ships it in: train, val or test
     box: Box | None = None  # crop to this box (already squared and with margin) if given
     shipped: np.ndarray | Path | None = None  # landmarks in the file's frame: (68, 2) or a .npy
+    # Where the face is in the sample (after the crop), as fractions of its width and height;
+    # None: unknown, the landmark extraction detects it.
+    face_box: Box | None = None
 
 
 @dataclass

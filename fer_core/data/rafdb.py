@@ -27,6 +27,9 @@ LAYOUT = """\
                                            ("x0 y0 x1 y1"; images="original")"""
 
 IMAGE_LAYOUTS = ("auto", "aligned", "original")
+ALIGNED_FACE_BOX = (0.1, 0.1, 0.9, 0.9)
+"""The face in an aligned crop, as fractions of its sides: the aligned faces fill the crop, and
+dlib's detector puts its box about a tenth of the side inside such a crop's edges."""
 
 
 def _base_dir(root: Path) -> Path:
@@ -45,6 +48,14 @@ def _read_box(path: Path, margin: float) -> tuple[float, float, float, float] | 
     if len(values) != 4 or values[2] <= values[0] or values[3] <= values[1]:
         return f"bad bounding box {values} (expected x0 y0 x1 y1)"
     return _square_box(*values, margin=margin)
+
+
+def face_in_crop(box_file: Path, crop: tuple[float, float, float, float]):
+    """The annotated face box inside its square crop, as fractions of the crop's side."""
+    x0, y0, x1, y1 = (float(v) for v in box_file.read_text().split()[:4])
+    side = crop[2] - crop[0]
+    return ((x0 - crop[0]) / side, (y0 - crop[1]) / side,
+            (x1 - crop[0]) / side, (y1 - crop[1]) / side)
 
 
 @register_file_dataset("rafdb")
@@ -81,14 +92,15 @@ def scan_rafdb(root: str | os.PathLike, images: str = "auto", crop_margin: float
         label = canonical_label(LABEL_CODES[int(code)])
         if images == "aligned":
             path = base / "Image" / "aligned" / f"{stem}_aligned.jpg"
-            records.append(Record(stem, path, label, source))
+            records.append(Record(stem, path, label, source, face_box=ALIGNED_FACE_BOX))
             continue
         box_file = base / "Annotation" / "boundingbox" / f"{stem}_boundingbox.txt"
         box = _read_box(box_file, crop_margin)
         if isinstance(box, str):
             bad.append((str(box_file), box))
             continue
-        records.append(Record(stem, base / "Image" / "original" / name, label, source, box=box))
+        records.append(Record(stem, base / "Image" / "original" / name, label, source, box=box,
+                              face_box=face_in_crop(box_file, box)))
     # The frame names the landmark cache; v2 = crops whose size comes from the rounded box
     # extent (older crops could be a pixel wider than tall, their cached landmarks do not fit).
     frame = "rafdb-aligned" if images == "aligned" else f"rafdb-original-v2-m{crop_margin:g}"
