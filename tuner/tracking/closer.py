@@ -1,27 +1,34 @@
-"""Driver-side Tune callback: the driver has the last word on every child run's final status.
+"""Driver-side Tune callback: ends the MLflow runs of trials that could not end them.
 
-A trial cannot always end its own run: ASHA stops it by ending its process, a node loss kills
-it. So the driver ends each run when Tune concludes the trial (FINISHED, with ``early_stopped``
-telling ASHA stops apart; FAILED once retries are exhausted) and, when the experiment ends,
-sweeps up every run of the sweep still RUNNING. The callback is pickled with the Tuner (resume),
-so it holds only the picklable ``TrackingTarget`` and opens clients when it needs them.
+A trial ends its own run (``tuner.trainable``): FINISHED with ``tune.status=TERMINATED`` and
+``early_stopped=false`` once it reported its test result, FAILED with ``tune.status=ERROR`` when
+its code raised. So the driver makes no MLflow call for a trial that ran to its end. It closes
+only the runs of trials that could not:
 
-A close that fails (tracking server unreachable) is kept and tried again when the experiment
-ends, so the ``early_stopped`` and ``tune.status`` tags are not lost to a short outage. Also at
-the end, operations a trial journaled but never delivered (its process was killed while the
-server was down: ``tuner.tracking.journal``) are delivered before the stragglers are ended.
+- stopped before their last epoch (ASHA ends them inside ``tune.report``; only the driver tells
+  that apart from a stopped sweep): FINISHED, ``early_stopped=true``, by the run id the trial
+  reported to Tune (``schema.KEY_RUN_ID``), so without a search;
+- errored with their process gone (a node loss, an OOM kill): FAILED, only if still RUNNING;
+- still RUNNING when the experiment ends (killed, interrupted): one search for the whole sweep.
+
+The callback is pickled with the Tuner (resume), so it holds only the picklable
+``TrackingTarget`` and opens clients when it needs them. A close that fails (tracking server
+unreachable) is kept and tried again when the experiment ends. Also at the end, operations a
+trial journaled but never delivered (its process was killed while the server was down:
+``tuner.tracking.journal``) are delivered before the stragglers are ended.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ray import tune
 
 from tuner.searchers import is_final
 from tuner.tracking import client as runs
+from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget, fail_fast_http_scope
 from tuner.tracking.journal import JOURNAL_FILE, replay_command
 from tuner.tracking.replay import replay
@@ -29,36 +36,47 @@ from tuner.tracking.replay import replay
 log = logging.getLogger(__name__)
 
 
+class Close(NamedTuple):
+    """How the driver ends one trial's run."""
+
+    tune_status: str
+    early_stopped: bool | None
+    run_id: str | None = None
+    only_open: bool = False
+
+
 class CloseTrialRuns(tune.Callback):
-    """Ends each trial's MLflow run with the trial's final Tune status."""
+    """Ends the MLflow runs of trials that were stopped or died before ending them."""
 
     def __init__(self, target: TrackingTarget) -> None:
         self.target = target
-        self.unclosed: dict[str, tuple[str, bool | None]] = {}
-        """trial id → (Tune status, early_stopped) of closes that failed, retried at the end."""
+        self.unclosed: dict[str, Close] = {}
+        """trial id → closes that failed, retried when the experiment ends."""
 
-    def _close(self, trial: Any, tune_status: str) -> None:
-        early = not is_final(trial.last_result) if tune_status == "TERMINATED" else None
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if is_final(trial.last_result):
+            return  # it reported its test result and ended its own run
+        self._close(trial.trial_id, Close("TERMINATED", True, _run_id(trial)))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # A trial whose code raised ended its run FAILED; one whose process died could not.
+        self._close(trial.trial_id, Close("ERROR", None, _run_id(trial), only_open=True))
+
+    def _close(self, trial_id: str, close: Close) -> None:
         with fail_fast_http_scope():  # a failure is retried at the end; never stall Tune here
-            self._close_id(trial.trial_id, tune_status, early)
+            self._try(trial_id, close)
 
-    def _close_id(self, trial_id: str, tune_status: str, early_stopped: bool | None) -> bool:
+    def _try(self, trial_id: str, close: Close) -> bool:
         try:
-            runs.close_trial(self.target.client(), self.target, trial_id, tune_status,
-                             early_stopped=early_stopped)
+            runs.close_trial(self.target.client(), self.target, trial_id, close.tune_status,
+                             close.early_stopped, close.run_id, close.only_open)
         except Exception as err:  # tracking trouble must not take the sweep down
             log.warning("could not close the MLflow run of trial %s (%s); trying again when "
                         "the sweep ends", trial_id, err)
-            self.unclosed[trial_id] = (tune_status, early_stopped)
+            self.unclosed[trial_id] = close
             return False
         self.unclosed.pop(trial_id, None)
         return True
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._close(trial, "TERMINATED")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._close(trial, "ERROR")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # Runs still open here were not concluded by Tune: an interrupted sweep stops its
@@ -67,11 +85,11 @@ class CloseTrialRuns(tune.Callback):
                   else "INTERRUPTED" for t in trials}
         for trial in trials:
             self._deliver_leftovers(trial)
-        for trial_id, (tune_status, early) in list(self.unclosed.items()):
-            if not self._close_id(trial_id, tune_status, early):
+        for trial_id, close in list(self.unclosed.items()):
+            if not self._try(trial_id, close):
                 log.error("the MLflow run of trial %s was not closed: it lacks the tags "
                           "%s=%s and early_stopped, and keeps the status its trial gave it",
-                          trial_id, "tune.status", tune_status)
+                          trial_id, tr.TAG_TUNE_STATUS, close.tune_status)
         try:
             runs.finish_stragglers(self.target.client(), self.target, status)
         except Exception as err:
@@ -97,3 +115,9 @@ class CloseTrialRuns(tune.Callback):
             log.error("trial %s: MLflow operations still not delivered (%s); they stay in %s: "
                       "%s", trial.trial_id, result.error or "; ".join(result.rejected or []),
                       path, replay_command(path))
+
+
+def _run_id(trial: Any) -> str | None:
+    """The run id the trial reported with its results (None if its run was not attached yet,
+    e.g. the server was down: the close then searches for the run)."""
+    return (trial.last_result or {}).get(tr.KEY_RUN_ID) or None

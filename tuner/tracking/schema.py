@@ -117,6 +117,9 @@ KEY_EPOCH = "epoch"
 KEY_IS_FINAL = "is_final"
 """Reported to Tune (not MLflow): 1.0 on the result carrying the test metrics. A trial whose
 last result lacks it was stopped early by the scheduler."""
+KEY_RUN_ID = "mlflow_run_id"
+"""Reported to Tune (not MLflow) once the trial's run exists: the driver then ends the run of a
+trial stopped early without searching for it."""
 
 GATE_METRICS = ("sweep.trials_skipped", "sweep.trials_not_launched", "sweep.trial_hours",
                 "sweep.budget_reached")
@@ -141,6 +144,16 @@ the sweep stops) means the trial never completed: KILLED."""
 def mlflow_status(tune_status: str) -> str:
     """The MLflow status a run gets when its trial ends with ``tune_status``."""
     return TUNE_TO_MLFLOW_STATUS.get(tune_status, KILLED)
+
+
+def end_tags(status: str) -> dict[str, str]:
+    """The tags a trial sets when it ends its own run with MLflow ``status``: FINISHED means it
+    reported its test result (Tune concludes it TERMINATED), FAILED that its code raised."""
+    if status == FINISHED:
+        return {TAG_TUNE_STATUS: "TERMINATED", TAG_EARLY_STOPPED: "false"}
+    if status == FAILED:
+        return {TAG_TUNE_STATUS: "ERROR"}
+    return {}
 
 
 def is_trial_metric(key: str) -> bool:

@@ -40,6 +40,7 @@ from tuner.tracking.journal import (
     replay_command,
     short_error,
 )
+from tuner.tracking.schema import KEY_RUN_ID
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,12 @@ class TrialTracker:
 
     def end(self, status: str, tags: Mapping[str, str] | None = None) -> None:
         self._put({"op": "end", "status": status, "tags": outgoing(tags or {})})
+
+    def run_ref(self) -> dict[str, str]:
+        """``{KEY_RUN_ID: run id}`` once the run is attached, for the trial's Tune results (the
+        driver ends an early-stopped trial's run by id, without a search); else empty."""
+        run_id = self._delivery.run_id
+        return {KEY_RUN_ID: run_id} if run_id else {}
 
     # ------------------------------------------------------------ waiting for delivery
     def pending(self) -> int:
