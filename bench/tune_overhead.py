@@ -24,7 +24,6 @@ from mlflow import MlflowClient
 
 from fer_core.config import ExperimentConfig
 from fer_core.engine import Trainer
-from tuner.provenance import data_cache
 from tuner.sweep import main as sweep_main
 from tuner.tracking import schema as tr
 
@@ -54,9 +53,9 @@ def run_plain(work: Path, configs: list[dict[str, str]]) -> float:
     """Wall time of training the same configurations in a plain loop (one thread)."""
     torch.set_num_threads(1)
     began = time.perf_counter()
-    with data_cache(str(work / "cache")):
-        for flat in configs:
-            Trainer(ExperimentConfig.from_flat(flat), progress=False).fit()
+    for flat in configs:
+        Trainer(ExperimentConfig.from_flat(flat), progress=False,
+                cache_dir=str(work / "cache")).fit()
     return time.perf_counter() - began
 
 

@@ -61,8 +61,10 @@ class Trainer:
     """Train one configuration; checkpointable at every epoch boundary."""
 
     def __init__(
-        self, cfg: ExperimentConfig, callbacks: Sequence[Callback] = (), progress: bool = True
+        self, cfg: ExperimentConfig, callbacks: Sequence[Callback] = (), progress: bool = True,
+        cache_dir: str | None = None,
     ) -> None:
+        """``cache_dir``: where generated data is cached (a sweep's shared data cache)."""
         self.cfg = cfg
         self.callbacks = list(callbacks)
         self.progress = progress
@@ -95,7 +97,8 @@ class Trainer:
         # their keys never carry the wrapper's ``_orig_mod.`` prefix.
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
         self.loaders = {
-            split: build_loader(cfg.data, split, cfg.train.batch_size, seed=cfg.train.seed)
+            split: build_loader(cfg.data, split, cfg.train.batch_size, seed=cfg.train.seed,
+                                cache_dir=cache_dir)
             for split in ("train", "val", "test")
         }
         self.epoch = 0

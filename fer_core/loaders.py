@@ -16,16 +16,18 @@ from fer_core.data.transforms import build_transforms
 SYNTHETIC_EVAL_FRACTION = 5  # synthetic val/test hold a fifth of the train count each
 
 
-def dataset_options(cfg: DataConfig, split: str) -> dict[str, Any]:
+def dataset_options(cfg: DataConfig, split: str, cache_dir: str | None = None) -> dict[str, Any]:
     """The registry options of ``cfg.dataset`` for one split.
 
     Data seeds never follow the trial seed: arms paired by seed must see the same images.
+    ``cache_dir`` is where generated data is cached (the synthetic splits); file datasets keep
+    their landmark cache next to their images and do not take it.
     """
     if cfg.dataset == "synthetic":
         n = cfg.synthetic_n
         if split != "train":
             n = max(7, n // SYNTHETIC_EVAL_FRACTION)
-        return {"size": cfg.img_size, "n": n, "shortcut": cfg.shortcut}
+        return {"size": cfg.img_size, "n": n, "shortcut": cfg.shortcut, "cache_dir": cache_dir}
     return {"val_fraction": cfg.val_fraction, "val_from_test": cfg.val_from_test,
             "seed": cfg.split_seed}
 
@@ -44,16 +46,19 @@ class Transformed(Dataset):
         return self.transform(self.base[index])
 
 
-def build_split(cfg: DataConfig, split: str) -> Dataset:
-    raw = build_dataset(cfg.dataset, split, root=cfg.data_root, **dataset_options(cfg, split))
+def build_split(cfg: DataConfig, split: str, cache_dir: str | None = None) -> Dataset:
+    """One split through the joint transforms; ``cache_dir``: see ``dataset_options``."""
+    raw = build_dataset(cfg.dataset, split, root=cfg.data_root,
+                        **dataset_options(cfg, split, cache_dir))
     return Transformed(raw, build_transforms(train=split == "train", size=cfg.img_size))
 
 
 def build_loader(
-    cfg: DataConfig, split: str, batch_size: int, seed: int = 0, dataset: Dataset | None = None
+    cfg: DataConfig, split: str, batch_size: int, seed: int = 0, dataset: Dataset | None = None,
+    cache_dir: str | None = None,
 ) -> DataLoader:
     """A loader over ``split``; training shuffles with a seeded generator (resumable order)."""
-    dataset = dataset if dataset is not None else build_split(cfg, split)
+    dataset = dataset if dataset is not None else build_split(cfg, split, cache_dir)
     train = split == "train"
     generator = torch.Generator().manual_seed(seed) if train else None
     return DataLoader(

@@ -1,12 +1,39 @@
-"""Named sweep spaces (``SPACES``), one module each; ``python -m tuner.sweep --list`` shows them."""
+"""Named sweep spaces, one module each; ``python -m tuner.sweep --list`` shows them.
 
-from importlib import import_module
+A space module declares ``SPACE = register(SweepSpace(...))``. ``SPACES`` is filled by importing
+every module of this package (``pkgutil``), so adding a space is adding its file: there is no
+list to edit. The import happens the first time ``search_spaces.SPACES`` is read, not when a
+helper module such as ``search_spaces.params`` is imported: some spaces read registries that
+import torch (``methods`` lists the CAM methods), which the driver's launch gate does not need.
+"""
 
-from search_spaces.base import SPACES, SweepSpace, arm_au, arm_by
+from __future__ import annotations
 
-# Importing a module registers its space; this order is the order --list prints.
-MODULES = ("lambda_layers", "methods", "lambda_grid", "layers", "pareto", "smoke")
-for _module in MODULES:
-    import_module(f"search_spaces.{_module}")
+import importlib
+import pkgutil
+from typing import Any
 
-__all__ = ["SPACES", "SweepSpace", "arm_au", "arm_by"]
+from fer_core.registry import Registry
+from search_spaces.base import SPACES as _SPACES
+from search_spaces.base import SweepSpace, arm_au, arm_by
+
+
+def discover() -> Registry[SweepSpace]:
+    """Import every module of the package (each space module registers its space); idempotent."""
+    for module in pkgutil.iter_modules(__path__):
+        try:
+            importlib.import_module(f"{__name__}.{module.name}")
+        except AttributeError as err:
+            # Raised out of ``__getattr__`` it would read "cannot import name 'SPACES'".
+            raise ImportError(f"search space module {module.name!r}: {err}") from err
+    globals()["SPACES"] = _SPACES  # later reads skip __getattr__
+    return _SPACES
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SPACES":
+        return discover()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SPACES", "SweepSpace", "arm_au", "arm_by", "discover"]

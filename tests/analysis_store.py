@@ -24,7 +24,6 @@ from mlflow.entities import Metric, Param
 from fer_core.config import ExperimentConfig
 from fer_core.engine import Trainer
 from tuner import artifacts
-from tuner.provenance import data_cache
 from tuner.tracking import schema as tr
 
 SWEEPS, TRAINED = "fig-sweeps", "fig-trained"
@@ -115,9 +114,10 @@ def fill_sweeps(client: MlflowClient, root: Path) -> None:
 
 
 def train_and_log(client: MlflowClient, exp_id: str, parent: str, arm: dict,
-                  work: Path) -> tuple[str, dict]:
+                  work: Path, cache: Path) -> tuple[str, dict]:
     """Train one small trial for real and log it the way the sweep's trainable does."""
-    trainer = Trainer(ExperimentConfig.from_flat(TRAIN | arm), progress=False)
+    trainer = Trainer(ExperimentConfig.from_flat(TRAIN | arm), progress=False,
+                      cache_dir=str(cache))
     final = trainer.fit()
     metrics = tr.metric_values(trainer.history[-1] | final)
     run_id = add_trial(client, exp_id, parent, "methods", trainer.cfg.to_flat(), metrics)
@@ -145,9 +145,10 @@ def shared_store(tmp_path_factory) -> Store:
         exp_id = new_experiment(client, TRAINED, root)
         parent = add_parent(client, exp_id, "methods")
         trained, matrices = {}, {}
-        with data_cache(str(root / "cache")), tempfile.TemporaryDirectory() as work:
+        with tempfile.TemporaryDirectory() as work:
             for arm in TRAINED_ARMS:
-                run_id, logged = train_and_log(client, exp_id, parent, arm, Path(work))
+                run_id, logged = train_and_log(client, exp_id, parent, arm, Path(work),
+                                               root / "cache")
                 trained[arm["lambda_au"]], matrices[run_id] = run_id, logged
         _STORES["store"] = Store(uri, root, root / "cache", trained, matrices)
     return _STORES["store"]

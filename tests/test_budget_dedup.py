@@ -25,7 +25,6 @@ from tuner.provenance import git_commit
 from tuner.sweep import main
 from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget
-from tuner.trainable import trial_config
 
 # One configuration (λ = 4 at layer 5), tiny data: a few seconds per trial.
 ONE_CONFIG = ["--space", "lambda", "--set", "lambda_au=4", "--smoke-test"]
@@ -72,11 +71,12 @@ def test_bad_budget_is_a_clear_error_before_anything(tmp_path, monkeypatch, caps
 
 
 def test_budget_accepts_fractions_and_is_a_sweep_setting(tmp_path):
-    resolved = resolve(parse_args(["--space", "smoke", "--budget-hours", "0.01"]), tmp_path)
-    assert resolved.budget_hours == 0.01 and not resolved.rerun
-    assert resolved.settings()["budget_hours"] == 0.01 and resolved.settings()["dedup"] is True
-    assert "budget_hours" not in resolve(parse_args(["--space", "smoke", "--rerun"]),
-                                         tmp_path).settings()
+    settings = resolve(parse_args(["--space", "smoke", "--budget-hours", "0.01"]),
+                       tmp_path).settings
+    assert settings.budget_hours == 0.01 and settings.budget == Budget(0.01) and settings.dedup
+    assert settings.params()["budget_hours"] == 0.01 and settings.params()["dedup"] is True
+    rerun = resolve(parse_args(["--space", "smoke", "--rerun"]), tmp_path).settings
+    assert not rerun.dedup and "budget_hours" not in rerun.params()  # no limit: not logged
     assert Budget(0.01).reached(36.0) and not Budget(0.01).reached(35.9)
     assert not Budget(None).reached(1e12)
 
@@ -297,7 +297,7 @@ def test_the_gate_computes_the_fields_tune_leaves_as_placeholders():
 
     from search_spaces import SPACES
     from search_spaces.methods import OWN_NETWORK
-    from tuner.plan import derived_fields
+    from search_spaces.params import derived_fields
 
     space = SPACES.get("methods")
     derived = derived_fields(space.params)  # the per-method network fields (tune.sample_from)
@@ -311,7 +311,7 @@ def test_the_gate_computes_the_fields_tune_leaves_as_placeholders():
     config = gate._config(Trial("train_trial", config=sampled, trial_id="t1", stub=True))
     assert config == {"method": "tscam", "lambda_au": 4.0, "seed": 0, **OWN_NETWORK["tscam"]}
     # ... a valid trial config (placeholders made it fail), the one the trial itself will run.
-    resolved = trial_config(config, ctx)
+    resolved = ctx.trial_config(config)
     assert (resolved.model.backbone, resolved.align.layers) == ("deit_tiny_patch16_224", (12,))
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import math
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -10,9 +18,11 @@ from ray.tune.schedulers import TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Domain, Function
 
+import search_spaces
 from fer_core.cams import METHODS
 from search_spaces import SPACES
-from tuner.plan import check_config, fixed_values
+from search_spaces.params import fixed_values
+from tuner.plan import SweepError, check_config, check_space
 from tuner.searchers import (
     SCHEDULERS,
     SEARCHERS,
@@ -20,23 +30,26 @@ from tuner.searchers import (
     SweepSearcher,
     split_references,
 )
+from tuner.summary import SUMMARIES
 from tuner.tracking import schema as tr
 
-EXPECTED = {"lambda_layers", "methods", "lambda", "layers", "pareto", "smoke"}
+
+def test_every_space_module_is_registered_under_its_name():
+    declared = {}
+    for info in pkgutil.iter_modules(search_spaces.__path__):
+        module = importlib.import_module(f"search_spaces.{info.name}")
+        if isinstance(getattr(module, "SPACE", None), search_spaces.SweepSpace):
+            declared[module.SPACE.name] = module.SPACE
+    assert declared and {n: SPACES.get(n) for n in SPACES} == declared  # no list to keep
+    name = SPACES.names()[0]
+    with pytest.raises(KeyError, match=", ".join(SPACES.names())):  # the error lists them all
+        SPACES.get(name + "x")
 
 
-def test_every_named_space_is_registered():
-    assert set(SPACES.names()) == EXPECTED
-    with pytest.raises(KeyError, match="lambda_layers"):  # the error lists the valid names
-        SPACES.get("lamda_layers")
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", SPACES.names())
 def test_space_is_consistent(name):
     space = SPACES.get(name)
-    assert space.searcher in SEARCHERS and space.scheduler in SCHEDULERS
-    metrics = space.metric if space.multi_objective else (space.metric,)
-    assert all(tr.is_trial_metric(m) and not m.startswith("test_") for m in metrics)
+    check_space(space)  # its metric, searcher, scheduler, summary and arm
     grids = [k for k, v in space.params.items() if isinstance(v, dict) and "grid_search" in v]
     domains = [k for k, v in space.params.items()
                if isinstance(v, Domain) and not isinstance(v, Function)]  # sampled, not derived
@@ -144,3 +157,103 @@ def test_reference_asha_never_stops_the_baseline():
     # At max_t every trial stops (it has finished).
     assert sched.on_trial_result(None, base, {"epoch": 4, "val_att_cos": 0.1}) == \
         TrialScheduler.STOP
+
+
+# ---------------------------------------------------------------- adding and checking a space
+NEW_SPACE = """
+from ray import tune
+
+from search_spaces.base import SweepSpace, arm_by, register
+from search_spaces.sizes import TINY
+
+SPACE = register(SweepSpace(
+    name="{name}", description="dropped in as one file", reproduces="a test",
+    params={{"lambda_au": tune.grid_search([0.0, 1.0, 2.0])}}, metric="val_cl", mode="max",
+    searcher="grid", overrides=TINY, arm=arm_by("lambda_au"), summary="{summary}",
+))
+"""
+
+
+@pytest.fixture
+def space_package(tmp_path):
+    """A copy of ``search_spaces`` on its own import path (the copy and the path go with
+    tmp_path): a function writes a new space module into it and returns the PYTHONPATH."""
+    root = tmp_path / "pkgs"
+    shutil.copytree(Path(search_spaces.__file__).parent, root / "search_spaces",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+
+    def add(module: str, **fields: str) -> str:
+        (root / "search_spaces" / f"{module}.py").write_text(NEW_SPACE.format(**fields))
+        return str(root)
+
+    return add
+
+
+def run_in(tmp_path: Path, pythonpath: str, *args: str) -> subprocess.CompletedProcess:
+    """``python *args`` in tmp_path (not the checkout, which would shadow the copy)."""
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_space_is_one_file_found_without_a_list(tmp_path, space_package):
+    path = space_package("dropped_in", name="dropped_in", summary="best_per_arm")
+    code = ("import search_spaces, sys; from tuner.sweep import main; "
+            "print(search_spaces.__file__); print(search_spaces.SPACES.names()); "
+            "sys.exit(main(['--list']))")
+    done = run_in(tmp_path, path, "-c", code)
+    assert done.returncode == 0, done.stderr
+    where, names, *listing = done.stdout.splitlines()
+    assert where.startswith(path)  # the copy, not the checkout
+    assert "'dropped_in'" in names and all(f"'{n}'" in names for n in SPACES)
+    row = next(line for line in listing if line.startswith("dropped_in "))
+    assert row.split()[1] == "3" and "dropped in as one file" in row  # its 3 grid points
+    assert "dropped_in" not in SPACES  # this process's registry is untouched
+
+
+def test_a_typo_in_a_space_fails_when_the_sweep_is_resolved(tmp_path, space_package):
+    path = space_package("typo", name="typo", summary="best_per_arn")
+    done = run_in(tmp_path, path, "-m", "tuner.sweep", "--space", "typo", "--smoke-test",
+                  "--storage-path", str(tmp_path / "results"))
+    assert done.returncode == 2
+    valid = ", ".join(SUMMARIES.names())
+    assert done.stderr.strip() == (f"error: space 'typo': unknown summary 'best_per_arn'; "
+                                   f"valid: {valid}")
+    assert not (tmp_path / "results").exists()  # nothing started
+
+
+def single_objective_space():
+    return next(SPACES.get(n) for n in SPACES if not SPACES.get(n).multi_objective)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"summary": "best_per_arn"}, "unknown summary 'best_per_arn'; valid: {summaries}"),
+        ({"metric": "val_accuracy"}, "metric 'val_accuracy': use a per-epoch metric, one of"),
+        ({"metric": "test_cl"}, "metric 'test_cl': use a per-epoch metric"),
+        ({"searcher": "optuna_tpe"}, "unknown searcher 'optuna_tpe'; valid: {searchers}"),
+        ({"scheduler": "hyperband"}, "unknown scheduler 'hyperband'; valid: {schedulers}"),
+        ({"arm": lambda config: 3}, "arm must return a str label, got 3"),
+        ({"arm": lambda config: config["colour"]}, "arm("),
+    ],
+)
+def test_every_name_a_space_gives_is_checked_in_one_line(change, message):
+    space = dataclasses.replace(single_objective_space(), **change)
+    message = message.format(summaries=", ".join(SUMMARIES.names()),
+                             searchers=", ".join(SEARCHERS.names()),
+                             schedulers=", ".join(SCHEDULERS.names()))
+    with pytest.raises(SweepError) as err:
+        check_space(space)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"space {space.name!r}: ")
+
+
+def test_a_space_refuses_bad_values_when_declared():
+    space = single_objective_space()
+    for change, message in (({"mode": "maximise"}, "'maximise'"),
+                            ({"metric": ("val_cl", "val_att_cos")}, "one mode per metric"),
+                            ({"reduction_factor": 1.0}, "reduction_factor"),
+                            ({"arm": "lambda_au"}, "arm must be a function")):
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(space, **change)

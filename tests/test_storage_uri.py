@@ -18,6 +18,7 @@ from tuner.cli import parse_args
 from tuner.context import SWEEP_FILE, StoragePath, SweepContext
 from tuner.gate import GATE_FILE, GateRecord
 from tuner.resume import NothingToResume, find_sweep, has_tune_state, sweep_folders
+from tuner.settings import SweepSettings
 from tuner.sweep import how_to_look, main, storage_root
 from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget
@@ -25,7 +26,9 @@ from tuner.tracking.client import TrackingTarget
 
 def context(space: str = "smoke", name: str = "s") -> SweepContext:
     target = TrackingTarget("sqlite:////tmp/none.db", "1", "p" * 32, name, space)
-    return SweepContext({"epochs": 2}, target, cache_dir="/tmp/cache", settings={"seeds": 1})
+    settings = SweepSettings(space=space, metric="val_cl", mode="max", searcher="optuna",
+                             scheduler="fifo", num_configs=1, seeds=1, max_concurrent=1)
+    return SweepContext({"epochs": 2}, target, cache_dir="/tmp/cache", settings=settings)
 
 
 # ---------------------------------------------------------------- parsing and joining

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import signal
@@ -18,11 +19,14 @@ from netutil import free_port
 from search_spaces import SPACES
 from search_spaces.sizes import TINY
 from tuner.cli import parse_args
+from tuner.context import SweepContext
 from tuner.plan import SweepError, resolve
 from tuner.searchers import SEARCHERS
+from tuner.settings import SweepSettings
 from tuner.sweep import main
 from tuner.tracking import schema as tr
 from tuner.tracking import server as ms
+from tuner.tracking.client import TrackingTarget
 
 TRIAL_PARAMS = ("method", "backbone", "dataset", "lambda_au", "layers", "seed")
 
@@ -57,7 +61,7 @@ def test_list_names_every_space(capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--space", "nope"], "valid names: lambda_layers, methods, lambda, layers, pareto, smoke"),
+        (["--space", "nope"], f"valid names: {', '.join(SPACES.names())}"),
         (["--space", "smoke", "--set", "lamda_au=2"], "unknown config field 'lamda_au'"),
         (["--space", "smoke", "--set", "lambda_au=-1"], "lambda_au=-1.0"),
         (["--space", "smoke", "--set", "layers=5+x"], "layers"),
@@ -116,6 +120,71 @@ def test_pareto_study_lives_in_an_optuna_rdb(tmp_path):
 def test_a_pin_that_breaks_one_method_fails_before_the_sweep(tmp_path):
     with pytest.raises(SweepError, match="tscam"):
         resolve(parse_args(["--space", "methods", "--set", "backbone=resnet18"]), tmp_path)
+
+
+def test_settings_are_built_once_typed_and_survive_sweep_json(tmp_path):
+    resolved = resolve(parse_args(["--space", "pareto", "--seeds", "2", "--max-concurrent", "3",
+                                   "--gpus-per-trial", "0.5", "--budget-hours", "2"]), tmp_path)
+    settings = resolved.settings
+    assert (settings.space, settings.seeds, settings.max_concurrent) == ("pareto", 2, 3)
+    assert settings.resources == {"cpu": 1.0, "gpu": 0.5} and settings.budget.hours == 2.0
+    assert settings.objective.metrics == ("val_cl", "val_att_cos")
+    assert settings.objective.primary_metric == "val_cl"
+    assert settings.optuna_storage == resolved.plan.optuna_storage  # a pareto study's RDB
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.seeds = 3  # type: ignore[misc]
+    # The parent run's sweep.* params keep their names; the objective as Tune's lists.
+    assert settings.params()["metric"] == ["val_cl", "val_att_cos"]
+    assert set(settings.params()) == {f.name for f in dataclasses.fields(SweepSettings)}
+    target = TrackingTarget("sqlite:///x.db", "1", "p", "s", "pareto")
+    ctx = SweepContext(resolved.base, target, cache_dir=str(tmp_path), settings=settings)
+    ctx.save(tmp_path / "sweep")
+    assert SweepContext.load(tmp_path / "sweep").settings == settings  # lists back to tuples
+    assert resolve(parse_args(["--space", "smoke"]), tmp_path).settings.optuna_storage is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seeds": 0}, "--seeds 0"),
+        ({"max_concurrent": 0}, "--max-concurrent 0"),
+        ({"resources_cpu": 0.0}, "--cpus-per-trial 0.0"),
+        ({"budget_hours": -1.0}, "--budget-hours"),
+        ({"mode": "maximise"}, "'maximise'"),
+    ],
+)
+def test_settings_refuse_bad_values_naming_the_flag(tmp_path, change, message):
+    settings = resolve(parse_args(["--space", "smoke"]), tmp_path).settings
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(settings, **change)
+    with pytest.raises(ValueError, match="unknown keys colour"):
+        SweepSettings.from_dict({**dataclasses.asdict(settings), "colour": 1})
+
+
+def test_the_data_cache_folder_is_passed_not_set_in_the_environment(tmp_path, monkeypatch):
+    from fer_core.config import ExperimentConfig
+    from tuner.provenance import prepare_data
+
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "users_cache"))  # a shell setting loses
+    prepare_data(ExperimentConfig.from_flat(dict(TINY)), str(tmp_path / "sweep_cache"))
+    files = sorted(p.name.split("-")[0] for p in (tmp_path / "sweep_cache").rglob("*.npz"))
+    assert files == ["test", "train", "val"]
+    assert os.environ["FER_CACHE"] == str(tmp_path / "users_cache")  # left as it was
+    assert not (tmp_path / "users_cache").exists()
+
+
+def test_the_gate_and_plan_path_imports_no_torch():
+    # The driver process does import torch, on purpose and later: resolving a sweep builds each
+    # method's network once to check its layers (tuner.plan.check_config), and the methods
+    # space lists the CAM registry. What the launch gate needs to hash a trial's config, and the
+    # plan, settings and searchers modules, must not pull torch in by importing.
+    modules = ("tuner.gate", "tuner.plan", "tuner.context", "tuner.settings", "tuner.searchers",
+               "tuner.budget", "search_spaces.params", "search_spaces.base")
+    code = (f"import sys\nfor m in {modules!r}: __import__(m)\n"
+            "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300).stdout
+    assert out.strip() == "[]"
 
 
 # ---------------------------------------------------------------- real sweeps

@@ -1,9 +1,11 @@
 """What every trial of a sweep shares: pinned config, tracking target, provenance, data cache.
 
-Handed to the trainable through ``tune.with_parameters`` (stored once in the object store, not
-copied into every trial's config) and written to ``<sweep folder>/sweep.json`` so that
-``--resume`` rebuilds exactly the same trainable. The sweep folder lives in Ray Tune's storage,
-a local folder or a URI (``StoragePath``), so it is read and written through ``pyarrow.fs``.
+This is how values cross from the driver into the Ray workers: handed to the trainable through
+``tune.with_parameters`` (stored once in the object store, not copied into every trial's
+config), never through environment variables. It is written to ``<sweep folder>/sweep.json``
+so that ``--resume`` rebuilds exactly the same trainable. The sweep folder lives in Ray Tune's
+storage, a local folder or a URI (``StoragePath``), so it is read and written through
+``pyarrow.fs``.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import functools
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
+from fer_core.config import ExperimentConfig
+from tuner.settings import SweepSettings
 from tuner.tracking.client import TrackingTarget
 
 SWEEP_FILE = "sweep.json"
@@ -124,8 +128,18 @@ class SweepContext:
     git_commit: str = "unknown"
     data_fingerprint: str = "unknown"
     cache_dir: str | None = None
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    """The sweep's own settings (space, metric, seeds, ...), for the record and for resume."""
+    """The data cache folder every trial reads (the driver filled it before the first trial)."""
+    settings: SweepSettings | None = None
+    """The sweep's own settings (space, metric, seeds, ...), for the record and for resume;
+    None only in a context built outside a sweep (tests, tools)."""
+
+    def trial_config(self, config: Mapping[str, Any]) -> ExperimentConfig:
+        """A trial's validated config: the sweep's pinned fields, then the trial's own ones.
+
+        Shared by the driver (the launch gate hashes it to find a trial already done) and the
+        worker (which trains it); it needs no torch.
+        """
+        return ExperimentConfig.from_flat({**self.base, **config}, strict=False)
 
     def save(self, folder: str | os.PathLike[str] | StoragePath) -> StoragePath:
         """Write ``<folder>/sweep.json`` (the folder is created, locally or in a bucket)."""
@@ -138,4 +152,6 @@ class SweepContext:
         """The context saved in ``<folder>/sweep.json``."""
         data = json.loads((StoragePath.parse(folder) / SWEEP_FILE).read_text())
         data["target"] = TrackingTarget(**data["target"])
+        settings = data.get("settings")
+        data["settings"] = SweepSettings.from_dict(settings) if settings else None
         return cls(**data)

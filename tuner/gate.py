@@ -31,12 +31,11 @@ from typing import Any
 
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, SearchGenerator
 
+from search_spaces.params import with_derived
 from tuner.budget import SECONDS_PER_HOUR, Budget, BudgetClock
 from tuner.context import StoragePath, SweepContext
 from tuner.dedup import DoneRun, config_hash, done_runs
-from tuner.plan import with_derived
 from tuner.tracking import schema as tr
-from tuner.trainable import trial_config
 
 GATE_FILE = "sweep_gate.json"
 STATE_FILE = "sweep-gate-state.pkl"
@@ -53,8 +52,8 @@ class GateRules:
     record_path: str | None = None
     """Where ``sweep_gate.json`` goes: a local path or a URI (``tuner.context.StoragePath``)."""
     derived: Mapping[str, Any] = field(default_factory=dict)
-    """The space's ``tune.sample_from`` fields (``tuner.plan.derived_fields``): the gate sees
-    them as placeholders and computes them itself."""
+    """The space's ``tune.sample_from`` fields (``search_spaces.params.derived_fields``): the
+    gate sees them as placeholders and computes them itself."""
 
 
 @dataclass
@@ -187,7 +186,7 @@ class SweepGate(SearchAlgorithm):
             return None
         if self._done is None:
             self._done = done_runs(self.rules.context)
-        return self._done.get(config_hash(trial_config(config, self.rules.context)))
+        return self._done.get(config_hash(self.rules.context.trial_config(config)))
 
     def _skip(self, trial: Any, done: DoneRun) -> None:
         """Tell the search the stored result, as if the trial had run to the end."""

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ray.tune.search.sample import Categorical, Domain, Function
-
 from fer_core.config import ExperimentConfig, field_owners, parse_layers, parse_overrides
-from search_spaces import SPACES, SweepSpace
+from search_spaces.base import Objective, SweepSpace
+from search_spaces.params import fixed_values
 from search_spaces.sizes import TINY
 from tuner.budget import Budget
 from tuner.cli import DEFAULT_SPACE
 from tuner.searchers import SCHEDULERS, SEARCHERS, SearchPlan
+from tuner.settings import SweepSettings
+from tuner.summary import SUMMARIES
 from tuner.tracking import schema as tr
 
 SMOKE_MAX_CONFIGS = 2
@@ -71,35 +71,51 @@ class ResolvedSweep:
     space: SweepSpace
     name: str
     base: dict[str, Any]
+    """Pinned flat config fields, canonical: the space's overrides, then the user's pins."""
     plan: SearchPlan
-    max_concurrent: int
-    resources: dict[str, float]
-    scheduler: str
-    budget_hours: float | None = None
-    """``--budget-hours``: summed trial time after which no new trial starts (None: no limit)."""
-    rerun: bool = False
-    """``--rerun``: launch configurations already done in the experiment (no dedup)."""
-
-    def settings(self) -> dict[str, Any]:
-        """The sweep's own settings, logged as the parent run's ``sweep.*`` params."""
-        return {
-            "space": self.space.name, "metric": self.plan.metric, "mode": self.plan.mode,
-            "searcher": self.space.searcher, "scheduler": self.scheduler,
-            "num_configs": self.plan.num_configs, "seeds": len(self.plan.seeds),
-            "max_concurrent": self.max_concurrent, **{f"resources_{k}": v
-                                                      for k, v in self.resources.items()},
-            **({"optuna_storage": self.plan.optuna_storage}
-               if self.space.searcher == "optuna_pareto" else {}),
-            "dedup": not self.rerun,
-            **({"budget_hours": self.budget_hours} if self.budget_hours is not None else {}),
-        }
+    settings: SweepSettings
 
 
 def get_space(name: str | None) -> SweepSpace:
+    # Read here, not at import: filling the registry imports every space module, and some
+    # read registries that import torch (the launch gate imports this module without it).
+    from search_spaces import SPACES
+
     try:
         return SPACES.get(name or DEFAULT_SPACE)
     except KeyError as err:
         raise SweepError(err.args[0]) from None
+
+
+def check_objective(metrics: tuple[str, ...], where: str) -> None:
+    """Every metric a per-epoch trial metric the searcher and scheduler can follow."""
+    for metric in metrics:
+        if not tr.is_trial_metric(metric) or metric.startswith("test_"):
+            raise SweepError(f"{where} {metric!r}: use a per-epoch metric, one of "
+                             f"{', '.join(tr.EPOCH_METRICS)} or val_att_cos_l<k>")
+
+
+def check_space(space: SweepSpace) -> None:
+    """Every name a space gives is registered, before anything starts (not after its trials).
+
+    The config fields of its params, overrides and reference points are checked with each
+    point (``check_config``); its metric, searcher, scheduler, summary and arm here.
+    """
+    where = f"space {space.name!r}"
+    check_objective(space.objective.metrics, f"{where}: metric")
+    for kind, name, registry in (("searcher", space.searcher, SEARCHERS),
+                                 ("scheduler", space.scheduler, SCHEDULERS),
+                                 ("summary", space.summary, SUMMARIES)):
+        if name not in registry:
+            raise SweepError(f"{where}: unknown {kind} {name!r}; valid: "
+                             f"{', '.join(registry.names())}")
+    point = next(fixed_values(space.params), {})
+    try:
+        label = space.arm({**space.overrides, **point})
+    except Exception as err:  # noqa: BLE001 - any failure of the space's own function
+        raise SweepError(f"{where}: arm({point}) failed: {err!r}") from None
+    if not isinstance(label, str):
+        raise SweepError(f"{where}: arm must return a str label, got {label!r}")
 
 
 def user_pins(args: argparse.Namespace, cwd: Path) -> dict[str, Any]:
@@ -141,65 +157,25 @@ def check_config(flat: Mapping[str, Any], where: str) -> dict[str, Any]:
     return canon
 
 
-def fixed_values(params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every grid combination, with each categorical choice and each numeric bound.
-
-    Sampled ranges are checked at their ends: a bad range fails here, not in trial 17;
-    ``tune.sample_from`` values are computed from each combination, as Tune will.
-    """
-    options: dict[str, list[Any]] = {}
-    derived = derived_fields(params)
-    for key, value in params.items():
-        if key in derived:
-            continue
-        if isinstance(value, dict) and "grid_search" in value:
-            options[key] = list(value["grid_search"])
-        elif isinstance(value, Categorical):
-            options[key] = list(value.categories)
-        elif isinstance(value, Domain):
-            options[key] = [value.lower, value.upper]
-        else:
-            options[key] = [value]
-    keys = list(options)
-    for combo in itertools.product(*(options[k] for k in keys)):
-        yield with_derived(dict(zip(keys, combo, strict=True)), derived)
-
-
-def derived_fields(params: Mapping[str, Any]) -> dict[str, Function]:
-    """The params computed from the others (``tune.sample_from``), e.g. a method's backbone."""
-    return {k: v for k, v in params.items() if isinstance(v, Function)}
-
-
-def with_derived(values: Mapping[str, Any], derived: Mapping[str, Function]) -> dict[str, Any]:
-    """``values`` with every derived field computed from them, as Tune computes it for a trial.
-
-    Tune hands a search algorithm configs whose derived fields are still placeholders (it
-    resolves them only when it adds the trial); the launch gate needs the real values first.
-    """
-    given = {k: v for k, v in values.items() if k not in derived}
-    return {**given, **{k: fn.func(given) for k, fn in derived.items()}}
-
-
-def resolve_metric(space: SweepSpace, args: argparse.Namespace) -> tuple[Any, Any]:
-    if args.metric is None:
-        if space.multi_objective:
-            return list(space.metric), list(space.mode)
-        return space.metric, args.mode or space.mode
+def resolve_objective(space: SweepSpace, args: argparse.Namespace) -> Objective:
+    """The space's objective, or ``--metric``/``--mode`` for a single-objective space."""
     if space.multi_objective:
-        raise SweepError(f"space {space.name!r} is multi-objective {space.metric}; "
-                         "--metric applies to single-objective spaces")
-    if not tr.is_trial_metric(args.metric) or args.metric.startswith("test_"):
-        raise SweepError(f"--metric {args.metric!r}: use a per-epoch metric, one of "
-                         f"{', '.join(k for k in tr.EPOCH_METRICS)} or val_att_cos_l<k>")
-    return args.metric, args.mode or space.mode
+        if args.metric is not None:
+            raise SweepError(f"space {space.name!r} is multi-objective {space.metric}; "
+                             "--metric applies to single-objective spaces")
+        return space.objective
+    if args.metric is not None:
+        check_objective((args.metric,), "--metric")
+    return Objective(args.metric or space.metric, args.mode or space.mode)
 
 
 def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
     """Check everything the command line and the space say; build the search plan."""
     cwd = (cwd or Path.cwd()).resolve()
     space = get_space(args.space)
+    check_space(space)
     if args.seeds < 1:
-        raise SweepError("--seeds must be at least 1")
+        raise SweepError(f"--seeds {args.seeds}: run each configuration with at least 1 seed")
     try:
         Budget(args.budget_hours)  # parse_args checks it too; a Namespace may come from code
     except ValueError as err:
@@ -223,33 +199,38 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
         check_config({**base, **point}, f"space {space.name!r} reference point {point}")
 
     scheduler = args.scheduler or space.scheduler
-    if space.searcher not in SEARCHERS or scheduler not in SCHEDULERS:
-        raise SweepError(f"space {space.name!r} names an unknown searcher/scheduler; searchers: "
-                         f"{SEARCHERS.names()}, schedulers: {SCHEDULERS.names()}")
+    if scheduler not in SCHEDULERS:  # argparse limits the flag; a Namespace may come from code
+        raise SweepError(f"--scheduler {scheduler!r}: valid: {', '.join(SCHEDULERS.names())}")
     if scheduler == "asha" and space.multi_objective:
         raise SweepError(f"space {space.name!r} is multi-objective: ASHA needs one metric")
     num_configs = args.trials if args.trials is not None else space.num_samples
     if args.smoke_test:
         num_configs = min(num_configs, SMOKE_MAX_CONFIGS)
     if num_configs < 1:
-        raise SweepError("--trials must be at least 1")
-    metric, mode = resolve_metric(space, args)
+        raise SweepError(f"--trials {num_configs}: run at least 1 configuration")
+    objective = resolve_objective(space, args)
     name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     seeds = tuple(range(int(canon["seed"]), int(canon["seed"]) + args.seeds))
     plan = SearchPlan(
         space=space, params=params, reference_points=tuple(references), seeds=seeds,
-        num_configs=num_configs, metric=metric, mode=mode, epochs=int(canon["epochs"]),
+        num_configs=num_configs, objective=objective, epochs=int(canon["epochs"]),
         sweep_name=name,
-        optuna_storage=args.optuna_storage or f"sqlite:///{cwd / 'optuna.db'}",
+        # A multi-objective study always lives in an RDB (a local file by default); TPE's in
+        # memory unless --optuna-storage names one (e.g. PostgreSQL, shared by a team).
+        optuna_storage=args.optuna_storage or (f"sqlite:///{cwd / 'optuna.db'}"
+                                               if space.searcher == "optuna_pareto" else None),
     )
     # `or` would turn an explicit 0 into the default: a value given is checked, never replaced
     max_concurrent = space.max_concurrent if args.max_concurrent is None else args.max_concurrent
-    for flag, value, ok in (("--max-concurrent", max_concurrent, max_concurrent >= 1),
-                            ("--cpus-per-trial", args.cpus_per_trial, args.cpus_per_trial > 0),
-                            ("--gpus-per-trial", args.gpus_per_trial, args.gpus_per_trial >= 0)):
-        if not ok:
-            raise SweepError(f"{flag} {value}: use --max-concurrent >= 1, --cpus-per-trial > 0, "
-                             "--gpus-per-trial >= 0")
-    resources = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
-    return ResolvedSweep(space, name, base, plan, max_concurrent, resources, scheduler,
-                         budget_hours=args.budget_hours, rerun=args.rerun)
+    try:  # SweepSettings checks each value and names its flag
+        settings = SweepSettings(
+            space=space.name, metric=objective.metric, mode=objective.mode,
+            searcher=space.searcher, scheduler=scheduler, num_configs=num_configs,
+            seeds=len(seeds), max_concurrent=max_concurrent,
+            resources_cpu=args.cpus_per_trial, resources_gpu=args.gpus_per_trial,
+            optuna_storage=plan.optuna_storage if space.searcher.startswith("optuna") else None,
+            dedup=not args.rerun, budget_hours=args.budget_hours,
+        )
+    except ValueError as err:
+        raise SweepError(str(err)) from None
+    return ResolvedSweep(space, name, base, plan, settings)

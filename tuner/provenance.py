@@ -11,14 +11,9 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from fer_core.config import DataConfig, ExperimentConfig
-
-CACHE_ENV = "FER_CACHE"
-"""The data cache folder the datasets read (``fer_core.data.synthetic.default_root``)."""
 
 SPLITS = ("train", "val", "test")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -45,23 +40,6 @@ def _git(repo: Path, *args: str) -> bytes:
     """stdout of one git command as bytes (a diff may hold any encoding)."""
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True,
                           timeout=30).stdout
-
-
-@contextmanager
-def data_cache(cache_dir: str | None) -> Iterator[None]:
-    """Point the datasets' cache at ``cache_dir`` for the duration of the block."""
-    if cache_dir is None:
-        yield
-        return
-    old = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = cache_dir
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(CACHE_ENV, None)
-        else:
-            os.environ[CACHE_ENV] = old
 
 
 def _root_listing_digest(root: str) -> str:
@@ -91,13 +69,12 @@ def prepare_data(cfg: ExperimentConfig, cache_dir: str | None) -> str:
     data: DataConfig = cfg.data
     fields = {k: getattr(data, k) for k in data.__dataclass_fields__ if k != "num_workers"}
     digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
-    with data_cache(cache_dir):
-        for split in SPLITS:
-            ds = build_split(data, split)
-            raw = getattr(ds, "base", ds)
-            cache_file = getattr(raw, "path", None)
-            digest.update(f"{split}:{len(ds)}:{Path(cache_file).name if cache_file else ''}"
-                          .encode())
+    for split in SPLITS:
+        ds = build_split(data, split, cache_dir)
+        raw = getattr(ds, "base", ds)
+        cache_file = getattr(raw, "path", None)
+        digest.update(f"{split}:{len(ds)}:{Path(cache_file).name if cache_file else ''}"
+                      .encode())
     if data.data_root:
         digest.update(_root_listing_digest(data.data_root).encode())
     return digest.hexdigest()[:16]

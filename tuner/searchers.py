@@ -24,7 +24,7 @@ from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Domain
 
 from fer_core.registry import Registry
-from search_spaces.base import SweepSpace
+from search_spaces.base import Objective, SweepSpace
 from tuner.tracking import schema as tr
 
 SEED_KEY = "seed"
@@ -41,20 +41,11 @@ class SearchPlan:
     seeds: tuple[int, ...]
     num_configs: int
     """Configurations to try, reference points included (searchers; grids expand themselves)."""
-    metric: str | list[str]
-    mode: str | list[str]
+    objective: Objective
+    """The space's, or ``--metric``/``--mode``."""
     epochs: int
     sweep_name: str
     optuna_storage: str | None = None
-
-    @property
-    def primary_metric(self) -> str:
-        """The metric a scheduler follows (the first objective of a multi-objective search)."""
-        return self.metric[0] if isinstance(self.metric, list) else self.metric
-
-    @property
-    def primary_mode(self) -> str:
-        return self.mode[0] if isinstance(self.mode, list) else self.mode
 
 
 @dataclass(frozen=True)
@@ -222,7 +213,8 @@ def _optuna(plan: SearchPlan, **kwargs: Any) -> SearchSetup:
     # Points inside the domain are Optuna's first trials (it learns from them); the others
     # run before them, outside the study.
     inside, outside = split_references(plan.reference_points, plan.params)
-    inner = OptunaSearch(metric=plan.metric, mode=plan.mode, seed=plan.seeds[0],
+    metric, mode = plan.objective.for_tune()
+    inner = OptunaSearch(metric=metric, mode=mode, seed=plan.seeds[0],
                          points_to_evaluate=inside or None, **kwargs)
     searcher = SweepSearcher(inner, plan.seeds, outside)
     return SearchSetup(searcher, dict(plan.params), plan.num_configs * len(plan.seeds))
@@ -230,8 +222,14 @@ def _optuna(plan: SearchPlan, **kwargs: Any) -> SearchSetup:
 
 @SEARCHERS.register("optuna")
 def optuna_tpe(plan: SearchPlan) -> SearchSetup:
-    """Optuna TPE (single objective); the study lives in memory and in Tune's checkpoints."""
-    return _optuna(plan)
+    """Optuna TPE (single objective); the study lives in memory and in Tune's checkpoints, or
+    in ``--optuna-storage`` when given (``optuna-dashboard <storage>`` shows it)."""
+    if plan.optuna_storage is None:
+        return _optuna(plan)
+    import optuna
+
+    storage = optuna.storages.RDBStorage(url=plan.optuna_storage)
+    return _optuna(plan, storage=storage, study_name=plan.sweep_name)
 
 
 @SEARCHERS.register("optuna_pareto")
@@ -264,8 +262,8 @@ def asha(plan: SearchPlan) -> TrialScheduler:
     """ASHA on the space's (first) metric, one rung per ``grace_period × rf^k`` epochs."""
     space = plan.space
     return ReferenceASHA(
-        plan.reference_points, time_attr=tr.KEY_EPOCH, metric=plan.primary_metric,
-        mode=plan.primary_mode, max_t=plan.epochs,
+        plan.reference_points, time_attr=tr.KEY_EPOCH, metric=plan.objective.primary_metric,
+        mode=plan.objective.primary_mode, max_t=plan.epochs,
         grace_period=min(space.grace_period, plan.epochs), reduction_factor=space.reduction_factor,
     )
 

@@ -27,11 +27,11 @@ from ray import tune
 
 from fer_core.config import ExperimentConfig
 from search_spaces import SPACES
-from tuner.budget import Budget
-from tuner.cli import parse_args
+from search_spaces.params import derived_fields
+from tuner.cli import DEFAULT_SPACE, parse_args
 from tuner.context import StoragePath, SweepContext
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
-from tuner.plan import ResolvedSweep, SweepError, derived_fields, fixed_values, resolve
+from tuner.plan import ResolvedSweep, SweepError, resolve
 from tuner.provenance import git_commit, prepare_data
 from tuner.resume import NothingToResume, find_sweep
 from tuner.searchers import SCHEDULERS, SEARCHERS
@@ -44,6 +44,8 @@ from tuner.tracking.redact import redact
 from tuner.trainable import train_trial
 
 PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
+"""Ray Tune's own knob, read by its controller from the environment only (Ray 2.60 has no
+argument for it), so it stays an environment variable; ``pending_trials`` sets it around fit()."""
 MAX_FAILURES = 2  # retries per trial, each from the trial's last checkpoint
 CHECKPOINTS_KEPT = 2
 
@@ -54,15 +56,11 @@ def list_spaces() -> str:
              "reproduces / description"]
     for name in SPACES:
         space = SPACES.get(name)
-        if space.searcher == "grid":
-            grid = sum(1 for _ in fixed_values(space.params))
-            trials = str(grid + len(space.reference_points))
-        else:
-            trials = str(space.num_samples)
-        metric = ",".join(space.metric) if space.multi_objective else space.metric
-        lines.append(f"{name:<14} {trials:>6}  {space.searcher:<14} {space.scheduler:<9} "
-                     f"{metric:<24} {space.reproduces}: {space.description}")
-    lines.append("trials: configurations (× --seeds); the λ=0 baseline included where listed")
+        metric = ",".join(space.objective.metrics)
+        lines.append(f"{name:<14} {space.default_trials:>6}  {space.searcher:<14} "
+                     f"{space.scheduler:<9} {metric:<24} {space.reproduces}: {space.description}")
+    lines.append("trials: configurations (× --seeds); the λ=0 baseline included where listed; "
+                 f"default space: {DEFAULT_SPACE}")
     return "\n".join(lines)
 
 
@@ -114,12 +112,12 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
     print(f"preparing data ({resolved.base.get('dataset')}) in {cache_dir} ...", flush=True)
     fingerprint = prepare_data(ExperimentConfig.from_flat(resolved.base), cache_dir)
     commit = git_commit()
-    settings = resolved.settings()
+    settings = resolved.settings
     parent = runs.start_parent(
         client, experiment_id, resolved.name,
         tags={tr.TAG_SPACE: resolved.space.name, tr.TAG_GIT_COMMIT: commit,
               tr.TAG_DATA_FINGERPRINT: fingerprint, tr.TAG_SWEEP_PATH: str(folder)},
-        params={**tr.sweep_params(settings), **tr.param_values(resolved.base)},
+        params={**tr.sweep_params(settings.params()), **tr.param_values(resolved.base)},
     )
     target = TrackingTarget(uri, experiment_id, parent, resolved.name, resolved.space.name)
     ctx = SweepContext(resolved.base, target, commit, fingerprint, cache_dir, settings)
@@ -135,19 +133,19 @@ def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Names
     """A fresh Tuner writing to ``storage`` (a folder or a URI), ``sweep.json`` saved first."""
     ctx.save(storage / resolved.name)
     init_ray(args)
-    plan = resolved.plan
-    setup = SEARCHERS.get(resolved.space.searcher)(plan)
+    plan, settings = resolved.plan, resolved.settings
+    setup = SEARCHERS.get(settings.searcher)(plan)
     # Every trial passes the gate: duplicates are skipped, the budget ends the search, and it
     # holds max_concurrent (grids included, which Tune's own limit would not wrap).
     gate = SweepGate(setup.search_alg, GateRules(
-        ctx, Budget(resolved.budget_hours), resolved.max_concurrent, dedup=not resolved.rerun,
+        ctx, settings.budget, settings.max_concurrent, dedup=settings.dedup,
         record_path=str(storage / resolved.name / GATE_FILE),
         derived=derived_fields(setup.param_space)))
     return tune.Tuner(
-        make_trainable(ctx, resolved.resources),
+        make_trainable(ctx, settings.resources),
         param_space=setup.param_space,
         tune_config=tune.TuneConfig(
-            search_alg=gate, scheduler=SCHEDULERS.get(resolved.scheduler)(plan),
+            search_alg=gate, scheduler=SCHEDULERS.get(settings.scheduler)(plan),
             num_samples=setup.num_samples,
             reuse_actors=True,  # no new worker process (torch, timm imports) per trial
         ),
@@ -164,16 +162,17 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
     """The Tuner of a killed sweep, with the same trainable and the parent run reopened."""
     folder = find_sweep(storage_root(args), args.name, args.space)
     ctx = SweepContext.load(folder)
+    if ctx.settings is None:
+        raise NothingToResume(f"sweep {folder.name!r}: its {folder.name}/sweep.json holds no "
+                              "sweep settings; start it again without --resume")
     if (args.set or args.trials or args.seeds != 1 or args.smoke_test or args.rerun
             or args.budget_hours is not None):
         print("note: --resume continues the sweep with its saved settings; --set/--trials/"
               "--seeds/--smoke-test/--budget-hours/--rerun are ignored", flush=True)
     runs.reopen(ctx.target.client(), ctx.target.parent_run_id)
     init_ray(args)
-    resources = {"cpu": float(ctx.settings.get("resources_cpu", 1.0)),
-                 "gpu": float(ctx.settings.get("resources_gpu", 0.0))}
     print(f"resuming sweep {folder.name} from {redact(str(folder))}", flush=True)
-    tuner = tune.Tuner.restore(str(folder), trainable=make_trainable(ctx, resources),
+    tuner = tune.Tuner.restore(str(folder), trainable=make_trainable(ctx, ctx.settings.resources),
                                resume_errored=True)
     return tuner, ctx
 
@@ -187,16 +186,15 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
     """
     target = ctx.target
     client = target.client()
-    if status != tr.FINISHED:  # else the callback ended the stragglers when fit() ended
-        runs.finish_stragglers(client, target, {})  # KILLED
+    runs.finish_stragglers(client, target, {})  # only after a failed fit: KILLED
     trials = [TrialRow.from_run(r) for r in runs.sweep_trial_runs(client, target)]
     if status == tr.FINISHED and any(t.status == tr.KILLED for t in trials):
         status = tr.KILLED
     record = GateRecord.load(folder)  # None: a sweep started before the gate existed
     reused = reused_rows(client, record.skipped) if record else []
     space = SPACES.get(target.space)
-    metric, mode = ctx.settings.get("metric", space.metric), ctx.settings.get("mode", space.mode)
-    summary = SUMMARIES.get(space.summary)(trials + reused, metric, mode)
+    objective = ctx.settings.objective if ctx.settings else space.objective
+    summary = SUMMARIES.get(space.summary)(trials + reused, *objective.for_tune())
     if record:
         summary = summary.with_facts(record.notes(), {"gate": asdict(record)})
     text = summary.markdown()
@@ -243,8 +241,9 @@ def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
         f"Resume:        python -m tuner.sweep --resume --name {target.sweep_name} "
         f"--storage-path {redact(str(storage))}",
     ]
-    if "optuna_storage" in ctx.settings:
-        lines.append(f"Optuna study:  optuna-dashboard {redact(ctx.settings['optuna_storage'])}"
+    storage_url = ctx.settings.optuna_storage if ctx.settings else None
+    if storage_url:
+        lines.append(f"Optuna study:  optuna-dashboard {redact(storage_url)}"
                      f"   (study {target.sweep_name})")
     return "\n".join(lines)
 
@@ -269,7 +268,7 @@ def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray
     began = time.monotonic()
     status = tr.KILLED
     try:
-        with pending_trials(int(ctx.settings.get("max_concurrent", 2))):
+        with pending_trials(ctx.settings.max_concurrent):  # start/restore always set it
             tuner.fit()
         status = tr.FINISHED
     except Exception:

@@ -20,12 +20,10 @@ from typing import Any
 
 from ray import tune
 
-from fer_core.config import ExperimentConfig
 from fer_core.engine import Callback, Trainer
 from search_spaces import SPACES
 from tuner import artifacts, dedup
 from tuner.context import SweepContext
-from tuner.provenance import data_cache
 from tuner.tracking import schema as tr
 from tuner.tracking.client import fail_fast_http
 from tuner.tracking.tracker import TrialTracker
@@ -37,8 +35,6 @@ class TuneReporter(Callback):
     def __init__(self, tracker: TrialTracker) -> None:
         self.tracker = tracker
         self.last_epoch: dict[str, float] = {}
-        self.final_reported = False
-        """Tune has the test result: the trial is complete even if Tune stops it now."""
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         self.tracker.log_metrics(tr.metric_values(metrics), step=epoch)
@@ -60,7 +56,6 @@ class TuneReporter(Callback):
         self.tracker.log_artifacts(files, staged=staged)
         # A trial restored from its final checkpoint trains no epoch: fall back to history.
         last = self.last_epoch or (trainer.history[-1] if trainer.history else {})
-        self.final_reported = True  # set first: Tune may stop the trial inside this report
         report(trainer, {**last, **final, tr.KEY_IS_FINAL: 1.0}, self.tracker)
 
 
@@ -71,7 +66,6 @@ def report(trainer: Trainer, metrics: Mapping[str, Any], tracker: TrialTracker) 
     covers is in MLflow or on disk in the journal before Tune can restart from it.
     """
     tracker.flush()
-    metrics = {**metrics, **tracker.run_ref()}  # the driver closes an early stop by this id
     if not trainer.checkpoint_due(trainer.epoch):  # checkpoint_every > 1: report only
         tune.report(dict(metrics))
         return
@@ -94,14 +88,9 @@ def trial_folder() -> Path:
     return Path(tune.get_context().get_trial_dir())
 
 
-def trial_config(config: Mapping[str, Any], context: SweepContext) -> ExperimentConfig:
-    """The trial's validated config: the sweep's pinned fields, then the sampled ones."""
-    return ExperimentConfig.from_flat({**context.base, **config}, strict=False)
-
-
 def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     """Train one trial (resuming from Tune's checkpoint if there is one), tracked in MLflow."""
-    cfg = trial_config(config, context)
+    cfg = context.trial_config(config)
     flat = cfg.to_flat()
     tune_ctx = tune.get_context()
     fail_fast_http()  # the tracker retries; one MLflow request must not hold it for minutes
@@ -113,10 +102,9 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         tr.TAG_CONFIG_HASH: dedup.config_hash(cfg),
     }, tr.param_values(flat))
     status: str | None = tr.KILLED
-    reporter = TuneReporter(tracker)
     try:
-        with data_cache(context.cache_dir):
-            trainer = Trainer(cfg, callbacks=[reporter], progress=False)
+        trainer = Trainer(cfg, callbacks=[TuneReporter(tracker)], progress=False,
+                          cache_dir=context.cache_dir)
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
@@ -124,16 +112,15 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         trainer.fit()
         status = tr.FINISHED
     except SystemExit:
-        # Tune stops a trial inside tune.report. After its test result the trial is complete;
-        # before it (ASHA, or a stopped sweep: only the driver knows which) the driver ends
-        # the run (tuner.tracking.closer).
-        status = tr.FINISHED if reporter.final_reported else None
+        # Tune stopping the trial (ASHA) exits its thread: the driver ends the run and tags
+        # it early_stopped; writing KILLED here could land after that.
+        status = None
         raise
     except Exception:
         status = tr.FAILED
         raise
     finally:
-        # The trial ends its own run (a retry reopens it): the one end in the normal case.
+        # A retry reopens this run; the driver has the last word on the final status.
         if status is not None:
-            tracker.end(status, tr.end_tags(status))
+            tracker.end(status)
         tracker.close()

@@ -88,9 +88,15 @@ class SyntheticOptions:
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def default_root() -> Path:
-    """Cache folder: ``$FER_CACHE/synthetic`` if set, else ``~/.cache/fer_core/synthetic``."""
-    base = os.environ.get("FER_CACHE")
+CACHE_ENV = "FER_CACHE"
+"""A user's shell setting for the cache folder of runs outside a sweep (``fer_core.train``,
+notebooks); code passes its folder as ``cache_dir`` instead (a sweep: its ``--cache-dir``)."""
+
+
+def default_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``<cache_dir>/synthetic``; without one ``$FER_CACHE/synthetic`` if the user set it, else
+    ``~/.cache/fer_core/synthetic``."""
+    base = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV)
     return (Path(base) if base else Path.home() / ".cache" / "fer_core") / "synthetic"
 
 
@@ -206,6 +212,7 @@ def build_synthetic(
     split: str,
     root: str | os.PathLike | None = None,
     *,
+    cache_dir: str | os.PathLike | None = None,
     size: int = 64,
     n: int | None = None,
     seed: int = 0,
@@ -217,7 +224,9 @@ def build_synthetic(
 
     Args:
         split: ``train``, ``val`` or ``test`` (each drawn from its own sub-seed).
-        root: cache folder; default ``$FER_CACHE/synthetic`` or ``~/.cache/fer_core/synthetic``.
+        root: the folder of the split files; default ``default_root(cache_dir)``.
+        cache_dir: a data cache shared with other datasets (a sweep's ``--cache-dir``); the
+            splits go to its ``synthetic/`` folder. Ignored when ``root`` is given.
         size: image side in pixels (64-224 tested; drawn at this size, not resized).
         n: images in this split; default ``DEFAULT_N[split]`` (1400 / 280 / 280).
         seed: same seed and options give byte-identical splits.
@@ -235,5 +244,6 @@ def build_synthetic(
         shortcut=float(shortcut),
         intensity=(float(intensity[0]), float(intensity[1])),
     )
-    arrays, path = load_or_generate(split, opts, root)
+    arrays, path = load_or_generate(split, opts, root if root is not None
+                                    else default_root(cache_dir))
     return SyntheticFaces(split, arrays, path, transform)
