@@ -109,12 +109,16 @@ def test_the_closing_hints_print_no_credentials():
     from pathlib import Path
 
     from tuner.context import SweepContext
+    from tuner.settings import SweepSettings
     from tuner.sweep import how_to_look
     from tuner.tracking.client import TrackingTarget
 
     server = "https://alice:hunter2@mlflow.example:5000"
     target = TrackingTarget(server, "1", "p" * 32, "s", "smoke")
-    ctx = SweepContext({}, target, settings={"optuna_storage": "postgresql://bob:s3cret@db/optuna"})
+    settings = SweepSettings(space="pareto", metric=("val_cl", "val_att_cos"), mode=("max", "max"),
+                             searcher="optuna_pareto", scheduler="fifo", num_configs=1, seeds=1,
+                             max_concurrent=1, optuna_storage="postgresql://bob:s3cret@db/optuna")
+    ctx = SweepContext({}, target, settings=settings)
     text = how_to_look(ctx, Path("/shared/ray_results"))
     assert "hunter2" not in text and "s3cret" not in text and "alice" not in text
     assert "Open the UI:   https://***@mlflow.example:5000" in text  # a server is the UI

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from fer_core import CLASSES
 from tuner import artifacts
 from tuner.context import SweepContext
+from tuner.settings import SweepSettings
 from tuner.tracking import client as runs
 from tuner.tracking import schema as tr
 
@@ -140,7 +141,9 @@ def test_matrix_and_model_artifacts(store, tmp_path):
 
 def test_sweep_context_round_trips(store, tmp_path):
     _, target = store
-    ctx = SweepContext({"epochs": 2, "layers": "5"}, target, "abc", "fp", str(tmp_path),
-                       {"space": "smoke", "metric": ["val_cl", "val_att_cos"]})
+    settings = SweepSettings(space="pareto", metric=["val_cl", "val_att_cos"], mode=["max", "max"],
+                             searcher="optuna_pareto", scheduler="fifo", num_configs=8, seeds=1,
+                             max_concurrent=2, optuna_storage="sqlite:///optuna.db")
+    ctx = SweepContext({"epochs": 2, "layers": "5"}, target, "abc", "fp", str(tmp_path), settings)
     ctx.save(tmp_path / "sweep")
     assert SweepContext.load(tmp_path / "sweep") == ctx
