@@ -37,6 +37,8 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
+from analysis.source import check_store
+from fer_core.cli import cli_main
 from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core.registry import Registry
@@ -362,11 +364,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never a window
     args = parser().parse_args(argv)
+    check_store(args.mlflow_uri)
     options = FigureOptions(args.best_by, tuple(args.run_id), args.data_root, args.device,
                             args.batch_size, not args.no_progress)
     try:

@@ -28,6 +28,8 @@ from analysis import render
 from analysis.figures import FIGURES, FigureOptions, FigureSource, Outcome, load_selection
 from analysis.figures import make_figures as _make_figures
 from analysis.runs import add_source_args
+from analysis.source import check_store
+from fer_core.cli import cli_main
 from analysis.tables import TABLES, Table, build_table
 from tuner.provenance import git_commit
 
@@ -175,6 +177,7 @@ def write_report(experiment: str, tracking_uri: str | None, out: Path,
     return md, page
 
 
+@cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
     import matplotlib
 
@@ -189,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=Path("report"))
     args = p.parse_args(argv)
+    check_store(args.mlflow_uri)
     options = FigureOptions(data_root=args.data_root, device=args.device,
                             progress=not args.no_progress)
     try:

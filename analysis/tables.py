@@ -24,6 +24,8 @@ import pandas as pd
 
 from analysis import render
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
+from analysis.source import check_store, why_empty
+from fer_core.cli import cli_main
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
 
 METHOD_LABELS: tuple[tuple[str, str], ...] = (
@@ -239,6 +241,7 @@ def select(runs: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
     return runs
 
 
+@cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.tables", description=__doc__
                                      .split("\n")[0])
@@ -247,8 +250,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--format", choices=sorted(render.FORMATS), default="md")
     parser.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
+    check_store(args.mlflow_uri)
     try:
         runs = select(load_runs(args.experiment, args.mlflow_uri), args.where)
+        if runs.empty:
+            raise why_empty(args.experiment, args.mlflow_uri, args.where)
         text = render.FORMATS[args.format](build_table(runs, TABLES[args.table], args.experiment))
     except ValueError as error:
         parser.exit(2, f"error: {error}\n")

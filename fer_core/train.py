@@ -13,9 +13,11 @@ import json
 import sys
 from pathlib import Path
 
+from fer_core.cams import METHODS
 from fer_core.checkpoint import CHECKPOINT_FILE
 from fer_core.cli import UserError, check_device, cli_main
 from fer_core.config import ExperimentConfig, parse_overrides
+from fer_core.data import DATASETS
 from fer_core.engine import Callback, Trainer
 
 
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = ExperimentConfig.from_flat(parse_overrides(args.set))
     check_device("--set device=", cfg.train.device)
+    METHODS.get(cfg.method.method)  # unknown names list the valid ones before any data is built
+    DATASETS.get(cfg.data.dataset)
+    if cfg.data.dataset != "synthetic" and not cfg.data.data_root:
+        raise UserError(f"--set dataset={cfg.data.dataset} needs --set data_root=<its folder>")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if out.exists() and not out.is_dir():

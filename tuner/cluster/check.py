@@ -32,6 +32,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 from fer_core.registry import Registry
+from fer_core.cli import UserError, cli_main
 from tuner.cluster import rules
 
 RAY_API = "ray.io/v1"
@@ -331,6 +332,7 @@ def check_file(path: Path, deployable: bool = False) -> list[Problem]:
     return problems
 
 
+@cli_main()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tuner.cluster.check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -340,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="also fail on EDIT_ME placeholders (before `ray up` / `kubectl apply`)")
     args = p.parse_args(argv)
     files = args.files or list(rules.CONFIG_FILES)
+    for path in files:
+        if not path.is_file():
+            raise UserError(f"{path}: no such file; pass cluster YAML files (default: every "
+                            "config under tuner/cluster/)")
     total = 0
     for path in files:
         problems = check_file(path, args.deployable)

@@ -1,0 +1,305 @@
+"""A corpus of bad inputs, each given to a real CLI in its own process.
+
+For every case: the exit code, one ``error:`` line naming the offending value, no traceback, a
+bounded time (the subprocess timeout), and nothing left behind: no RUNNING MLflow run in the
+case's store, no process of the case still alive (matched by the case's folder, which holds
+its Ray temp dir, and by the session the case ran in).
+
+The sweep cases pay for importing the sweep (torch, timm, Ray, MLflow: tens of seconds on a busy
+2-core machine) and are marked ``slow``; the others fail within seconds of their imports.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from netutil import free_port
+
+from fer_core import CLASSES
+
+LIMIT_S = 240  # no case may take longer (a hang fails the test instead of blocking CI)
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...]  # after ``python -m``; {d} is the corpus folder, {c} the case's own
+    code: int
+    names: str  # the offending value, as the message must show it ({d}/{c} formatted)
+    slow: bool = False
+
+
+def sweep(*args: str) -> tuple[str, ...]:
+    """A sweep command at smoke sizes writing only inside the case's folder."""
+    return ("tuner.sweep", "--smoke-test", "--space", "smoke", "--storage-path", "{c}/rr",
+            "--mlflow-uri", "sqlite:///{c}/mlflow.db", *args)
+
+
+PREVIEW = ("fer_core.data", "preview", "-o", "{c}/grid.png")
+LANDMARKS = ("fer_core.data.landmarks", "--workers", "1", "--no-progress")
+TRAIN = ("fer_core.train", "--out", "{c}/out", "--no-progress")
+EXPLAIN = ("fer_core.explain", "--no-progress")
+TABLES = ("analysis.tables", "--table", "1")
+
+CASES = [
+    # fer_core.data preview: images, layouts, names, numbers
+    Case("preview-n-0", (*PREVIEW, "--dataset", "synthetic", "-n", "0"), 2, "-n 0"),
+    Case("preview-size-4", (*PREVIEW, "--dataset", "synthetic", "--size", "4"), 2, "--size 4"),
+    Case("preview-unknown-option", (*PREVIEW, "--dataset", "synthetic", "--option", "bogus=1"),
+         2, "bogus"),
+    Case("preview-unknown-dataset", (*PREVIEW, "--dataset", "fer2013"), 2, "fer2013"),
+    Case("preview-unknown-split", (*PREVIEW, "--dataset", "synthetic", "--split", "dev"), 2,
+         "dev"),
+    Case("preview-unknown-variant", (*PREVIEW, "--dataset", "synthetic", "--variant", "nope"),
+         2, "nope"),
+    Case("preview-missing-root", (*PREVIEW, "--dataset", "rafdb", "--root", "{d}/nowhere"), 2,
+         "{d}/nowhere"),
+    Case("preview-folder-without-lists", (*PREVIEW, "--dataset", "folder", "--root", "{d}/empty"),
+         2, "train.csv"),
+    Case("preview-all-images-bad", (*PREVIEW, "--dataset", "folder", "--root", "{d}/allbad"), 2,
+         "{d}/allbad"),
+    Case("preview-rafdb-no-label-file", (*PREVIEW, "--dataset", "rafdb", "--root", "{d}/raf_nolabels"),
+         2, "list_patition_label.txt"),
+    Case("preview-rafdb-bad-code", (*PREVIEW, "--dataset", "rafdb", "--root", "{d}/raf_badcode"),
+         2, "'9'"),
+    Case("preview-folder-unknown-label", (*PREVIEW, "--dataset", "folder", "--root",
+                                          "{d}/badlabel"), 2, "Bored"),
+    Case("preview-rafdb-unknown-images", (*PREVIEW, "--dataset", "rafdb", "--root",
+                                          "{d}/raf_badcode", "--option", "images=thumbs"),
+         2, "thumbs"),
+    Case("preview-unknown-format", ("fer_core.data", "preview", "--dataset", "synthetic", "-n",
+                                    "2", "-o", "{c}/grid.xyz"), 2, "xyz"),
+    # landmark extraction
+    Case("landmarks-all-images-bad", (*LANDMARKS, "--dataset", "folder", "--root", "{d}/allbad"),
+         2, "{d}/allbad"),
+    Case("landmarks-workers-0", (*LANDMARKS[:1], "--workers", "0", "--dataset", "folder",
+                                 "--root", "{d}/allbad"), 2, "--workers 0"),
+    Case("landmarks-missing-root", (*LANDMARKS, "--dataset", "rafdb", "--root", "{d}/nowhere"),
+         2, "{d}/nowhere"),
+    Case("landmarks-unknown-option", (*LANDMARKS, "--dataset", "folder", "--root", "{d}/allbad",
+                                      "--option", "crop=1"), 2, "crop"),
+    Case("landmarks-missing-import-file", (*LANDMARKS, "--dataset", "folder", "--root",
+                                           "{d}/allbad", "--import", "{d}/nowhere.csv"),
+         2, "{d}/nowhere.csv"),
+    # fer_core.train
+    Case("train-unknown-field", (*TRAIN, "--set", "lamda_au=4"), 2, "lambda_au"),
+    Case("train-epochs-0", (*TRAIN, "--set", "epochs=0"), 2, "epochs=0"),
+    Case("train-cuda-without-gpu", (*TRAIN, "--set", "device=cuda:7"), 2, "cuda:7"),
+    Case("train-resume-without-checkpoint", (*TRAIN, "--resume"), 2, "{c}/out/checkpoint.pt"),
+    Case("train-override-without-value", (*TRAIN, "--set", "bogus"), 2, "bogus"),
+    Case("train-unknown-method", (*TRAIN, "--set", "method=nosuch"), 2, "nosuch"),
+    Case("train-dataset-without-root", (*TRAIN, "--set", "dataset=rafdb"), 2, "dataset=rafdb"),
+    Case("train-out-is-a-file", ("fer_core.train", "--out", "{d}/afile"), 2, "{d}/afile"),
+    # fer_core.explain
+    Case("explain-missing-checkpoint", (*EXPLAIN, "{d}/corrupt.jpg", "--checkpoint",
+                                        "{d}/nowhere.pt", "-o", "{c}/x.png"), 2, "{d}/nowhere.pt"),
+    Case("explain-missing-image", (*EXPLAIN, "{d}/gone.png", "--checkpoint", "{d}/nowhere.pt",
+                                   "-o", "{c}/x.png"), 2, "gone.png"),
+    Case("explain-cuda-without-gpu", (*EXPLAIN, "{d}/text.jpg", "--checkpoint", "{d}/nowhere.pt",
+                                      "-o", "{c}/x.png", "--device", "cuda:7"), 2, "cuda:7"),
+    Case("explain-unknown-format", (*EXPLAIN, "{d}/text.jpg", "--checkpoint", "{d}/nowhere.pt",
+                                    "-o", "{c}/x.xyz"), 2, "xyz"),
+    Case("explain-unknown-class", (*EXPLAIN, "{d}/text.jpg", "--checkpoint", "{d}/nowhere.pt",
+                                   "-o", "{c}/x.png", "--class", "Bored"), 2, "Bored"),
+    # analysis
+    Case("tables-unreachable-server", (*TABLES, "--experiment", "x", "--mlflow-uri",
+                                       "http://127.0.0.1:{port}"), 2, "127.0.0.1:{port}"),
+    Case("tables-missing-store", (*TABLES, "--experiment", "x", "--mlflow-uri",
+                                  "sqlite:///{d}/nowhere.db"), 2, "{d}/nowhere.db"),
+    Case("tables-unknown-experiment", (*TABLES, "--experiment", "nope", "--mlflow-uri",
+                                       "sqlite:///{d}/store.db"), 2, "nope"),
+    Case("tables-no-trial-runs", (*TABLES, "--experiment", "foreign", "--mlflow-uri",
+                                  "sqlite:///{d}/store.db"), 2, "1 not a run of this project"),
+    Case("tables-unknown-table", ("analysis.tables", "--table", "9", "--experiment", "x"), 2,
+         "9"),
+    Case("figures-unknown-format", ("analysis.figures", "--experiment", "x", "--format", "gif",
+                                    "-o", "{c}/figs"), 2, "gif"),
+    Case("report-unreachable-server", ("analysis.report", "--experiment", "x", "--mlflow-uri",
+                                       "http://127.0.0.1:{port}", "-o", "{c}/r"), 2,
+         "127.0.0.1:{port}"),
+    # cluster configs
+    Case("cluster-check-missing-file", ("tuner.cluster.check", "{d}/nowhere.yaml"), 2,
+         "{d}/nowhere.yaml"),
+    Case("cluster-check-not-yaml", ("tuner.cluster.check", "{d}/bad.yaml"), 1, "{d}/bad.yaml"),
+    # tuner.sweep: usage, data preflight, connections, resources
+    Case("sweep-max-concurrent-0", sweep("--max-concurrent", "0"), 2, "--max-concurrent: 0",
+         slow=True),
+    Case("sweep-unknown-field", sweep("--set", "lamda_au=3"), 2, "lambda_au", slow=True),
+    Case("sweep-unknown-space", ("tuner.sweep", "--space", "nosuch"), 2, "nosuch", slow=True),
+    Case("sweep-missing-root", sweep("--dataset", "rafdb", "--data-root", "{d}/nowhere"), 2,
+         "{d}/nowhere", slow=True),
+    Case("sweep-all-images-bad", sweep("--dataset", "folder", "--data-root", "{d}/allbad"), 2,
+         "{c}/rr/data_cache/preflight-folder.txt", slow=True),
+    Case("sweep-class-missing", sweep("--dataset", "folder", "--data-root", "{d}/noclass"), 2,
+         "Disgust", slow=True),
+    Case("sweep-unreachable-address", sweep("--address", "127.0.0.1:{port}"), 2,
+         "127.0.0.1:{port}", slow=True),
+    Case("sweep-unreachable-mlflow", sweep("--mlflow-uri", "http://127.0.0.1:{port}"), 2,
+         "127.0.0.1:{port}", slow=True),
+    Case("sweep-store-folder-missing", sweep("--mlflow-uri", "sqlite:///{d}/nowhere/m.db"), 2,
+         "{d}/nowhere", slow=True),
+    Case("sweep-too-many-gpus", sweep("--gpus-per-trial", "64", "--num-cpus", "1"), 2,
+         "--gpus-per-trial 64", slow=True),
+    Case("sweep-too-many-cpus", sweep("--cpus-per-trial", "4096", "--num-cpus", "1"), 2,
+         "--cpus-per-trial 4096", slow=True),
+    Case("sweep-resume-unknown", sweep("--resume", "--name", "nosuch"), 2, "nosuch", slow=True),
+]
+
+
+def write_list(root: Path, split: str, rows: list[tuple[str, str]]) -> None:
+    with (root / f"{split}.csv").open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["path", "label"])
+        out.writerows(rows)
+
+
+def bad_files(folder: Path) -> list[Path]:
+    """A corrupt JPEG (valid marker, garbage after), a zero-byte file, text named .jpg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    corrupt, empty, text = folder / "corrupt.jpg", folder / "zero.jpg", folder / "text.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(200))
+    empty.write_bytes(b"")
+    text.write_text("this is a text file, not a JPEG\n")
+    return [corrupt, empty, text]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("bad-inputs")
+    bad = bad_files(d)
+    # A folder dataset where every listed image is bad.
+    allbad = d / "allbad"
+    files = bad_files(allbad / "img")
+    rows = [(str(files[i % 3].relative_to(allbad)), c) for i, c in enumerate(CLASSES * 2)]
+    write_list(allbad, "train", rows)
+    write_list(allbad, "test", rows)
+    # Readable images, but no training image of Disgust.
+    noclass = d / "noclass"
+    (noclass / "img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, name in enumerate(CLASSES * 3):
+        cv2.imwrite(str(noclass / "img" / f"{i}.png"), rng.integers(0, 255, (32, 32, 3), np.uint8))
+        rows.append((f"img/{i}.png", name))
+    write_list(noclass, "train", [r for r in rows if r[1] != "Disgust"])
+    write_list(noclass, "test", rows)
+    (d / "empty").mkdir()
+    badlabel = d / "badlabel"
+    badlabel.mkdir()
+    write_list(badlabel, "train", [("../corrupt.jpg", "Bored")])
+    write_list(badlabel, "test", [("../corrupt.jpg", "Happiness")])
+    (d / "raf_nolabels" / "Image" / "aligned").mkdir(parents=True)
+    raf = d / "raf_badcode"
+    (raf / "Image" / "aligned").mkdir(parents=True)
+    (raf / "EmoLabel").mkdir()
+    (raf / "EmoLabel" / "list_patition_label.txt").write_text("train_00001.jpg 9\n")
+    shutil.copy(bad[0], raf / "Image" / "aligned" / "train_00001_aligned.jpg")
+    (d / "afile").write_text("not a folder\n")
+    (d / "bad.yaml").write_text("cluster_name: [unclosed\n")
+    # A store whose only run is not of the project's schema.
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{d}/store.db")
+    run = client.create_run(client.create_experiment("foreign"))
+    client.set_terminated(run.info.run_id)
+    return d
+
+
+def leftovers(case_dir: Path, session: int) -> list[str]:
+    """Processes still alive that belong to the case (its folder in their command line, or
+    the session the case's process led)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            sid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        if str(case_dir) in cmdline or sid == session:
+            found.append(f"{proc.name}: {cmdline[:120]}")
+    return found
+
+
+def running_runs(case_dir: Path) -> int:
+    """RUNNING runs in every sqlite MLflow store the case wrote."""
+    count = 0
+    for db in case_dir.rglob("*.db"):
+        with sqlite3.connect(db) as con:
+            tables = {r[0] for r in con.execute("select name from sqlite_master")}
+            if "runs" in tables:
+                count += con.execute(
+                    "select count(*) from runs where status='RUNNING'").fetchone()[0]
+    return count
+
+
+def run_case(case: Case, corpus: Path) -> tuple[subprocess.CompletedProcess, float, Path, int,
+                                                dict[str, str]]:
+    """Run one case in a fresh folder and session; returns its result, seconds, folder, session
+    id and the values its placeholders got."""
+    case_dir = Path(tempfile.mkdtemp(prefix="bi", dir="/tmp"))  # short: Ray's socket paths
+    port = free_port()
+    fill = {"d": str(corpus), "c": str(case_dir), "port": str(port)}
+    argv = [a.format(**fill) for a in case.argv]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(case_dir / "ray"),
+           "FER_CACHE": str(case_dir / "cache"), "PYTHONPATH": str(PROJECT)}
+    env.pop("FER_DEBUG", None)
+    began = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=case_dir, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=LIMIT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        out, err = proc.communicate()
+        pytest.fail(f"{case.id}: no answer within {LIMIT_S} s\n{err[-2000:]}")
+    took = time.monotonic() - began
+    result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    return result, took, case_dir, proc.pid, fill
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] * c.slow)
+                                  for c in CASES])
+def test_bad_input_fails_clearly(case: Case, corpus: Path):
+    result, took, case_dir, session, fill = run_case(case, corpus)
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output[-3000:]
+    assert result.returncode == case.code, output[-3000:]
+    name = case.names.format(**fill)
+    if case.code == 2:
+        lines = [line for line in result.stderr.splitlines()
+                 if line.startswith("error:") or ": error: " in line]
+        assert len(lines) == 1, result.stderr[-3000:]
+        assert name in lines[0], lines[0]
+    else:
+        assert name in output, output[-3000:]
+    deadline = time.monotonic() + 15  # a local Ray's processes take a few seconds to go
+    while (alive := leftovers(case_dir, session)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not alive, alive
+    assert running_runs(case_dir) == 0
+    print(f"{case.id}: exit {result.returncode} in {took:.1f} s")
+    shutil.rmtree(case_dir, ignore_errors=True)
+
+
+def test_the_corpus_is_large_and_varied():
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)
+    commands = {c.argv[0] for c in CASES}
+    assert {"tuner.sweep", "fer_core.train", "fer_core.data", "fer_core.data.landmarks",
+            "fer_core.explain", "analysis.tables", "tuner.cluster.check"} <= commands
