@@ -37,8 +37,8 @@ class EpochPrinter(Callback):
         )
 
 
-def main(argv: list[str] | None = None) -> int:
 @cli_main()
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                         help="override a config field (repeatable), e.g. --set lambda_au=4")
@@ -53,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.data.dataset != "synthetic" and not cfg.data.data_root:
         raise UserError(f"--set dataset={cfg.data.dataset} needs --set data_root=<its folder>")
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder for the checkpoint and metrics")
     if args.resume and not (out / CHECKPOINT_FILE).is_file():
         raise UserError(f"--resume: no checkpoint at {out / CHECKPOINT_FILE}; run without "
                         "--resume first, or pass the --out folder of an earlier run")
+    out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(cfg, callbacks=[EpochPrinter(out)], progress=not args.no_progress)
     if args.resume:
         trainer.load_checkpoint(str(out))
