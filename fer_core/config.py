@@ -228,7 +228,7 @@ class ExperimentConfig:
                             if (close := difflib.get_close_matches(k, list(owner), n=3)))
             raise ValueError(f"unknown config field(s) {unknown}{hints}; "
                              f"valid fields: {sorted(owner)}")
-        parts: dict[str, dict[str, Any]] = {s: {} for s in sections()}
+        parts: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
         for key, value in flat.items():
             if key in owner:
                 section, hint = owner[key]
