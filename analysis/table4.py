@@ -23,12 +23,12 @@ import pandas as pd
 from analysis.stats import estimate
 from analysis.tables import (
     FINISHERS,
-    METHOD_LABELS,
     TABLES,
     Cell,
     Column,
     Table,
     TableSpec,
+    method_labels,
     method_rows,
 )
 from fer_core.xai.names import BY_NAME, METRICS
@@ -48,11 +48,16 @@ def columns() -> tuple[Column, ...]:
     return tuple(out)
 
 
+def row_labels() -> dict[str, str]:
+    """The methods' labels (Table 1's) and the random-map row's."""
+    return {**method_labels(), RANDOM_ROW: RANDOM_LABEL}
+
+
 SPEC = TableSpec(
     4, "Localisation against the AU map, faithfulness and sanity without and with AU guidance "
        "(bold: best method in the metric's direction; last row: random maps)",
     "method", "Method", method_rows, columns(),
-    row_labels=(*METHOD_LABELS, (RANDOM_ROW, RANDOM_LABEL)),
+    row_labels=row_labels,
 )
 
 

@@ -75,7 +75,8 @@ class EdgeMap(torch.nn.Module):
 
     def cams(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         gray = x.mean(dim=1)
-        edges = (gray[:, 1:, 1:] - gray[:, :-1, 1:]).abs() + (gray[:, 1:, 1:] - gray[:, 1:, :-1]).abs()
+        inner = gray[:, 1:, 1:]
+        edges = (inner - gray[:, :-1, 1:]).abs() + (inner - gray[:, 1:, :-1]).abs()
         return minmax_normalize(edges)
 
 
