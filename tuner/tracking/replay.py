@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from fer_core.cli import cli_main
 from tuner.tracking.client import TrackingTarget, fail_fast_http
 from tuner.tracking.journal import (
     JOURNAL_FILE,
@@ -95,6 +96,7 @@ def journals(paths: list[str]) -> list[Path]:
     return found
 
 
+@cli_main()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tuner.mlflow_replay", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from fer_core.cli import cli_main
 from tuner.database import DatabaseUnreachable, check_reachable
 from tuner.tracking.redact import redact
 
@@ -264,6 +265,7 @@ def serve(config: ServerConfig) -> int:
     return code or 1
 
 
+@cli_main()
 def main(argv: list[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     try:
