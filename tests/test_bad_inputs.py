@@ -71,8 +71,8 @@ CASES = [
          2, "train.csv"),
     Case("preview-all-images-bad", (*PREVIEW, "--dataset", "folder", "--root", "{d}/allbad"), 2,
          "{d}/allbad"),
-    Case("preview-rafdb-no-label-file", (*PREVIEW, "--dataset", "rafdb", "--root", "{d}/raf_nolabels"),
-         2, "list_patition_label.txt"),
+    Case("preview-rafdb-no-label-file", (*PREVIEW, "--dataset", "rafdb", "--root",
+                                         "{d}/raf_nolabels"), 2, "list_patition_label.txt"),
     Case("preview-rafdb-bad-code", (*PREVIEW, "--dataset", "rafdb", "--root", "{d}/raf_badcode"),
          2, "'9'"),
     Case("preview-folder-unknown-label", (*PREVIEW, "--dataset", "folder", "--root",
@@ -134,6 +134,11 @@ CASES = [
     Case("cluster-check-missing-file", ("tuner.cluster.check", "{d}/nowhere.yaml"), 2,
          "{d}/nowhere.yaml"),
     Case("cluster-check-not-yaml", ("tuner.cluster.check", "{d}/bad.yaml"), 1, "{d}/bad.yaml"),
+    # the tracking server and the journal replay
+    Case("mlflow-server-port-out-of-range", ("tuner.mlflow_server", "--port", "99999",
+                                             "--dry-run"), 2, "99999"),
+    Case("mlflow-replay-missing-journal", ("tuner.mlflow_replay", "{d}/nowhere.jsonl"), 2,
+         "{d}/nowhere.jsonl"),
     # tuner.sweep: usage, data preflight, connections, resources
     Case("sweep-max-concurrent-0", sweep("--max-concurrent", "0"), 2, "--max-concurrent: 0",
          slow=True),
@@ -303,3 +308,41 @@ def test_the_corpus_is_large_and_varied():
     commands = {c.argv[0] for c in CASES}
     assert {"tuner.sweep", "fer_core.train", "fer_core.data", "fer_core.data.landmarks",
             "fer_core.explain", "analysis.tables", "tuner.cluster.check"} <= commands
+
+
+def run_sweep(args: list[str], folder: Path, limit: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(PROJECT)}
+    return subprocess.run([sys.executable, "-m", "tuner.sweep", "--smoke-test", "--space", "smoke",
+                           "--storage-path", str(folder / "rr"),
+                           "--mlflow-uri", f"sqlite:///{folder}/mlflow.db", *args],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=limit)
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_every_trial_fails_exits_1_and_lists_them(tmp_path):
+    # fail_at_epoch=1 fails before the first checkpoint, so every retry fails again.
+    run = run_sweep(["--trials", "1", "--num-cpus", "1", "--set", "fail_at_epoch=1"], tmp_path)
+    assert run.returncode == 1, run.stderr[-3000:]
+    summary = run.stderr[run.stderr.index("trial(s) FAILED"):]
+    assert "1 trial(s) FAILED" in run.stderr
+    assert "InjectedFault: fail_at_epoch=1" in summary and "error.txt" in summary
+    log = Path(summary.split("log: ")[1].split()[0])
+    assert log.is_file() and "InjectedFault" in log.read_text()
+    assert running_runs(tmp_path) == 0
+    assert "Resume:" in run.stdout
+
+
+@pytest.mark.slow
+def test_a_request_no_node_offers_ends_after_the_pending_timeout(tmp_path, ray_runtime):
+    # A cluster without autoscaler node types: whether a GPU node will come is not knowable
+    # up front, so the sweep waits --pending-timeout seconds, then ends with a message.
+    began = time.monotonic()
+    run = run_sweep(["--trials", "1", "--address", ray_runtime, "--gpus-per-trial", "1",
+                     "--pending-timeout", "5"], tmp_path, limit=LIMIT_S)
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "waiting for an autoscaler" in run.stdout
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--gpus-per-trial 1" in errors[0]
+    assert "--pending-timeout" in errors[0] and "Traceback" not in run.stderr
+    assert time.monotonic() - began < LIMIT_S
+    assert running_runs(tmp_path) == 0

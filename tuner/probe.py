@@ -7,8 +7,9 @@
   Ray itself retries an address that does not answer for a long time.
 - A trial's request (``--cpus-per-trial``, ``--gpus-per-trial``) must fit on one node of the
   cluster, or on one node type of its autoscaler when the cluster publishes its node types.
-  When neither is knowable, ``tuner.pending.PendingWatch`` ends a sweep whose trials all stay pending for
-  ``--pending-timeout`` seconds (default :data:`PENDING_TIMEOUT_S`) instead of waiting forever.
+  When neither is knowable, ``tuner.pending.PendingWatch`` ends a sweep whose trials all stay
+  pending for ``--pending-timeout`` seconds (default :data:`PENDING_TIMEOUT_S`) instead of
+  waiting forever.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft7Validator
 
-from fer_core.registry import Registry
 from fer_core.cli import UserError, cli_main
+from fer_core.registry import Registry
 from tuner.cluster import rules
 
 RAY_API = "ray.io/v1"
