@@ -292,7 +292,7 @@ def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray
     return guard.outcome(grid, storage_root(args) / ctx.target.sweep_name)
 
 
-@cli_main()
+@cli_main(extra=(ConnectionError,))  # ray.init(address="auto") with no cluster running
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
