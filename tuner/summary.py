@@ -14,11 +14,13 @@ from typing import Any
 
 from mlflow.entities import Run
 
+from fer_core import metric_names as mn
 from fer_core.registry import Registry
+from search_spaces.base import Objective
 from tuner.tracking import schema as tr
 
 SHOWN_PARAMS = ("method", "lambda_au", "layers", "seed")
-SHOWN_METRICS = ("val_cl", "val_att_cos", "test_cl", "test_att_cos", "test_cam_cos")
+SHOWN_METRICS = (mn.VAL_CL, mn.VAL_ATT_COS, mn.TEST_CL, mn.TEST_ATT_COS, mn.TEST_CAM_COS)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class TrialRow:
     @property
     def complete(self) -> bool:
         """Ran to the end: it has test metrics."""
-        return tr.finite(self.metrics.get("test_cl"))
+        return tr.finite(self.metrics.get(mn.TEST_CL))
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,8 @@ class Summary:
                 "notes": self.notes, **self.extra}
 
 
-SUMMARIES: Registry[Callable[[Sequence[TrialRow], str | list[str], str | list[str]], Summary]] = (
-    Registry("summary")
-)
+SUMMARIES: Registry[Callable[[Sequence[TrialRow], Objective], Summary]] = Registry("summary")
+"""Each takes the sweep's trials and its objective (``SweepSettings.objective``)."""
 
 
 def _param(text: str) -> str:
@@ -121,10 +122,10 @@ def _counts(trials: Sequence[TrialRow]) -> str:
 
 
 @SUMMARIES.register("best_per_arm")
-def best_per_arm(trials: Sequence[TrialRow], metric: Any, mode: Any) -> Summary:
-    """Per arm: the complete trial with the best ``metric`` and the arm's mean test metrics."""
-    key = metric[0] if isinstance(metric, list) else metric
-    sign = 1.0 if (mode[0] if isinstance(mode, list) else mode) == "max" else -1.0
+def best_per_arm(trials: Sequence[TrialRow], objective: Objective) -> Summary:
+    """Per arm: the complete trial best by the (first) objective and the arm's mean test metrics."""
+    key = objective.primary_metric
+    sign = 1.0 if objective.primary_mode == "max" else -1.0
     arms: dict[str, list[TrialRow]] = {}
     for t in trials:
         arms.setdefault(t.arm, []).append(t)
@@ -136,7 +137,7 @@ def best_per_arm(trials: Sequence[TrialRow], metric: Any, mode: Any) -> Summary:
                          *([math.nan] * len(SHOWN_METRICS)), math.nan])
             continue
         best = max(done, key=lambda t: sign * t.metrics.get(key, -sign * math.inf))
-        mean_att = sum(t.metrics.get("test_att_cos", math.nan) for t in done) / len(done)
+        mean_att = sum(t.metrics.get(mn.TEST_ATT_COS, math.nan) for t in done) / len(done)
         rows.append(_row(best, [arm, f"{len(done)}/{len(members)}"]) + [mean_att])
     return Summary(
         title=f"best trial per arm (by {key}, {'max' if sign > 0 else 'min'})",
@@ -152,10 +153,9 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 @SUMMARIES.register("pareto_front")
-def pareto_front(trials: Sequence[TrialRow], metric: Any, mode: Any) -> Summary:
+def pareto_front(trials: Sequence[TrialRow], objective: Objective) -> Summary:
     """The complete trials no other complete trial beats on every objective."""
-    keys = metric if isinstance(metric, list) else [metric]
-    modes = mode if isinstance(mode, list) else [mode]
+    keys, modes = objective.metrics, objective.modes
     signs = [1.0 if m == "max" else -1.0 for m in modes]
     done = [t for t in trials if t.complete and all(tr.finite(t.metrics.get(k)) for k in keys)]
     points = {t.name: [s * t.metrics[k] for k, s in zip(keys, signs, strict=True)] for t in done}
