@@ -39,6 +39,7 @@ from fer_core.overlay import (
     grid_figure,
     save_figure,
 )
+from fer_core.xai.curves import curves_figure, image_curves
 
 FACE_MARGIN = 0.16
 """Square crop side = (1 + 2 · margin) · the landmarks' larger extent. Measured on the synthetic
@@ -108,7 +109,9 @@ class Explainer:
                   "landmarks": np.full((68, 2), np.nan, np.float32) if points is None else points}
         shown = self.to_display(sample)
         chosen = None if self.target_class is None else torch.tensor([self.target_class])
-        result = explain_batch(self.loaded, self.to_model(sample)["image"][None], chosen)
+        model_input = self.to_model(sample)["image"][None]
+        result = explain_batch(self.loaded, model_input, chosen)
+        self.last_input = model_input  # kept for --faithfulness (same crop, same transform)
         target = int(result.pred[0]) if self.target_class is None else self.target_class
         display = (DISPLAY_SIZE, DISPLAY_SIZE)
         face = ExplainedFace(
@@ -187,7 +190,7 @@ def write_csv(rows: Sequence[dict[str, object]], out: Path) -> Path:
     return out
 
 
-def _run_image(explainer: Explainer, path: Path, out: Path) -> int:
+def _run_image(explainer: Explainer, path: Path, out: Path, faithfulness: bool = False) -> int:
     try:
         face = explainer.file(path)
     except NoFaceError as err:
@@ -199,6 +202,14 @@ def _run_image(explainer: Explainer, path: Path, out: Path) -> int:
     for name, p in zip(CLASSES, face.probs, strict=True):
         print(f"{name} {p:.4f}")
     print(f"wrote {save_figure(explanation_figure(face), out)}")
+    if faithfulness:
+        curves = image_curves(explainer.loaded.model,
+                              explainer.last_input.to(explainer.loaded.device), face.target)
+        where = out.with_name(f"{out.stem}_faithfulness{out.suffix}")
+        print(f"deletion AUC {curves.deletion_auc:.4f}, insertion AUC "
+              f"{curves.insertion_auc:.4f} ({CLASSES[face.target]})")
+        title = f"{path.name}: {CLASSES[face.target]} ({face.method})"
+        print(f"wrote {save_figure(curves_figure(curves, title), where)}")
     return 0
 
 
@@ -237,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-face-ok", action="store_true",
                         help="without a face, classify the whole image resized")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--faithfulness", action="store_true",
+                        help="one image: also draw its deletion and insertion curves "
+                             "(Petsiuk et al. 2018) to <out>_faithfulness.<suffix>")
     return parser
 
 
@@ -259,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.input.is_dir():
             return _run_folder(explainer, args.input, args.out,
                                args.csv or args.out.with_suffix(".csv"), not args.no_progress)
-        return _run_image(explainer, args.input, args.out)
+        return _run_image(explainer, args.input, args.out, args.faithfulness)
     except BadImage as err:
         print(f"error: cannot read {err}", file=sys.stderr)
         return EXIT_USAGE
