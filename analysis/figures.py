@@ -41,6 +41,7 @@ from analysis.source import check_store
 from fer_core.cli import cli_main
 from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
+from fer_core import metric_names as mn
 from fer_core.registry import Registry
 from tuner.artifacts import draw_heatmap
 from tuner.summary import dominates
@@ -54,8 +55,9 @@ IGNORED_FIELDS = frozenset({"lambda_au", "device", "num_workers", "fail_at_epoch
 """Config fields a λ curve may vary (λ) or that do not change a trained model."""
 AU_ONLY_FIELDS = ("layers", "layer_reduce")
 """Unused at λ = 0: a baseline's layer set does not make it a different model."""
-LAMBDA_PANELS = (("test_cl", "CL (%)"), ("test_cam_cos", "CAM-COS"), ("test_att_cos", "ATT-COS"))
-PARETO_AXES = (("test_att_cos", "ATT-COS (test)"), ("test_cl", "CL (%, test)"))
+LAMBDA_PANELS = ((mn.TEST_CL, "CL (%)"), (mn.TEST_CAM_COS, "CAM-COS"),
+                 (mn.TEST_ATT_COS, "ATT-COS"))
+PARETO_AXES = ((mn.TEST_ATT_COS, "ATT-COS (test)"), (mn.TEST_CL, "CL (%, test)"))
 """(x, y) of the Pareto figure; both maximised."""
 
 
@@ -67,7 +69,7 @@ class MissingRuns(ValueError):
 class FigureOptions:
     """Choices of the figures that pick runs or read data."""
 
-    best_by: str = "best_val_cl"
+    best_by: str = mn.BEST_VAL_CL
     run_ids: tuple[str, ...] = ()
     data_root: str | None = None
     device: str = "auto"
@@ -140,7 +142,7 @@ def best_runs(runs: pd.DataFrame, best_by: str) -> list[tuple[str, pd.Series]]:
 
 def _config_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in runs.columns if c not in RUN_COLUMNS
-            and not c.startswith(("test_", "best_"))]
+            and not mn.is_final(c) and c not in mn.SELECTION_METRICS]
 
 
 def check_one_setting(runs: pd.DataFrame, figure: str) -> None:

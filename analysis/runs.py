@@ -19,8 +19,9 @@ Config columns
     value is a number, else ``str``; ``"None"`` becomes ``None``. Layer-set params (``layers``,
     ``adl_layers``) always stay ``str``: ``"5"`` is the label of a set, like ``"5+4"``.
 Metric columns (float, NaN when absent)
-    Every final ``test_*`` metric (``test_cl``, ``test_att_cos``, ``test_att_cos_l<k>``,
-    ``test_cam_cos``, ``test_n_invalid``), plus ``best_val_cl`` and ``best_epoch`` (the model
+    Every final metric (families ``test`` and ``test_xai`` of ``fer_core.metric_names``:
+    ``test_cl``, ``test_att_cos``, ``test_att_cos_l<k>``, ``test_cam_cos``, ``test_n_invalid``,
+    ``test_xai_<name>``), plus ``best_val_cl`` and ``best_epoch`` (the model
     selected on validation CL). Per-epoch curves are not columns: they are series, not results.
 
 By default only FINISHED trials that were not early-stopped are kept, since only they carry test
@@ -36,11 +37,11 @@ from contextlib import contextmanager
 import mlflow
 import pandas as pd
 
+from fer_core import metric_names as mn
 from tuner.tracking import schema as tr
 
 RUN_COLUMNS = ("run_id", "status", "early_stopped", "arm", "sweep", "space", "git_commit",
                "seed", "with_au")
-SELECTION_METRICS = ("best_val_cl", "best_epoch")
 TEXT_PARAMS = frozenset({"layers", "adl_layers"})
 """Params that are labels even when they look like numbers."""
 
@@ -100,9 +101,9 @@ def tidy(found: pd.DataFrame) -> pd.DataFrame:
 
     params = {c[len("params."):]: _typed(found[c], c[len("params."):])
               for c in sorted(found.columns) if c.startswith("params.")}
-    metrics = {c[len("metrics."):]: found[c].astype(float) for c in sorted(found.columns)
-               if c.startswith("metrics.test_")
-               or c[len("metrics."):] in SELECTION_METRICS}
+    names = [c[len("metrics."):] for c in sorted(found.columns) if c.startswith("metrics.")]
+    metrics = {name: found[f"metrics.{name}"].astype(float) for name in names
+               if mn.is_final(name) or name in mn.SELECTION_METRICS}
     lambda_au = params.get("lambda_au", pd.Series(0.0, index=found.index)).astype(float)
     seed = params.get("seed", pd.Series(pd.NA, index=found.index))
     frame = pd.DataFrame({
@@ -138,6 +139,8 @@ def load_runs(
             experiment_ids=[found_experiment.experiment_id],
             filter_string=tr.tag_filter({tr.TAG_ROLE: tr.ROLE_TRIAL}),
             output_format="pandas",
+            # Every page: MLflow's default (100,000 runs) would cut a larger study silently.
+            max_results=None,
         )
     frame = tidy(found)
     keep = pd.Series(True, index=frame.index)

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from fer_core import NUM_CLASSES
 from fer_core import checkpoint as ckpt
+from fer_core import metric_names as mn
 from fer_core.au import render_au_maps
 from fer_core.cams import build_method
 from fer_core.config import ExperimentConfig
@@ -172,10 +173,10 @@ class Trainer:
             self.best_val_cl, self.best_epoch = val["cl"], epoch
             self.best_state = copy.deepcopy(self.model.state_dict())
         metrics = {
-            "epoch": float(epoch), **train, **flat_eval(val, "val", self.model.headline_layer),
-            "lr": lr,
-            "epoch_time_s": time.perf_counter() - start,
-            "best_val_cl": self.best_val_cl, "best_epoch": float(self.best_epoch),
+            mn.EPOCH: float(epoch), **train, **flat_eval(val, mn.VAL, self.model.headline_layer),
+            mn.LR: lr,
+            mn.EPOCH_TIME: time.perf_counter() - start,
+            mn.BEST_VAL_CL: self.best_val_cl, mn.BEST_EPOCH: float(self.best_epoch),
         }
         self.history.append(metrics)
         return metrics
@@ -215,8 +216,9 @@ class Trainer:
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
             bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}")
-        result = {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
-        result["train_cl"] = 100.0 * correct / max(seen, 1)
+        # Loss parts (loss, loss_ce, loss_<term>) become train_loss, train_loss_ce, ...
+        result = {mn.key(mn.TRAIN, k): v / max(seen, 1) for k, v in sums.items()}
+        result[mn.TRAIN_CL] = 100.0 * correct / max(seen, 1)
         return result
 
     def train_step(self, batch: dict[str, torch.Tensor]):
@@ -273,9 +275,9 @@ class Trainer:
             model.load_state_dict(self.best_state)
         result = self.evaluate("test", model)
         self.final_matrices = {"confusion": result["confusion"], "cos_matrix": result["cos_matrix"]}
-        final = flat_eval(result, "test", self.model.headline_layer)
-        final["best_epoch"] = float(self.best_epoch)
-        final["test_n_invalid"] = float(result["n_invalid"])
+        final = flat_eval(result, mn.TEST, self.model.headline_layer)
+        final[mn.BEST_EPOCH] = float(self.best_epoch)
+        final[mn.TEST_N_INVALID] = float(result["n_invalid"])
         return final
 
 
@@ -285,9 +287,9 @@ def flat_eval(result: dict[str, Any], prefix: str, headline: int) -> dict[str, f
     ``<prefix>_att_cos`` is the headline layer's (the last layer, PROTOCOL §7 / Table 2).
     """
     att = result["att_cos"]
-    flat = {f"{prefix}_cl": float(result["cl"])}
-    flat.update({f"{prefix}_att_cos_l{k}": float(v) for k, v in att.items()})
-    flat[f"{prefix}_att_cos"] = float(att[headline])
+    flat = {mn.key(prefix, mn.CL): float(result["cl"])}
+    flat.update({mn.layer_key(prefix, k): float(v) for k, v in att.items()})
+    flat[mn.key(prefix, mn.ATT_COS)] = float(att[headline])
     cam = result.get("cam_cos")
-    flat[f"{prefix}_cam_cos"] = math.nan if cam is None else float(cam)
+    flat[mn.key(prefix, mn.CAM_COS)] = math.nan if cam is None else float(cam)
     return flat

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from mlflow.entities import Run
 
 from fer_core.config import ExperimentConfig, field_owners
+from fer_core.metric_names import TEST_CL
 from tuner.context import SweepContext
 from tuner.tracking import client as runs
 from tuner.tracking import schema as tr
@@ -58,7 +59,7 @@ def is_reusable(run: Run) -> bool:
     """FINISHED, not early-stopped, with its final test metrics."""
     return (run.info.status == tr.FINISHED
             and run.data.tags.get(tr.TAG_EARLY_STOPPED) != "true"
-            and tr.finite(run.data.metrics.get("test_cl")))
+            and tr.finite(run.data.metrics.get(TEST_CL)))
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from typing import Any
 
 from mlflow.entities import Run
 
+from fer_core import metric_names as mn
 from fer_core.registry import Registry
 from search_spaces.base import Objective
 from tuner.tracking import schema as tr
 
 SHOWN_PARAMS = ("method", "lambda_au", "layers", "seed")
-SHOWN_METRICS = ("val_cl", "val_att_cos", "test_cl", "test_att_cos", "test_cam_cos")
+SHOWN_METRICS = (mn.VAL_CL, mn.VAL_ATT_COS, mn.TEST_CL, mn.TEST_ATT_COS, mn.TEST_CAM_COS)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class TrialRow:
     @property
     def complete(self) -> bool:
         """Ran to the end: it has test metrics."""
-        return tr.finite(self.metrics.get("test_cl"))
+        return tr.finite(self.metrics.get(mn.TEST_CL))
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def best_per_arm(trials: Sequence[TrialRow], objective: Objective) -> Summary:
                          *([math.nan] * len(SHOWN_METRICS)), math.nan])
             continue
         best = max(done, key=lambda t: sign * t.metrics.get(key, -sign * math.inf))
-        mean_att = sum(t.metrics.get("test_att_cos", math.nan) for t in done) / len(done)
+        mean_att = sum(t.metrics.get(mn.TEST_ATT_COS, math.nan) for t in done) / len(done)
         rows.append(_row(best, [arm, f"{len(done)}/{len(members)}"]) + [mean_att])
     return Summary(
         title=f"best trial per arm (by {key}, {'max' if sign > 0 else 'min'})",

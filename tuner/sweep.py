@@ -201,11 +201,11 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
     client.log_text(target.parent_run_id, text, tr.SUMMARY_FILES[0])
     client.log_dict(target.parent_run_id, summary.as_dict(), tr.SUMMARY_FILES[1])
     counts = {
-        "sweep.trials": len(trials),
-        "sweep.trials_finished": sum(t.complete for t in trials),
-        "sweep.trials_early_stopped": sum(t.early_stopped for t in trials),
-        "sweep.trials_failed": sum(t.status == tr.FAILED for t in trials),
-        "sweep.wall_s": wall_s,
+        tr.SWEEP_TRIALS: len(trials),
+        tr.SWEEP_FINISHED: sum(t.complete for t in trials),
+        tr.SWEEP_EARLY_STOPPED: sum(t.early_stopped for t in trials),
+        tr.SWEEP_FAILED: sum(t.status == tr.FAILED for t in trials),
+        tr.SWEEP_WALL_S: wall_s,
         **(record.metrics() if record else {}),
     }
     runs.log_metrics(client, target.parent_run_id, counts, step=0)

@@ -40,13 +40,16 @@ Child run (exactly one per Tune trial, resumed and retried attempts continue it)
             sweep was stopped first)
     params  the full resolved flat config (``ExperimentConfig.to_flat()``), e.g. ``method``,
             ``backbone``, ``dataset``, ``lambda_au``, ``layers`` (``5+4``), ``seed``
-    metrics per epoch, ``step`` = epoch: ``train_loss``, ``train_loss_ce``, ``train_loss_align``,
-            ``train_cl``, ``val_cl``, ``val_att_cos`` (headline layer), ``val_att_cos_l<k>`` (each
-            evaluated layer), ``val_cam_cos`` (NaN for a method without CAM), ``lr``,
-            ``epoch_time_s``, ``best_val_cl``, ``best_epoch``
+    metrics every key of an engine result that belongs to a family of ``fer_core.metric_names``
+            (matched by pattern, so a method's own ``train_loss_<term>`` is logged too):
+            per epoch, ``step`` = epoch: ``train_loss``, ``train_loss_ce``,
+            ``train_loss_align``, ``train_loss_<term>``, ``train_cl``, ``val_cl``,
+            ``val_att_cos`` (headline layer), ``val_att_cos_l<k>`` (each evaluated layer),
+            ``val_cam_cos`` (NaN for a method without CAM), ``lr``, ``epoch_time_s``,
+            ``best_val_cl``, ``best_epoch``
             final, ``step`` = last epoch, for the model selected on validation CL: ``test_cl``,
             ``test_att_cos``, ``test_att_cos_l<k>``, ``test_cam_cos``, ``test_n_invalid``,
-            ``best_epoch``
+            ``best_epoch``, ``test_xai_<name>``
             Accuracies are percentages (0–100); cosines are in [0, 1].
     artifacts ``matrices/confusion.json|png`` (7×7, rows = true class, row-normalised, class
             order ``fer_core.CLASSES``), ``matrices/cos_matrix.json|png`` (rows = the six
@@ -74,16 +77,16 @@ Delivery
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
+
+from fer_core import metric_names as mn
 
 DEFAULT_EXPERIMENT = "au-guided-fer"
 ARTIFACT_DIR_NAME = "mlruns"  # next to a sqlite store
 
 # ---------------------------------------------------------------- tags
 TAG_PARENT = "mlflow.parentRunId"
-TAG_RUN_NAME = "mlflow.runName"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_ROLE = "sweep.role"
 TAG_SWEEP = "sweep.name"
@@ -105,15 +108,11 @@ ROLE_TRIAL = "trial"
 SWEEP_PARAM_PREFIX = "sweep."
 
 # ---------------------------------------------------------------- metrics
-EPOCH_METRICS = (
-    "train_loss", "train_loss_ce", "train_loss_align", "train_cl", "val_cl", "val_att_cos",
-    "val_cam_cos", "lr", "epoch_time_s", "best_val_cl", "best_epoch",
-)
-FINAL_METRICS = ("test_cl", "test_att_cos", "test_cam_cos", "test_n_invalid", "best_epoch")
-PER_LAYER = re.compile(r"^(val|test)_att_cos_l\d+$")
-ACCURACY_METRICS = ("train_cl", "val_cl", "best_val_cl", "test_cl")  # percent, 0–100
+# Their names live in fer_core.metric_names (the engine emits them); these are the same objects.
+EPOCH_METRICS, FINAL_METRICS = mn.EPOCH_METRICS, mn.FINAL_METRICS
+ACCURACY_METRICS = mn.ACCURACY_METRICS
 
-KEY_EPOCH = "epoch"
+KEY_EPOCH = mn.EPOCH
 KEY_IS_FINAL = "is_final"
 """Reported to Tune (not MLflow): 1.0 on the result carrying the test metrics. A trial whose
 last result lacks it was stopped early by the scheduler."""
@@ -123,10 +122,11 @@ trial stopped early without searching for it."""
 
 GATE_METRICS = ("sweep.trials_skipped", "sweep.trials_not_launched", "sweep.trial_hours",
                 "sweep.budget_reached")
-SWEEP_METRICS = (
+SWEEP_TRIALS, SWEEP_FINISHED, SWEEP_EARLY_STOPPED, SWEEP_FAILED, SWEEP_WALL_S = (
     "sweep.trials", "sweep.trials_finished", "sweep.trials_early_stopped", "sweep.trials_failed",
-    "sweep.wall_s", *GATE_METRICS,
-)
+    "sweep.wall_s")
+SWEEP_METRICS = (SWEEP_TRIALS, SWEEP_FINISHED, SWEEP_EARLY_STOPPED, SWEEP_FAILED, SWEEP_WALL_S,
+                 *GATE_METRICS)
 
 # ---------------------------------------------------------------- artifacts
 ARTIFACT_MATRICES = "matrices"
@@ -157,8 +157,8 @@ def end_tags(status: str) -> dict[str, str]:
 
 
 def is_trial_metric(key: str) -> bool:
-    """Whether ``key`` belongs in a child run's metrics (the schema above)."""
-    return key in EPOCH_METRICS or key in FINAL_METRICS or bool(PER_LAYER.match(key))
+    """Whether ``key`` belongs in a child run's metrics: it matches a metric family."""
+    return mn.family(key) is not None
 
 
 def metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
