@@ -115,6 +115,14 @@ class Trainer:
         """What resume needs, each tensor once: when the latest epoch is the best one, the best
         weights are the model's and are not stored a second time (``best_state`` None)."""
         best_is_model = self.best_epoch == self.epoch and self.best_state is not None
+        if self.epoch >= self.cfg.train.epochs and self.best_state is not None:
+            # Training is over: restoring it only tests the selected model again, so the best
+            # weights are all the file needs (no model, optimizer or scheduler state).
+            return {
+                "config": self.cfg.to_flat(), "epoch": self.epoch, "finished": True,
+                "best_val_cl": self.best_val_cl, "best_epoch": self.best_epoch,
+                "best_state": self.best_state, "history": self.history, "rng": ckpt.rng_state(),
+            }
         return {
             "config": self.cfg.to_flat(),
             "epoch": self.epoch,
@@ -135,10 +143,18 @@ class Trainer:
 
     def load_checkpoint(self, path: str) -> None:
         state = ckpt.load(path, map_location=self.device)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state.get("finished"):
+            if state["epoch"] < self.cfg.train.epochs:
+                raise ValueError(
+                    f"{path} is the checkpoint of a finished {state['epoch']}-epoch run (selected "
+                    f"weights only): it cannot continue to epochs={self.cfg.train.epochs}; "
+                    "start a new run with the number of epochs wanted")
+            self.model.load_state_dict(state["best_state"])
+        else:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch = state["epoch"]
         self.best_val_cl, self.best_epoch = state["best_val_cl"], state["best_epoch"]
         self.best_state = state["best_state"]

@@ -114,7 +114,7 @@ def _weights(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[st
     if isinstance(payload, dict) and "config" in payload:
         if "state_dict" in payload:
             return payload["state_dict"], payload["config"]
-        if "model" in payload:
+        if "model" in payload or payload.get("best_state"):  # a finished run: best weights only
             return payload.get("best_state") or payload["model"], payload["config"]
     raise ModelSourceError(f"{path} is not a model file of this project (expected the keys "
                            "state_dict+config or model+config)")

@@ -214,7 +214,7 @@ def test_killed_driver_on_a_cluster_resumes_with_exactly_the_planned_trials(
     with sweep_driver(["--space", "smoke", "--set", "epochs=4", *common], tmp_path) as driver:
         def mid_sweep() -> bool:
             assert driver.poll() is None, "the sweep ended before it could be killed"
-            return bool(glob.glob(f"{folder}/*/checkpoint_000000")
+            return bool(glob.glob(f"{folder}/*/checkpoint_0*")  # one kept: any index
                         and glob.glob(f"{folder}/experiment_state-*.json"))
 
         wait_for(mid_sweep, START_TIMEOUT, "a first checkpoint and Tune's experiment state")

@@ -64,13 +64,13 @@ def test_compile_trains_on_cpu_and_checkpoints_plain_keys(tmp_path):
 
 
 def test_checkpoint_holds_best_weights_once_and_resume_restores_them(tmp_path):
-    t = trainer(device="cpu", epochs=1)
-    t.fit()
+    t = trainer(device="cpu", epochs=3)
+    t.run_epoch(1)
     assert t.best_epoch == t.epoch == 1
     path = t.save_checkpoint(str(tmp_path / "a"))
     state = ckpt.load(path)
     assert state["best_state"] is None and state["best_is_model"]
-    resumed = trainer(device="cpu", epochs=1)
+    resumed = trainer(device="cpu", epochs=3)
     resumed.load_checkpoint(path)
     for key, value in t.best_state.items():
         assert torch.equal(resumed.best_state[key], value)
@@ -80,6 +80,20 @@ def test_checkpoint_holds_best_weights_once_and_resume_restores_them(tmp_path):
         next(t.model.parameters()).add_(1.0)
     state = ckpt.load(t.save_checkpoint(str(tmp_path / "b")))
     assert state["best_state"] is not None and not state["best_is_model"]
+
+
+def test_a_finished_run_keeps_only_the_selected_weights(tmp_path):
+    t = trainer(device="cpu", epochs=1)
+    final = t.fit()
+    path = t.save_checkpoint(str(tmp_path / "done"))
+    state = ckpt.load(path)
+    assert state["finished"] and "model" not in state and "optimizer" not in state
+    restored = trainer(device="cpu", epochs=1)
+    restored.load_checkpoint(path)
+    assert restored.fit() == final  # no epoch left: the same selected model is tested again
+    longer = trainer(device="cpu", epochs=2)
+    with pytest.raises(ValueError, match="finished 1-epoch run.*epochs=2"):
+        longer.load_checkpoint(path)
 
 
 def test_checkpoint_every_k_epochs_and_always_the_last():

@@ -272,7 +272,7 @@ def test_killed_driver_resumes_with_exactly_the_requested_trials(
     )
     try:
         deadline = time.monotonic() + 300
-        while not (glob.glob(f"{results}/*/checkpoint_000000")
+        while not (glob.glob(f"{results}/*/checkpoint_0*")  # one kept: any index
                    and glob.glob(f"{results}/experiment_state-*.json")):
             assert driver.poll() is None, "the sweep ended before it could be killed"
             assert time.monotonic() < deadline, "no checkpoint appeared"

@@ -47,7 +47,7 @@ PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 """Ray Tune's own knob, read by its controller from the environment only (Ray 2.60 has no
 argument for it), so it stays an environment variable; ``pending_trials`` sets it around fit()."""
 MAX_FAILURES = 2  # retries per trial, each from the trial's last checkpoint
-CHECKPOINTS_KEPT = 2
+CHECKPOINTS_KEPT = 1  # the latest is all a resume needs (each holds the best weights too)
 
 
 def list_spaces() -> str:
