@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg2
 import pytest
+from netutil import free_port
 from pg import fresh_database, pid_alive, postgres_cluster  # noqa: F401
 
 from tuner.devdb import LocalPostgres
+from tuner.sweep import main as sweep_main
+from tuner.tracking import server
+from tuner.tracking.server import main as server_main
 
 
 def test_cluster_asks_for_its_password_and_leaves_nothing_behind():
@@ -37,3 +43,48 @@ def test_restart_keeps_the_data(postgres):
     with psycopg2.connect(uri) as conn, conn.cursor() as cur:
         cur.execute("select x from t")
         assert cur.fetchall() == [(7,)]
+
+
+# ---------------------------------------------------------------- a database that is down
+def test_server_on_an_unreachable_database_fails_in_seconds_without_the_password(
+        postgres, tmp_path, capsys):
+    closed = f"postgresql://fer:S3cretPw@127.0.0.1:{free_port()}/mlflow"
+    wrong = postgres.uri("postgres").replace(postgres.password, "S3cretPw")
+    for uri, reason in ((closed, "Connection refused"), (wrong, "password authentication")):
+        start = time.monotonic()
+        assert server_main(["--port", str(free_port()), "--backend-store-uri", uri,
+                            "--artifacts-destination", str(tmp_path / "a")]) == 1
+        assert time.monotonic() - start < 20  # mlflow server alone retries for ~2 minutes
+        err = capsys.readouterr().err
+        assert err.startswith("error: --backend-store-uri postgresql://***@127.0.0.1:")
+        assert "cannot reach the database" in err and reason in err
+        assert "S3cretPw" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_sweep_with_its_optuna_storage_down_stops_before_anything_starts(tmp_path, capsys):
+    closed = f"postgresql://fer:S3cretPw@127.0.0.1:{free_port()}/optuna"
+    argv = ["--space", "smoke", "--optuna-storage", closed, "--storage-path",
+            str(tmp_path / "ray_results"), "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    assert sweep_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --optuna-storage postgresql://***@127.0.0.1:")
+    assert "Connection refused" in err and "S3cretPw" not in err
+    assert not (tmp_path / "ray_results").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_against_a_server_whose_database_is_down_is_a_clear_error(tmp_path, capsys):
+    with LocalPostgres(databases=("mlflow",)) as pg:
+        config = server.resolve_config(pg.uri("mlflow"), str(tmp_path / "artifacts"),
+                                       port=free_port())
+        with server.start(config) as srv:
+            pg.stop_server()  # the server still answers /health
+            argv = ["--space", "smoke", "--mlflow-uri", srv.url,
+                    "--storage-path", str(tmp_path / "ray_results")]
+            start = time.monotonic()
+            assert sweep_main(argv) == 2
+            assert time.monotonic() - start < 60
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --mlflow-uri {srv.url}: the MLflow server answers but "
+                          "cannot use its database")
+    assert pg.password not in err and not (tmp_path / "ray_results").exists()
