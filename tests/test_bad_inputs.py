@@ -298,6 +298,9 @@ def test_bad_input_fails_clearly(case: Case, corpus: Path):
         time.sleep(0.5)
     assert not alive, alive
     assert running_runs(case_dir) == 0
+    if case.argv[0] == "tuner.sweep":  # stopped before the MLflow store or a sweep folder existed
+        assert not (case_dir / "mlflow.db").exists()
+        assert not [p for p in (case_dir / "rr").glob("*") if p.name != "data_cache"]
     print(f"{case.id}: exit {result.returncode} in {took:.1f} s")
     shutil.rmtree(case_dir, ignore_errors=True)
 
