@@ -54,7 +54,7 @@ class XaiConfig:
     """What :func:`evaluate_xai` computes, on how many images. Defaults meet the cost goal of
     ``bench/xai_cost.py`` (≤ 10 % of a default sweep trial's time)."""
 
-    n_images: int = 16
+    n_images: int = 12
     seed: int = 0
     steps: int = fa.STEPS
     blur_sigma: float = fa.BLUR_SIGMA
@@ -138,16 +138,21 @@ def select_images(data, n_images: int, seed: int, au_variant: str
     return torch.cat(images), torch.cat(labels), torch.cat(maps)
 
 
+def _stem(model: nn.Module) -> nn.Module:
+    """The first convolution of the model: every image the network sees passes it once (CNN
+    stems, a ViT's patch embedding, APViT's IR stem), whichever entry point was called."""
+    return next((m for m in model.modules() if isinstance(m, nn.Conv2d)), model)
+
+
 @contextmanager
 def count_images(model: nn.Module, into: dict[str, int], group: str):
-    """Add the images that pass through the model's backbone (or the model) to ``into[group]``."""
-    target = getattr(model, "backbone", model)
+    """Add the images that pass through the model's stem to ``into[group]``."""
     seen = [0]
 
     def hook(_module, args):
         seen[0] += int(args[0].shape[0])
 
-    handle = target.register_forward_pre_hook(hook)
+    handle = _stem(model).register_forward_pre_hook(hook)
     try:
         yield
     finally:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from fer_core.cams import upsample_cams
 from fer_core.xai.common import ProbFn, class_probability, saliency_order, trapezoid_auc
 
-STEPS = 16
+STEPS = 12
 """Default deletion/insertion steps: ``steps + 1`` forward passes per image and curve."""
 BLUR_SIGMA = 5.0 / 224.0
 """Default blur σ as a fraction of the image side: RISE's σ = 5 px at 224 px."""
