@@ -67,9 +67,15 @@ def writer(index: int, target: Any, load: Load, folder: str, go: Any, out: Any) 
     marks: list[float] = []
     send = tracker._delivery.send  # timed per operation: the bench's only look inside
 
+    failed = [0]
+
     def timed_send(op: dict) -> None:
         start = time.perf_counter()
-        send(op)  # raises on failure: the retry is timed separately
+        try:
+            send(op)  # a failure is retried by the tracker, and timed again then
+        except Exception:
+            failed[0] += 1
+            raise
         timings.setdefault(op["op"], []).append(time.perf_counter() - start)
         marks.append(time.time())
 
@@ -89,8 +95,8 @@ def writer(index: int, target: Any, load: Load, folder: str, go: Any, out: Any) 
     tracker.log_artifacts({"model": [note]}, staged)
     tracker.end("FINISHED")
     left = tracker.close(timeout=600)
-    out.put({"timings": timings, "left": left, "first": min(marks, default=0.0),
-             "last": max(marks, default=0.0)})
+    out.put({"timings": timings, "left": left, "failed": failed[0],
+             "first": min(marks, default=0.0), "last": max(marks, default=0.0)})
 
 
 # ---------------------------------------------------------------- one back end
@@ -129,7 +135,8 @@ def run_backend(name: str, uri: str, load: Load, workers: int, folder: Path,
     span = max(r["last"] for r in results) - min(r["first"] for r in results)
     return dict(backend=name, wall_s=wall, ops=ops, ops_per_s=ops / span if span else 0.0,
                 latency={op: (_pct(v, 50), _pct(v, 95)) for op, v in sorted(timings.items())},
-                undelivered=sum(r["left"] for r in results), recover_s=recover_s, **store)
+                undelivered=sum(r["left"] for r in results), recover_s=recover_s,
+                failed_attempts=sum(r["failed"] for r in results), **store)
 
 
 def count_store(uri: str, experiment_id: str, load: Load, artifacts: Path) -> dict[str, int]:
@@ -213,6 +220,7 @@ def report(r: dict[str, Any], load: Load, workers: int) -> None:
           f"trial_runs={r['trial_runs']} (extra {r['extra_runs']}) "
           f"unfinished={r['unfinished_runs']} missing_artifacts={r['missing_artifacts']} "
           f"undelivered_ops={r['undelivered']}", flush=True)
+    print(f"  failed attempts, retried by the trackers: {r['failed_attempts']}", flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
