@@ -28,7 +28,8 @@ class EpochPrinter(Callback):
         self.out = out
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
-        trainer.save_checkpoint(str(self.out))
+        if trainer.checkpoint_due(epoch):
+            trainer.save_checkpoint(str(self.out))
         print(
             f"epoch {epoch}/{trainer.cfg.train.epochs}  loss {metrics['train_loss']:.3f}  "
             f"val CL {metrics['val_cl']:.2f}  val ATT-COS {metrics['val_att_cos']:.3f}  "
