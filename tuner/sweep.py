@@ -186,7 +186,8 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
     """
     target = ctx.target
     client = target.client()
-    runs.finish_stragglers(client, target, {})  # only after a failed fit: KILLED
+    if status != tr.FINISHED:  # else the callback ended the stragglers when fit() ended
+        runs.finish_stragglers(client, target, {})  # KILLED
     trials = [TrialRow.from_run(r) for r in runs.sweep_trial_runs(client, target)]
     if status == tr.FINISHED and any(t.status == tr.KILLED for t in trials):
         status = tr.KILLED

@@ -35,6 +35,8 @@ class TuneReporter(Callback):
     def __init__(self, tracker: TrialTracker) -> None:
         self.tracker = tracker
         self.last_epoch: dict[str, float] = {}
+        self.final_reported = False
+        """Tune has the test result: the trial is complete even if Tune stops it now."""
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         self.tracker.log_metrics(tr.metric_values(metrics), step=epoch)
@@ -56,6 +58,7 @@ class TuneReporter(Callback):
         self.tracker.log_artifacts(files, staged=staged)
         # A trial restored from its final checkpoint trains no epoch: fall back to history.
         last = self.last_epoch or (trainer.history[-1] if trainer.history else {})
+        self.final_reported = True  # set first: Tune may stop the trial inside this report
         report(trainer, {**last, **final, tr.KEY_IS_FINAL: 1.0}, self.tracker)
 
 
@@ -66,6 +69,7 @@ def report(trainer: Trainer, metrics: Mapping[str, Any], tracker: TrialTracker) 
     covers is in MLflow or on disk in the journal before Tune can restart from it.
     """
     tracker.flush()
+    metrics = {**metrics, **tracker.run_ref()}  # the driver closes an early stop by this id
     if not trainer.checkpoint_due(trainer.epoch):  # checkpoint_every > 1: report only
         tune.report(dict(metrics))
         return
@@ -102,8 +106,9 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         tr.TAG_CONFIG_HASH: dedup.config_hash(cfg),
     }, tr.param_values(flat))
     status: str | None = tr.KILLED
+    reporter = TuneReporter(tracker)
     try:
-        trainer = Trainer(cfg, callbacks=[TuneReporter(tracker)], progress=False,
+        trainer = Trainer(cfg, callbacks=[reporter], progress=False,
                           cache_dir=context.cache_dir)
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
@@ -112,15 +117,16 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         trainer.fit()
         status = tr.FINISHED
     except SystemExit:
-        # Tune stopping the trial (ASHA) exits its thread: the driver ends the run and tags
-        # it early_stopped; writing KILLED here could land after that.
-        status = None
+        # Tune stops a trial inside tune.report. After its test result the trial is complete;
+        # before it (ASHA, or a stopped sweep: only the driver knows which) the driver ends
+        # the run (tuner.tracking.closer).
+        status = tr.FINISHED if reporter.final_reported else None
         raise
     except Exception:
         status = tr.FAILED
         raise
     finally:
-        # A retry reopens this run; the driver has the last word on the final status.
+        # The trial ends its own run (a retry reopens it): the one end in the normal case.
         if status is not None:
-            tracker.end(status)
+            tracker.end(status, tr.end_tags(status))
         tracker.close()
