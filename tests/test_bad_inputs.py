@@ -349,3 +349,26 @@ def test_a_request_no_node_offers_ends_after_the_pending_timeout(tmp_path, ray_r
     assert "--pending-timeout" in errors[0] and "Traceback" not in run.stderr
     assert time.monotonic() - began < LIMIT_S
     assert running_runs(tmp_path) == 0
+
+
+def test_a_few_bad_images_never_stop_a_sweep_and_are_listed(corpus, tmp_path):
+    from fer_core.config import DataConfig
+    from tuner.preflight import PreflightError, PreflightRules, check_data
+
+    root = tmp_path / "mixed"
+    shutil.copytree(corpus / "noclass", root)
+    rows = list(csv.reader((root / "train.csv").open()))[1:]
+    write_list(root, "train", [*rows, ("../bad/zero.jpg", "Disgust"),
+                               ("../bad/text.jpg", "Happiness")])
+    bad_files(tmp_path / "bad")
+    data = DataConfig(dataset="folder", data_root=str(root))
+    with pytest.raises(PreflightError, match="no training image of class.*Disgust"):
+        check_data(data, tmp_path / "cache", PreflightRules(max_missing_landmarks=1.0))
+    summary = check_data(data, tmp_path / "cache",
+                         PreflightRules(allow_missing_classes=True, max_missing_landmarks=1.0))
+    report = tmp_path / "cache" / "preflight-folder.txt"
+    assert "2 unreadable" in summary and str(report) in summary
+    listed = report.read_text()
+    assert "zero.jpg\tempty file" in listed and "text.jpg\tnot an image" in listed
+    with pytest.raises(PreflightError, match="100% of the readable images.*no landmarks"):
+        check_data(data, tmp_path / "cache", PreflightRules(allow_missing_classes=True))
