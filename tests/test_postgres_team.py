@@ -13,8 +13,7 @@ from pathlib import Path
 import optuna
 import psycopg2
 import pytest
-from mlflow import MlflowClient
-from netutil import free_port
+from helpers import free_port
 from pg import fresh_database, postgres_cluster  # noqa: F401
 from ray_clusters import local_cluster
 
@@ -97,11 +96,6 @@ def test_a_sweep_on_the_team_server_shares_one_study_in_postgres(team_run, postg
     assert len(states) == trials - 1  # the λ=0 baseline runs outside the searched domain
     assert all(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
                for s in states)
-    # The sweep reads back the same way through the server.
-    runs = MlflowClient(tracking_uri=team_run["url"]).search_runs(
-        [MlflowClient(tracking_uri=team_run["url"]).get_experiment_by_name(
-            tr.DEFAULT_EXPERIMENT).experiment_id])
-    assert len(runs) == trials + 1
 
 
 def test_the_password_is_nowhere_the_run_writes_or_prints(team_run):
