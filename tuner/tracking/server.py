@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         print(" ".join(redact(part) for part in config.command()))
         return 0
     try:
-        check_reachable(config.backend_store_uri)  # mlflow itself retries for ~2 minutes
+        # mlflow server itself retries an unreachable database for ~2 minutes
+        check_reachable(config.backend_store_uri, flag="--backend-store-uri")
         return serve(config)
     except (ServerError, DatabaseUnreachable) as err:
         print(f"error: {err}", file=sys.stderr)
