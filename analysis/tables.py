@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -28,21 +28,21 @@ from analysis.source import check_store, why_empty
 from fer_core.cli import cli_main
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
 
-METHOD_LABELS: tuple[tuple[str, str], ...] = (
-    ("cam", "CAM"), ("wildcat", "WILDCAT"), ("gradcam", "GradCAM"), ("gradcampp", "GradCAM++"),
-    ("layercam", "LayerCAM"), ("acol", "ACoL"), ("prm", "PRM"), ("adl", "ADL"),
-    ("cutmix", "CutMix"), ("tscam", "TS-CAM"), ("apvit", "APViT"),
-)
-"""Table 1 order (CNN methods, then transformers) with the paper's names. It is the order of
-``fer_core.cams.METHODS.names()``, kept here so tables load without torch (a test checks both
-agree). Methods not listed follow, alphabetically, under their registry name."""
+
+def method_labels() -> dict[str, str]:
+    """Method name → table label, in Table 1 order, from the CAM method registry (each method
+    declares its label in its own module; importing the registry imports torch)."""
+    from fer_core.cams import METHODS
+
+    return METHODS.labels()
+
 
 BASELINE_LABEL = "w/o AU"
 
 
 def method_rows(values: Iterable[str]) -> list[str]:
-    """Methods in Table 1 order."""
-    known = [name for name, _ in METHOD_LABELS]
+    """Methods in Table 1 order (the registry's); unregistered names follow, alphabetically."""
+    known = list(method_labels())
     present = set(values)
     return [m for m in known if m in present] + sorted(present - set(known))
 
@@ -82,7 +82,7 @@ class TableSpec:
     order: Callable[[Iterable[str]], list[str]]
     columns: tuple[Column, ...]
     baseline_row: bool = False
-    row_labels: tuple[tuple[str, str], ...] = ()
+    row_labels: Callable[[], Mapping[str, str]] | None = None
 
 
 TABLES: dict[int, TableSpec] = {spec.number: spec for spec in (
@@ -91,12 +91,12 @@ TABLES: dict[int, TableSpec] = {spec.number: spec for spec in (
                   Column("CL w/o AU", "test_cl", False), Column("CL w/ AU", "test_cl", True),
                   Column("CAM-COS w/o AU", "test_cam_cos", False),
                   Column("CAM-COS w/ AU", "test_cam_cos", True)),
-              row_labels=METHOD_LABELS),
+              row_labels=method_labels),
     TableSpec(2, "ATT-COS at the headline layer without and with AU guidance",
               "method", "Method", method_rows, (
                   Column("ATT-COS w/o AU", "test_att_cos", False),
                   Column("ATT-COS w/ AU", "test_att_cos", True)),
-              row_labels=METHOD_LABELS),
+              row_labels=method_labels),
     TableSpec(3, "CL (%) and CAM-COS by the layers aligned with the AU map",
               "layers", "Layers", layer_rows, (
                   Column("CL", "test_cl", True), Column("CAM-COS", "test_cam_cos", True)),
@@ -131,7 +131,8 @@ class Table:
 
     def label(self, row: str) -> str:
         """The row's printed name (``gradcampp`` → ``GradCAM++``)."""
-        return dict(self.spec.row_labels).get(row, row)
+        labels = self.spec.row_labels() if self.spec.row_labels else {}
+        return labels.get(row, row)
 
     def with_au(self, row: str, column: Column) -> bool:
         """Whether the cell shows w/ AU runs (the baseline row never does)."""
@@ -212,7 +213,9 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, experiment: str) -> Table:
                                                                   cell.by_seed))
     _mark_best(cells, spec.columns)
     commits = sorted({c for c in runs.loc[runs["run_id"].isin(used), "git_commit"] if c})
-    return Table(spec, rows, cells, experiment, len(used), commits)
+    table = Table(spec, rows, cells, experiment, len(used), commits)
+    finish = FINISHERS.get(spec.number)
+    return table if finish is None else finish(runs, table)
 
 
 def _reference(spec: TableSpec, row: str, header: str) -> tuple[str, str] | None:
@@ -241,6 +244,13 @@ def select(runs: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
     return runs
 
 
+FINISHERS: dict[int, Callable[[pd.DataFrame, Table], Table]] = {}
+"""Per table number, a step after the generic build (its module registers it; Table 4 adds
+its random-map row and marks the best cell in each metric's own direction)."""
+
+import analysis.table4  # noqa: E402,F401  registers Table 4; needs the names above
+
+
 @cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.tables", description=__doc__
@@ -267,4 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Under ``python -m`` this file is __main__, and Table 4 registers into the imported
+    # analysis.tables: run that module's main so the registry is the one filled.
+    from analysis.tables import main as _main
+
+    raise SystemExit(_main())

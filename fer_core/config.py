@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any, get_type_hints
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 LAYER_REDUCES = ("mean", "sum")
 AU_VARIANTS = ("reference", "paper", "generic")
@@ -19,6 +19,12 @@ AMP_DTYPES = ("float16", "bfloat16")  # float16 needs gradient scaling, bfloat16
 
 def _fail(name: str, value: Any, fix: str) -> None:
     raise ValueError(f"invalid config value {name}={value!r}: {fix}")
+
+
+def fail(name: str, value: Any, fix: str) -> None:
+    """Raise the config's ``ValueError`` for ``name=value`` with ``fix`` (for CAM methods'
+    own hyperparameter dataclasses, so every config error reads alike)."""
+    _fail(name, value, fix)
 
 
 def parse_layers(value: Any) -> tuple[int, ...]:
@@ -74,36 +80,73 @@ class ModelConfig:
             _fail("output_stride", self.output_stride, "use 8, 16 or 32")
 
 
-@dataclass(frozen=True)
-class MethodConfig:
-    """The CAM method and its own hyperparameters (PROTOCOL §6 defaults)."""
+def _check_method(self: Any) -> None:
+    """``MethodConfig.__post_init__``: every method's own dataclass validates (and normalises,
+    e.g. layer strings to tuples) its fields, whichever method is selected."""
+    for params in _method_params_classes():
+        checked = params(**{f.name: getattr(self, f.name) for f in fields(params)})
+        for f in fields(params):
+            object.__setattr__(self, f.name, getattr(checked, f.name))
 
-    method: str = "cam"
-    wildcat_kmax: float = 0.5
-    wildcat_kmin: float = 0.1
-    wildcat_alpha: float = 0.6
-    wildcat_modalities: int = 5
-    acol_threshold: float = 0.1
-    adl_drop_rate: float = 0.4
-    adl_threshold: float = 0.1
-    adl_layers: tuple[int, ...] = (4, 5)
-    cutmix_beta: float = 1.0
-    cutmix_prob: float = 1.0
-    apvit_depth: int = 8
-    apvit_k: int = 160
-    apvit_r: float = 0.9
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "adl_layers", parse_layers(self.adl_layers))
-        for name in ("wildcat_kmax", "wildcat_kmin", "acol_threshold", "adl_drop_rate",
-                     "adl_threshold", "cutmix_prob", "apvit_r"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                _fail(name, getattr(self, name), "use a value in [0, 1]")
-        if self.wildcat_modalities < 1 or self.apvit_depth < 1 or self.apvit_k < 1:
-            _fail("wildcat_modalities/apvit_depth/apvit_k",
-                  (self.wildcat_modalities, self.apvit_depth, self.apvit_k), "use positive ints")
-        if self.cutmix_beta <= 0:
-            _fail("cutmix_beta", self.cutmix_beta, "use a positive Beta parameter")
+def _params_of(self: Any, method: str | None = None) -> Any:
+    """The hyperparameter dataclass of ``method`` (default: the selected one), filled in."""
+    from fer_core.cams.registry import METHODS
+
+    params = METHODS.get(method or self.method).Params
+    return params(**{f.name: getattr(self, f.name) for f in fields(params)})
+
+
+def _method_params_classes() -> list[type]:
+    from fer_core.cams.registry import METHODS
+
+    return list(dict.fromkeys(METHODS.param_classes().values()))
+
+
+_METHOD_CONFIG: list[type] = []
+_BUILDING_METHOD_CONFIG: list[bool] = []
+
+
+def _method_config_class() -> type:
+    """Build ``MethodConfig`` on first use: ``method`` plus every registered CAM method's
+    hyperparameters as flat fields (names and defaults from each method's own dataclass).
+
+    Built lazily because discovering the methods imports them (and torch); importing this
+    module alone stays light.
+    """
+    if _METHOD_CONFIG:
+        return _METHOD_CONFIG[0]
+    if _BUILDING_METHOD_CONFIG:
+        raise ImportError("MethodConfig was asked for while the CAM methods were being "
+                          "discovered; method modules must import it only for type hints")
+    _BUILDING_METHOD_CONFIG.append(True)
+    try:
+        from fer_core.cams.registry import params_fields
+
+        spec: list[tuple[str, Any, Any]] = [("method", str, field(default="cam"))]
+        for name, (_, f, hint) in params_fields().items():
+            default = (field(default=f.default) if f.default is not MISSING
+                       else field(default_factory=f.default_factory))
+            spec.append((name, hint, default))
+    finally:
+        _BUILDING_METHOD_CONFIG.clear()
+    klass = make_dataclass("MethodConfig", spec, frozen=True, namespace={
+        "__post_init__": _check_method, "params_of": _params_of,
+        "__doc__": "The CAM method (``method``) and every registered method's own "
+                   "hyperparameters, flat (docs/method.md §6 defaults; fer_core/cams/)."})
+    klass.__module__ = __name__  # pickles by reference, found again through __getattr__
+    _METHOD_CONFIG.append(klass)
+    return klass
+
+
+if TYPE_CHECKING:  # at runtime the module's __getattr__ serves the built class
+    MethodConfig: type
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MethodConfig":
+        return _method_config_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -131,7 +174,7 @@ class AlignConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """SGD with a step schedule (PROTOCOL §8)."""
+    """SGD with a step schedule (docs/method.md §8)."""
 
     lr: float = 0.002
     momentum: float = 0.9
@@ -186,21 +229,24 @@ class TrainConfig:
                   "use a whole number of epochs ≥ 1 (1 = every epoch)")
 
 
-SECTIONS = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "method": MethodConfig,
-    "align": AlignConfig,
-    "optim": OptimConfig,
-    "train": TrainConfig,
-}
+def sections() -> dict[str, type]:
+    """Section name → its dataclass (``method``'s is built on first use, see MethodConfig)."""
+    return {
+        "data": DataConfig,
+        "model": ModelConfig,
+        "method": _method_config_class(),
+        "align": AlignConfig,
+        "optim": OptimConfig,
+        "train": TrainConfig,
+    }
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
+    # A MethodConfig: its class is built from the method registry on first use.
+    method: Any = field(default_factory=lambda: _method_config_class()())
     align: AlignConfig = field(default_factory=AlignConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -208,7 +254,7 @@ class ExperimentConfig:
     def to_flat(self) -> dict[str, Any]:
         """``{field: value}`` with tuples as ``'5+4'`` strings (MLflow params, Tune configs)."""
         flat: dict[str, Any] = {}
-        for section in SECTIONS:
+        for section in sections():
             for f in fields(getattr(self, section)):
                 value = getattr(getattr(self, section), f.name)
                 flat[f.name] = format_layers(value) if isinstance(value, tuple) else value
@@ -228,12 +274,12 @@ class ExperimentConfig:
                             if (close := difflib.get_close_matches(k, list(owner), n=3)))
             raise ValueError(f"unknown config field(s) {unknown}{hints}; "
                              f"valid fields: {sorted(owner)}")
-        parts: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+        parts: dict[str, dict[str, Any]] = {s: {} for s in sections()}
         for key, value in flat.items():
             if key in owner:
                 section, hint = owner[key]
                 parts[section][key] = coerce(key, value, hint)
-        return cls(**{s: SECTIONS[s](**kw) for s, kw in parts.items()})
+        return cls(**{s: sections()[s](**kw) for s, kw in parts.items()})
 
     def replace(self, **flat: Any) -> ExperimentConfig:
         """A copy with some flat fields changed (validated again)."""
@@ -243,7 +289,7 @@ class ExperimentConfig:
 def field_owners() -> dict[str, tuple[str, Any]]:
     """Flat field name → (section, type hint)."""
     owner: dict[str, tuple[str, Any]] = {}
-    for section, klass in SECTIONS.items():
+    for section, klass in sections().items():
         for name, hint in get_type_hints(klass).items():
             owner[name] = (section, hint)
     return owner

@@ -1,8 +1,9 @@
 """Every registered CAM method, without and with AU guidance (the paper's Tables 1–2).
 
-Method names come from ``fer_core.cams.METHODS``. CNN methods share one CNN backbone; the two
-methods that bring their own kind of network (docs/method.md §6: TS-CAM on a DeiT, APViT on
-IR + ViT) get theirs, and every method is aligned at its own last layer (Table 2's ATT-COS).
+Method names come from ``fer_core.cams.METHODS`` (``--list`` prints them). CNN methods share
+one CNN backbone; the two methods that bring their own kind of network (docs/method.md §6:
+TS-CAM on a DeiT, APViT on IR + ViT) get theirs, and every method is aligned at its own last
+layer (Table 2's ATT-COS).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def network_field(key: str, config: Mapping[str, Any]) -> Any:
 SPACE = register(
     SweepSpace(
         name="methods",
-        description="every CAM method × {without AU (λ=0), with AU (λ=4)} at its last layer",
+        description=f"every registered CAM method ({', '.join(METHODS.names())}) × "
+                    "{without AU (λ=0), with AU (λ=4)} at its last layer",
         reproduces="Tables 1–2",
         params={
             "method": tune.grid_search(METHODS.names()),

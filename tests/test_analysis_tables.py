@@ -18,7 +18,7 @@ from scipy import stats as sps
 
 from analysis import render
 from analysis.runs import load_runs
-from analysis.tables import METHOD_LABELS, TABLES, build_table, main, select
+from analysis.tables import TABLES, Table, build_table, main, method_rows, select
 from tuner.tracking import schema as tr
 
 EXPERIMENT = "paper-tables"
@@ -244,10 +244,14 @@ def test_cli_writes_the_requested_format(store, tmp_path):
     assert len(rows) == 8 and rows[0]["row"] == "CAM" and rows[0]["runs"] == "9"
 
 
-def test_method_order_is_the_registry_order():
+def test_method_rows_and_labels_come_from_the_registry():
     from fer_core.cams import METHODS
 
-    assert [name for name, _ in METHOD_LABELS] == list(METHODS.names())
+    names = METHODS.names()
+    assert method_rows(["zz_unregistered", *reversed(names)]) == [*names, "zz_unregistered"]
+    table = Table(TABLES[1], names, {}, "e", run_count=0, commits=[])
+    assert [table.label(n) for n in names] == [METHODS.get(n).label for n in names]
+    assert table.label("zz_unregistered") == "zz_unregistered"
 
 
 # ---------------------------------------------------------------- statistics edge cases

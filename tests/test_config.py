@@ -1,3 +1,6 @@
+import pickle
+from dataclasses import FrozenInstanceError
+
 import pytest
 
 from fer_core import CLASSES, EXPRESSION_CLASSES, NEUTRAL
@@ -37,11 +40,31 @@ def test_flat_round_trip_and_string_coercion():
         ({"output_stride": 4}, "8, 16 or 32"),
         ({"nesterov": "maybe"}, "true or false"),
         ({"shortcut": 1.5}, "shortcut"),
+        # CAM methods' own fields, validated by each method's dataclass
+        ({"wildcat_kmax": 2}, "wildcat_kmax=2.0: use a value in"),
+        ({"apvit_k": "0"}, "apvit_k"),
+        ({"cutmix_beta": 0}, "positive Beta"),
+        ({"adl_layers": "a+b"}, "layer numbers"),
     ],
 )
 def test_bad_values_name_the_field_and_the_fix(flat, message):
     with pytest.raises(ValueError, match=message):
         ExperimentConfig.from_flat(flat)
+
+
+def test_method_fields_are_flat_typed_and_pickle():
+    """Method hyperparameters are flat fields like any other: strings from ``--set``/MLflow are
+    converted, layer sets normalised, and a config survives pickling (Ray ships it to workers)
+    although ``MethodConfig`` is built from the method registry at run time."""
+    from fer_core.config import MethodConfig
+
+    cfg = ExperimentConfig.from_flat({"method": "adl", "adl_layers": "5,4", "apvit_depth": "3"})
+    assert isinstance(cfg.method, MethodConfig) and cfg.method.adl_layers == (5, 4)
+    assert cfg.method.apvit_depth == 3 and cfg.to_flat()["adl_layers"] == "5+4"
+    assert cfg.method.params_of().adl_layers == (5, 4)  # the selected method's own dataclass
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
+    with pytest.raises(FrozenInstanceError):
+        cfg.method.adl_layers = (1,)
 
 
 def test_unknown_field_lists_valid_fields():

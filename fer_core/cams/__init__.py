@@ -1,12 +1,14 @@
 """CAM methods (docs/method.md §6): one small class per method on :class:`CamMethod`, by name.
 
-Adding a method = one new module with a ``@METHODS.register("name")`` class + its module name
-in :data:`METHOD_MODULES`.
+A method is one module of this package: a :class:`CamMethod` subclass decorated with
+:func:`register_method` (name, table label, Table 1 rank, its hyperparameter dataclass).
+Importing this package imports every module in it (and those named by entry points of the
+group ``fer_core.cams``), so a new module is found without editing any list.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from typing import TYPE_CHECKING
 
 from fer_core.cams.base import (
     CamMethod,
@@ -14,17 +16,12 @@ from fer_core.cams.base import (
     minmax_normalize,
     upsample_cams,
 )
-from fer_core.cams.registry import METHODS
-from fer_core.config import MethodConfig, ModelConfig
+from fer_core.cams.registry import METHODS, NoParams, discover, register_method
 
-METHOD_MODULES: tuple[str, ...] = (
-    "cam", "wildcat", "gradcam", "acol", "prm", "adl", "cutmix", "tscam", "apvit",
-)
-"""Modules whose import registers the methods, in docs/method.md §6 / Table 1 order (which becomes
-``METHODS.names()``'s order, used by sweeps and tables)."""
+if TYPE_CHECKING:  # at runtime MethodConfig is built from the registry filled below
+    from fer_core.config import MethodConfig, ModelConfig
 
-for _name in METHOD_MODULES:
-    import_module(f"{__name__}.{_name}")
+discover()
 
 
 def build_method(
@@ -42,7 +39,9 @@ __all__ = [
     "METHODS",
     "CamMethod",
     "MethodOutput",
+    "NoParams",
     "build_method",
     "minmax_normalize",
+    "register_method",
     "upsample_cams",
 ]

@@ -14,14 +14,26 @@ ReLU + 1×1 conv to the class maps, scored by GAP (the paper used two 3×3 convs
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fer_core.cams.base import CamMethod, HeadOutput, gap, minmax_normalize, pick
-from fer_core.cams.registry import METHODS
+from fer_core.cams.registry import check_fractions, register_method
 
 BRANCH_WIDTH = 512
+
+
+@dataclass(frozen=True)
+class ACoLParams:
+    """Erase where branch A's normalised map reaches ``acol_threshold``."""
+
+    acol_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_fractions(self, "acol_threshold")
 
 
 def branch(in_channels: int, num_classes: int) -> nn.Sequential:
@@ -34,7 +46,7 @@ def branch(in_channels: int, num_classes: int) -> nn.Sequential:
     )
 
 
-@METHODS.register("acol")
+@register_method("acol", label="ACoL", params=ACoLParams, rank=60)
 class ACoL(CamMethod):
     """Two branches; B sees the features erased where A's target-class map is high."""
 
@@ -48,7 +60,7 @@ class ACoL(CamMethod):
     ) -> torch.Tensor:
         """Zero ``feat`` where A's normalised map of ``target`` reaches the threshold."""
         attention = minmax_normalize(pick(maps_a, target).detach())
-        keep = (attention < self.method_cfg.acol_threshold).to(feat.dtype)
+        keep = (attention < self.params.acol_threshold).to(feat.dtype)
         return feat * keep.unsqueeze(1)
 
     def both_maps(

@@ -10,11 +10,28 @@ In eval mode ADL is the identity; the CAM is CAM's, from the last block.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from fer_core.cams.cam import CAM
-from fer_core.cams.registry import METHODS
+from fer_core.cams.registry import check_fractions, register_method
+from fer_core.config import parse_layers
+
+
+@dataclass(frozen=True)
+class ADLParams:
+    """Drop-mask probability, drop threshold (fraction of the attention's max), and the
+    layers followed by an ADL block (``'4+5'`` in flat configs)."""
+
+    adl_drop_rate: float = 0.4
+    adl_threshold: float = 0.1
+    adl_layers: tuple[int, ...] = (4, 5)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "adl_layers", parse_layers(self.adl_layers))
+        check_fractions(self, "adl_drop_rate", "adl_threshold")
 
 
 class AttentionDropout(nn.Module):
@@ -40,13 +57,13 @@ class AttentionDropout(nn.Module):
         return f"drop_rate={self.drop_rate}, threshold={self.threshold}"
 
 
-@METHODS.register("adl")
+@register_method("adl", label="ADL", params=ADLParams, rank=80)
 class ADL(CAM):
-    """CAM with ADL blocks inserted after ``method_cfg.adl_layers`` of the backbone."""
+    """CAM with ADL blocks inserted after ``adl_layers`` of the backbone."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        cfg = self.method_cfg
+        cfg = self.params
         if self.backbone.is_transformer:
             raise ValueError("ADL is defined for CNN feature maps; use a ResNet-family backbone")
         for layer in self.backbone.check_layers(cfg.adl_layers):

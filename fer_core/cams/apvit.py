@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from fer_core.cams.base import CamMethod, MethodOutput
-from fer_core.cams.registry import METHODS
-from fer_core.config import ModelConfig
+from fer_core.cams.registry import check_fractions, register_method
+from fer_core.config import ModelConfig, fail
 from fer_core.models import read_state_dict
 from fer_core.models.apvit_net import IR50_UNITS, ApViTNet, ApViTOutput
 
@@ -47,6 +47,21 @@ APVIT_VARIANTS: dict[str, ApViTVariant] = {
     "ir_tiny": ApViTVariant((1, 1, 1), embed_dim=64, num_heads=4, mlp_ratio=2.0),
 }
 """``model_cfg.backbone`` values accepted by ``apvit``."""
+
+
+@dataclass(frozen=True)
+class ApViTParams:
+    """Pooling-ViT depth, patches kept by APP (``k``) and the token keep ratio per ATP (``r``)."""
+
+    apvit_depth: int = 8
+    apvit_k: int = 160
+    apvit_r: float = 0.9
+
+    def __post_init__(self) -> None:
+        check_fractions(self, "apvit_r")
+        for name in ("apvit_depth", "apvit_k"):
+            if getattr(self, name) < 1:
+                fail(name, getattr(self, name), "use a positive int")
 
 
 class IRTaps(nn.Module):
@@ -85,7 +100,7 @@ class IRTaps(nn.Module):
         return self.taps(self.net(x), layers)
 
 
-@METHODS.register("apvit")
+@register_method("apvit", label="APViT", params=ApViTParams, rank=110)
 class APViT(CamMethod):
     """IR-50 → APP → pooling ViT → linear classifier; attention maps only (Table 1 "--")."""
 
@@ -103,7 +118,7 @@ class APViT(CamMethod):
                 f"apvit has a fixed stride (stage 3 at 1/8); use output_stride=32, got "
                 f"{model_cfg.output_stride}"
             )
-        cfg = self.method_cfg
+        cfg = self.params
         net = ApViTNet(
             num_classes=self.num_classes,
             img_size=img_size or APVIT_IMG_SIZE,

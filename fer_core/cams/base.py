@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer_core.config import MethodConfig, ModelConfig
 from fer_core.models import Backbone, build_backbone
+
+if TYPE_CHECKING:  # MethodConfig is built from the method registry: never import it here
+    from fer_core.config import MethodConfig, ModelConfig
 
 HeadOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]
 """What :meth:`CamMethod.head` returns: ``(logits (B, K), extra losses)``."""
@@ -98,9 +100,18 @@ class CamMethod(nn.Module):
 
     Class attributes:
         has_cam: False for methods without a CAM (APViT, Table 1 "--").
+        name, label, rank, Params: set by :func:`~fer_core.cams.registry.register_method`
+            (registry name, table label, listing order, hyperparameter dataclass).
+
+    Attributes:
+        params: this method's filled-in ``Params`` (its own fields of ``method_cfg``).
     """
 
     has_cam: bool = True
+    name: str
+    label: str
+    rank: int
+    Params: type
 
     def __init__(
         self,
@@ -111,6 +122,7 @@ class CamMethod(nn.Module):
     ) -> None:
         super().__init__()
         self.method_cfg = method_cfg
+        self.params = method_cfg.params_of(self.name)
         self.model_cfg = model_cfg
         self.num_classes = int(num_classes)
         self.img_size = img_size

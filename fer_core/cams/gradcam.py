@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from fer_core.cams.cam import CAM
-from fer_core.cams.registry import METHODS
+from fer_core.cams.registry import register_method
 
 
 class GradientCAM(CAM):
@@ -43,7 +43,7 @@ class GradientCAM(CAM):
         raise NotImplementedError
 
 
-@METHODS.register("gradcam")
+@register_method("gradcam", label="GradCAM", rank=30)
 class GradCAM(GradientCAM):
     """Selvaraju et al., 2017: ``ReLU(Σ_c mean_ij(∂Y/∂A_c) · A_c)``."""
 
@@ -52,28 +52,32 @@ class GradCAM(GradientCAM):
         return torch.relu((weights * act).sum(dim=1))
 
 
-@METHODS.register("gradcampp")
+@register_method("gradcampp", label="GradCAM++", rank=40)
 class GradCAMPlusPlus(GradientCAM):
     """Chattopadhay et al., 2018, eq. 19 with the exponential score (as published).
 
     ``α_ij = g_ij² / (2 g_ij² + Σ_ab A_ab · g_ij³)``, ``w_c = Σ_ij α_ij ReLU(g_ij)``,
-    map ``= ReLU(Σ_c w_c A_c)``. α is only needed where ``g > 0`` (elsewhere ReLU(g) = 0),
-    where the denominator is positive for post-ReLU activations; there is no ε term (the
-    reference code's ``α = g²`` was a bug, docs/method.md §6).
+    map ``= ReLU(Σ_c w_c A_c)``, on every backbone. Where features can be negative (SiLU/GELU
+    CNNs, ViT tokens) ``Σ A`` can be negative, and with it the denominator and α: the formula
+    is kept as published there (pytorch-grad-cam does the same), not zeroed, so such channels
+    count against a pixel. On post-ReLU features the denominator is positive wherever
+    ``g > 0``, so nothing changes there. No ε is added (pytorch-grad-cam adds 1e-6, which moves
+    α wherever ``g²`` is small); the reference code's ``α = g²`` was a bug (docs/method.md §6).
     """
 
     def combine(self, act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         g2 = grad * grad
         sum_act = act.sum(dim=(2, 3), keepdim=True)
         denom = 2.0 * g2 + sum_act * g2 * grad
-        # Also guards features that can be negative (e.g. transformer tokens): no inf/NaN.
-        ok = (grad > 0) & (denom > 0)
-        alpha = torch.where(ok, g2 / torch.where(ok, denom, 1.0), 0.0)
+        # α only matters where ReLU(g) > 0; an exactly zero denominator (α undefined) adds
+        # nothing rather than an inf/NaN.
+        used = (grad > 0) & (denom != 0)
+        alpha = torch.where(used, g2 / torch.where(used, denom, 1.0), 0.0)
         weights = (alpha * torch.relu(grad)).sum(dim=(2, 3), keepdim=True)
         return torch.relu((weights * act).sum(dim=1))
 
 
-@METHODS.register("layercam")
+@register_method("layercam", label="LayerCAM", rank=50)
 class LayerCAM(GradientCAM):
     """Jiang et al., 2021: ``ReLU(Σ_c ReLU(∂Y/∂A_c) ⊙ A_c)`` (pixel-wise weights)."""
 

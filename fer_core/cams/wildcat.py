@@ -9,11 +9,30 @@ the published pooling. The CAM is the class map.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from fer_core.cams.base import CamMethod, HeadOutput
-from fer_core.cams.registry import METHODS
+from fer_core.cams.registry import check_fractions, register_method
+from fer_core.config import fail
+
+
+@dataclass(frozen=True)
+class WildcatParams:
+    """WILDCAT's pooling (docs/method.md §6 defaults): fractions of positions in the top and
+    bottom regions, the bottom regions' weight, and maps (modalities) per class."""
+
+    wildcat_kmax: float = 0.5
+    wildcat_kmin: float = 0.1
+    wildcat_alpha: float = 0.6
+    wildcat_modalities: int = 5
+
+    def __post_init__(self) -> None:
+        check_fractions(self, "wildcat_kmax", "wildcat_kmin")
+        if self.wildcat_modalities < 1:
+            fail("wildcat_modalities", self.wildcat_modalities, "use a positive int")
 
 
 def region_count(fraction: float, n: int) -> int:
@@ -39,14 +58,13 @@ def wildcat_pool(maps: torch.Tensor, kmax: float, kmin: float, alpha: float) -> 
     return score
 
 
-@METHODS.register("wildcat")
+@register_method("wildcat", label="WILDCAT", params=WildcatParams, rank=20)
 class WILDCAT(CamMethod):
     """1×1 conv to ``K·M`` modality maps, mean over modalities, WILDCAT pooling."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        cfg = self.method_cfg
-        self.modalities = int(cfg.wildcat_modalities)
+        self.modalities = int(self.params.wildcat_modalities)
         self.transfer = nn.Conv2d(self.feat_channels, self.num_classes * self.modalities, 1)
 
     def class_maps(self, feat: torch.Tensor) -> torch.Tensor:
@@ -56,6 +74,6 @@ class WILDCAT(CamMethod):
         return maps.view(b, self.num_classes, self.modalities, h, w).mean(dim=2)
 
     def head(self, feat: torch.Tensor, labels: torch.Tensor | None = None) -> HeadOutput:
-        cfg = self.method_cfg
+        p = self.params
         maps = self.class_maps(feat)
-        return wildcat_pool(maps, cfg.wildcat_kmax, cfg.wildcat_kmin, cfg.wildcat_alpha), {}
+        return wildcat_pool(maps, p.wildcat_kmax, p.wildcat_kmin, p.wildcat_alpha), {}
