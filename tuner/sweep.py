@@ -25,9 +25,11 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from ray import tune
 
+from fer_core.cli import cli_main
 from fer_core.config import ExperimentConfig
 from search_spaces import SPACES
 from search_spaces.params import derived_fields
+from tuner import guard
 from tuner.cli import DEFAULT_SPACE, parse_args
 from tuner.context import StoragePath, SweepContext
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
@@ -105,6 +107,9 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
         raise SweepError(f"sweep folder {redact(str(folder))} exists: use --resume --name "
                          f"{resolved.name} to continue it, or another --name")
     cache_dir = str(Path(args.cache_dir).resolve() if args.cache_dir else storage / "data_cache")
+    guard.before_start(resolved.base, args, cache_dir)  # exit 2 before MLflow or Ray hold anything
+    init_ray(args)
+    cluster_note = guard.check_cluster(args, resolved.settings.resources)
     uri = runs.normalize_uri(args.mlflow_uri)
     client = MlflowClient(tracking_uri=uri)
     experiment_id = runs.ensure_experiment(client, args.experiment or tr.DEFAULT_EXPERIMENT, uri)
@@ -122,18 +127,19 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
     target = TrackingTarget(uri, experiment_id, parent, resolved.name, resolved.space.name)
     ctx = SweepContext(resolved.base, target, commit, fingerprint, cache_dir, settings)
     try:
-        return build_tuner(resolved, ctx, args, storage), ctx
+        return build_tuner(resolved, ctx, args, storage, cluster_note), ctx
     except BaseException:
         runs.end_run(client, parent, tr.FAILED)
         raise
 
 
 def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Namespace,
-                storage: StoragePath) -> tune.Tuner:
+                storage: StoragePath, cluster_note: str | None = None) -> tune.Tuner:
     """A fresh Tuner writing to ``storage`` (a folder or a URI), ``sweep.json`` saved first."""
     ctx.save(storage / resolved.name)
     init_ray(args)
     plan, settings = resolved.plan, resolved.settings
+    watch = guard.pending_watch(args, settings.resources, storage / resolved.name, cluster_note)
     setup = SEARCHERS.get(settings.searcher)(plan)
     # Every trial passes the gate: duplicates are skipped, the budget ends the search, and it
     # holds max_concurrent (grids included, which Tune's own limit would not wrap).
@@ -153,7 +159,8 @@ def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Names
             name=resolved.name, storage_path=str(storage),
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-            callbacks=[CloseTrialRuns(ctx.target)],
+            callbacks=[CloseTrialRuns(ctx.target), *([watch] if watch else [])],
+            stop=watch.stopper() if watch else None,
         ),
     )
 
@@ -169,6 +176,7 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
             or args.budget_hours is not None):
         print("note: --resume continues the sweep with its saved settings; --set/--trials/"
               "--seeds/--smoke-test/--budget-hours/--rerun are ignored", flush=True)
+    guard.check_connections(args)
     runs.reopen(ctx.target.client(), ctx.target.parent_run_id)
     init_ray(args)
     print(f"resuming sweep {folder.name} from {redact(str(folder))}", flush=True)
@@ -268,9 +276,10 @@ def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray
     """Fit, then summarise and end the parent run whatever happened."""
     began = time.monotonic()
     status = tr.KILLED
+    grid = None
     try:
-        with pending_trials(ctx.settings.max_concurrent):  # start/restore always set it
-            tuner.fit()
+        with pending_trials(ctx.settings.max_concurrent), guard.CtrlC() as ctrl_c:
+            grid = tuner.fit()
         status = tr.FINISHED
     except Exception:
         status = tr.FAILED
@@ -281,9 +290,10 @@ def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray
         print("\n" + text + "\n\n" + how_to_look(ctx, storage_root(args)), flush=True)
         if owns_ray:
             ray.shutdown()
-    return 0
+    return guard.outcome(grid, storage_root(args) / ctx.target.sweep_name, ctrl_c.pressed)
 
 
+@cli_main(extra=(ConnectionError,))  # ray.init(address="auto") with no cluster running
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
