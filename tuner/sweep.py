@@ -33,6 +33,7 @@ from tuner import guard
 from tuner.cli import DEFAULT_SPACE, parse_args
 from tuner.context import StoragePath, SweepContext
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
+from tuner.next_steps import report_command
 from tuner.plan import ResolvedSweep, SweepError, resolve
 from tuner.provenance import git_commit, prepare_data
 from tuner.resume import NothingToResume, find_sweep
@@ -217,6 +218,7 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
         tr.SWEEP_WALL_S: wall_s,
         **(record.metrics() if record else {}),
     }
+    text += f"\nReport:        {report_command(client, target)}"
     runs.log_metrics(client, target.parent_run_id, counts, step=0)
     runs.end_run(client, target.parent_run_id, status)
     return text
