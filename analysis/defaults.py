@@ -4,9 +4,9 @@ AU-guided settings (a searched sweep such as the default ``lambda_layers`` does)
 A table cell must show one model, so where the selected runs hold several λ / layer-set
 settings, one is chosen by a fixed rule and named in the caption:
 
-- Tables 1–2 and 4 (per method): the w/o AU column is the λ = 0 runs; the w/ AU column is the paper's
-  setting (λ = 4 at layer 5, ``search_spaces.sizes.PAPER_POINT``) when it ran, otherwise the
-  setting with the best mean validation CL (``best_val_cl``: what each trial selects its model
+- Tables 1–2 and 4 (per method): the w/o AU column is the λ = 0 runs; the w/ AU column is the
+  paper's setting (λ = 4 at layer 5, ``search_spaces.sizes.PAPER_POINT``) when it ran, otherwise
+  the setting with the best mean validation CL (``best_val_cl``: what each trial selects its model
   on; never a test metric).
 - Table 3 (per layer set): the runs at the paper's λ = 4 when that layer set ran with it,
   otherwise the layer set's λ with the best mean validation CL. The caption lists each row's λ

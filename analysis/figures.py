@@ -41,10 +41,10 @@ from mlflow import MlflowClient
 from analysis.defaults import lambda_curve
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.source import check_store
-from fer_core.cli import cli_main
 from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core import metric_names as mn
+from fer_core.cli import cli_main
 from fer_core.registry import Registry
 from tuner.artifacts import draw_heatmap
 from tuner.summary import dominates

@@ -30,8 +30,8 @@ from analysis.figures import FIGURES, FigureOptions, FigureSource, Outcome, load
 from analysis.figures import make_figures as _make_figures
 from analysis.runs import add_source_args
 from analysis.source import check_store
-from fer_core.cli import cli_main
 from analysis.tables import TABLES, Table, build_table
+from fer_core.cli import cli_main
 from tuner.provenance import git_commit
 from tuner.tracking.redact import redact
 
