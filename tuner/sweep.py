@@ -40,6 +40,7 @@ from tuner.resume import NothingToResume, find_sweep
 from tuner.searchers import SCHEDULERS, SEARCHERS
 from tuner.summary import SUMMARIES, TrialRow
 from tuner.tracking import client as runs
+from tuner.tracking import outputs, ui
 from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget
 from tuner.tracking.closer import CloseTrialRuns
@@ -197,7 +198,8 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
     client = target.client()
     if status != tr.FINISHED:  # else the callback ended the stragglers when fit() ended
         runs.finish_stragglers(client, target, {})  # KILLED
-    trials = [TrialRow.from_run(r) for r in runs.sweep_trial_runs(client, target)]
+    trial_runs = runs.sweep_trial_runs(client, target)
+    trials = [TrialRow.from_run(r) for r in trial_runs]
     if status == tr.FINISHED and any(t.status == tr.KILLED for t in trials):
         status = tr.KILLED
     record = GateRecord.load(folder)  # None: a sweep started before the gate existed
@@ -218,10 +220,30 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
         tr.SWEEP_WALL_S: wall_s,
         **(record.metrics() if record else {}),
     }
+    best = ui.best_run(trial_runs, objective)
+    if best is not None:  # the parent shows the winner in the runs table without opening it
+        best_metrics, best_tags = ui.best_summary(best)
+        counts.update(best_metrics)
+        runs.set_tags(client, target.parent_run_id, best_tags)
+        text += register(ctx, client, best)
     text += f"\nReport:        {report_command(client, target)}"
     runs.log_metrics(client, target.parent_run_id, counts, step=0)
     runs.end_run(client, target.parent_run_id, status)
     return text
+
+
+def register(ctx: SweepContext, client: MlflowClient, best: Any) -> str:
+    """``--register NAME``: the best trial's model in the Model Registry; a line for the
+    summary (a failure is reported there, it does not fail the finished sweep)."""
+    name = ctx.settings.register if ctx.settings else None
+    if not name:
+        return ""
+    try:
+        uri = outputs.register_best(client, name, best.info.run_id)
+    except MlflowException as err:
+        return f"\nModel Registry: {name} NOT registered ({err.message})"
+    return (f"\nModel Registry: {uri} = the model of {best.info.run_name} "
+            f"(run {best.info.run_id})")
 
 
 def reused_rows(client: MlflowClient, skipped: list[dict[str, Any]]) -> list[TrialRow]:
@@ -242,6 +264,15 @@ def ui_hint(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {redact(uri)}   (then http://127.0.0.1:5000)"
 
 
+def trials_link(ctx: SweepContext) -> str:
+    """The UI page of this sweep's trials sorted by its (primary) objective."""
+    target = ctx.target
+    space = SPACES.get(target.space)
+    objective = ctx.settings.objective if ctx.settings else space.objective
+    return ui.trials_link(ui.ui_base(redact(target.uri)), target.experiment_id,
+                          target.sweep_name, objective.primary_metric, objective.primary_mode)
+
+
 def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
     """Where the results are and the commands to look at or resume them (no credentials)."""
     target = ctx.target
@@ -249,6 +280,7 @@ def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
         f"MLflow: experiment id {target.experiment_id}, parent run {target.parent_run_id} "
         f"({target.sweep_name}), one child run per trial, in {redact(target.uri)}",
         f"Open the UI:   {ui_hint(target.uri)}",
+        f"This sweep:    {trials_link(ctx)}",
         f"Resume:        python -m tuner.sweep --resume --name {target.sweep_name} "
         f"--storage-path {redact(str(storage))}",
     ]
