@@ -8,7 +8,9 @@ selected runs (:class:`FigureSource`) into a ``matplotlib.figure.Figure`` (objec
 
 - ``lambda`` (Fig. 5): CL, CAM-COS and ATT-COS against λ (log axis), mean ± 95 % CI over seeds,
   the λ = 0 baseline as a dashed line. Uses the trials of a ``lambda`` sweep when the selection
-  has some, else every selected run; the runs may differ only in λ and seed.
+  has some, else every selected run; of a sweep that searched layer sets too, the layer set of
+  ``analysis.defaults.lambda_curve`` (5 when present), named in the title. Otherwise the runs may
+  differ only in λ and seed.
 - ``matrices`` (Figs. 10–11): confusion and per-class cosine matrices of the best run of each
   arm (w/ AU on top, as in the paper), read from the run's ``matrices/*.json`` artifacts.
 - ``maps`` (Figs. 6–9): per-class average AU map, layer attention and CAM over the test split,
@@ -36,12 +38,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
+from analysis.defaults import lambda_curve
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.source import check_store
-from fer_core.cli import cli_main
 from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core import metric_names as mn
+from fer_core.cli import cli_main
 from fer_core.registry import Registry
 from tuner.artifacts import draw_heatmap
 from tuner.summary import dominates
@@ -201,6 +204,7 @@ def lambda_figure(source: FigureSource) -> Figure:
         raise MissingRuns(f"no finished run with λ > 0 among the {len(runs)} selected runs of "
                           f"experiment {source.experiment!r} (python -m tuner.sweep --space "
                           f"lambda makes them)")
+    runs, chosen = lambda_curve(runs)  # a searched sweep's layer sets: one curve (defaults)
     check_one_setting(runs, "lambda")
     groups = {float(lam): g for lam, g in runs.groupby("lambda_au")}
     seeds = sorted({len(g) for g in groups.values()})
@@ -210,7 +214,8 @@ def lambda_figure(source: FigureSource) -> Figure:
         _lambda_panel(ax, groups, metric, label)
     spread = (f"mean ± {CONFIDENCE:.0%} CI over seeds, n = {'/'.join(map(str, seeds))} per λ"
               if max(seeds) > 1 else "one seed per λ, no interval")
-    fig.suptitle(f"Impact of λ ({source.experiment}; {spread})")
+    fig.suptitle(f"Impact of λ ({source.experiment}; {chosen + '; ' if chosen else ''}"
+                 f"{spread})")
     return fig
 
 

@@ -18,20 +18,22 @@ import base64
 import html
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import render
+from analysis.defaults import TABLE_DEFAULTS
 from analysis.figures import FIGURES, FigureOptions, FigureSource, Outcome, load_selection
 from analysis.figures import make_figures as _make_figures
 from analysis.runs import add_source_args
 from analysis.source import check_store
-from fer_core.cli import cli_main
 from analysis.tables import TABLES, Table, build_table
+from fer_core.cli import cli_main
 from tuner.provenance import git_commit
+from tuner.tracking.redact import redact
 
 FIGURE_DIR = "figures"
 FIGURE_FORMATS = ("png", "pdf")
@@ -59,7 +61,7 @@ class Provenance:
     code: str
 
     def lines(self) -> list[tuple[str, str]]:
-        return [("Experiment", self.experiment), ("Tracking URI", self.tracking_uri),
+        return [("Experiment", self.experiment), ("Tracking URI", redact(self.tracking_uri)),
                 ("Finished trials", str(self.runs)),
                 ("Sweeps", ", ".join(self.sweeps) or "none"),
                 ("Selection", " ".join(f"--where {w}" for w in self.where) or "all runs"),
@@ -68,23 +70,33 @@ class Provenance:
 
 
 def build_tables(runs: pd.DataFrame, experiment: str) -> list[TableResult]:
-    """Every table in ``analysis.tables.TABLES``; a table without runs says so."""
+    """Every table in ``analysis.tables.TABLES`` over its default selection
+    (``analysis.defaults``, named in the caption); a table without runs says so."""
     results = []
     for number, spec in TABLES.items():
         if runs.empty:
             results.append(TableResult(number, spec.title, reason="no finished trials"))
             continue
         try:
-            table = build_table(runs, spec, experiment)
-        except ValueError as err:  # a cell would mix models: the message names the fix
+            chosen, note = TABLE_DEFAULTS.get(number, _as_selected)(runs)
+            table = build_table(chosen, spec, experiment)
+        except ValueError as err:  # an arm is absent, or a cell would mix models: names the fix
             results.append(TableResult(number, spec.title, reason=str(err)))
             continue
+        if note:  # the caption says which AU-guided setting the w/ AU cells show
+            table = replace(table, spec=replace(spec, title=f"{spec.title} ({note})"))
         if not any(cell.estimate.n for cell in table.cells.values()):
+            wanted = sorted({c.metric for c in spec.columns})
+            names = ", ".join(wanted[:3]) + (" …" if len(wanted) > 3 else "")
             results.append(TableResult(number, spec.title,
-                                       reason="none of the selected runs has its metrics"))
+                                       reason=f"none of the selected runs has {names}"))
             continue
         results.append(TableResult(number, spec.title, table))
     return results
+
+
+def _as_selected(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    return runs, ""
 
 
 def _relative(path: Path, out: Path) -> str:

@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "draw the AU map, CAM and layer attention behind it.")
     parser.add_argument("input", type=Path, help="an image file, or a folder of images")
     parser.add_argument("--checkpoint", required=True,
-                        help="selected.pt / checkpoint.pt, a run folder, or runs:/<run id>[/path]")
+                        help="selected.pt / checkpoint.pt, a run folder, runs:/<run id>[/path], or "
+                             "an MLflow model (runs:/<run id>/model, models:/NAME@best)")
     parser.add_argument("-o", "--out", type=Path, required=True,
                         help="figure to write; the suffix picks the format (png, pdf, svg)")
     parser.add_argument("--csv", type=Path, default=None,

@@ -9,7 +9,9 @@ test set). Two file formats are accepted:
 
 A source is a local file, a folder holding one of them, or an MLflow URI (``runs:/<run id>``,
 ``runs:/<run id>/<artifact path>``, ``mlflow-artifacts:/...``, ``models:/...``), downloaded with
-``mlflow.artifacts.download_artifacts``.
+``mlflow.artifacts.download_artifacts``. A folder (or URI) holding only an MLflow PyTorch model
+written by ``fer_core.export`` (``runs:/<run id>/model`` of a sweep trial,
+``models:/NAME@best`` after ``--register NAME``) loads through ``mlflow.pytorch``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fer_core import NUM_CLASSES
+from fer_core import NUM_CLASSES, export
 from fer_core.cams import build_method, upsample_cams
 from fer_core.cams.base import minmax_normalize
 from fer_core.checkpoint import CHECKPOINT_FILE
@@ -99,6 +101,8 @@ def resolve_file(source: str | os.PathLike, tracking_uri: str | None = None) -> 
     path = _download(text, tracking_uri) if _is_mlflow_uri(text) else Path(text).expanduser()
     if path.is_dir():
         found = [path / name for name in MODEL_FILES if (path / name).is_file()]
+        if not found and export.is_mlflow_model(path):  # e.g. models:/NAME@best
+            return path
         if not found:
             raise ModelSourceError(f"{path} holds none of {', '.join(MODEL_FILES)}: pass the "
                                    "model file itself or the folder a run wrote")
@@ -124,6 +128,14 @@ def load_model(source: str | os.PathLike, tracking_uri: str | None = None,
                device: str | torch.device = "cpu") -> LoadedModel:
     """Build the method from the file's config and load its weights (eval mode)."""
     path = resolve_file(source, tracking_uri)
+    device = torch.device(device)
+    if path.is_dir():  # an MLflow PyTorch model (fer_core.export): the method, pickled
+        try:
+            model, flat = export.load_mlflow_model(path)
+        except ValueError as err:
+            raise ModelSourceError(str(err)) from None
+        cfg = ExperimentConfig.from_flat(flat, strict=False)
+        return LoadedModel(model.to(device).eval(), cfg, str(source), device)
     # weights_only=False: the files hold a config dict next to tensors; they are this project's
     # own outputs (never load a file from an untrusted source).
     payload = torch.load(path, map_location="cpu", weights_only=False)
@@ -132,7 +144,6 @@ def load_model(source: str | os.PathLike, tracking_uri: str | None = None,
     model = build_method(cfg.method, cfg.model, num_classes=NUM_CLASSES,
                          img_size=cfg.data.img_size)
     model.load_state_dict(state)
-    device = torch.device(device)
     return LoadedModel(model.to(device).eval(), cfg, str(source), device)
 
 

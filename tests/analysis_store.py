@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
@@ -153,6 +154,19 @@ def shared_store(tmp_path_factory) -> Store:
         _STORES["store"] = Store(uri, root, root / "cache", trained, matrices)
     return _STORES["store"]
 
+
+
+# Fixtures ``store`` and the autouse ``store_cache`` for the modules that read this store; they
+# import ``store_fixture, store_cache`` (imported under a name of their own, not a test argument's).
+@pytest.fixture(scope="module", name="store")
+def store_fixture(tmp_path_factory) -> Store:
+    return shared_store(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def store_cache(store, monkeypatch):
+    """Rebuilding a trained run's split (figures, maps) must find the data it was trained on."""
+    monkeypatch.setenv("FER_CACHE", str(store.cache))
 
 def t_interval(values: list[float]) -> tuple[float, float]:
     """Mean and 95 % Student-t half-width, computed here without ``analysis.stats``."""

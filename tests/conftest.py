@@ -36,6 +36,17 @@ def ray_runtime():
     shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    """A sqlite MLflow store per test module (creating one runs every MLflow migration: seconds).
+
+    Tests that need a clean slate make their own experiment in it (``helpers.sweep_target``).
+    """
+    from tuner.tracking import client as runs
+
+    return runs.normalize_uri(None, tmp_path_factory.mktemp("store"))
+
+
 TRAINED_MODEL_CONFIG = dict(synthetic_n=140, img_size=64, output_stride=16, batch_size=28,
                             epochs=1, lambda_au=2.0, layers="5+4")
 

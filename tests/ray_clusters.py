@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import ray
-from netutil import free_port
+from helpers import free_port
 from ray.cluster_utils import Cluster
 
 T = TypeVar("T")

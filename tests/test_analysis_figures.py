@@ -14,6 +14,7 @@ import analysis_store as st
 import numpy as np
 import pytest
 import torch
+from analysis_store import store_cache, store_fixture  # noqa: F401 (fixtures)
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
@@ -27,16 +28,6 @@ from tuner import artifacts
 from tuner.tracking import schema as tr
 
 CPU = fg.FigureOptions(device="cpu", progress=False)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return st.shared_store(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def _cache(store, monkeypatch):
-    monkeypatch.setenv("FER_CACHE", str(store.cache))  # the trained runs' synthetic data
 
 
 def source(store, experiment, where=(), options=CPU):

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from netutil import free_port
+from helpers import free_port
 
 from fer_core import CLASSES
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import ray
+from helpers import metric_steps, sweep_runs
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from ray.tune import ExperimentAnalysis
@@ -44,22 +45,6 @@ def store_args(tmp_path: Path) -> list[str]:
 
 def uri_of(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/mlflow.db"
-
-
-def sweep_runs(uri: str) -> tuple[list[Run], list[Run]]:
-    """(parent runs, child runs) of the default experiment; empty before the driver made it."""
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(tr.DEFAULT_EXPERIMENT)
-    if exp is None:
-        return [], []
-    every = client.search_runs([exp.experiment_id], max_results=1000)
-    parents = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_PARENT]
-    children = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_TRIAL]
-    return parents, children
-
-
-def epoch_steps(uri: str, run_id: str, key: str = "val_cl") -> list[int]:
-    return [m.step for m in MlflowClient(tracking_uri=uri).get_metric_history(run_id, key)]
 
 
 def last_result(trial_dir: str) -> dict[str, Any] | None:
@@ -144,7 +129,7 @@ def test_trial_resumes_on_another_node_when_its_node_dies(cluster, tmp_path, rec
         def first_epoch() -> Run | None:
             assert driver.poll() is None, driver_tail(tmp_path)
             children = sweep_runs(uri)[1]
-            return next((r for r in children if epoch_steps(uri, r.info.run_id)), None)
+            return next((r for r in children if metric_steps(uri, r.info.run_id)), None)
 
         run = wait_for(first_epoch, START_TIMEOUT, "the trial's first epoch in MLflow")
         trial_dir, first = wait_for(lambda: only_trial_result(folder), 60,
@@ -153,7 +138,7 @@ def test_trial_resumes_on_another_node_when_its_node_dies(cluster, tmp_path, rec
         node = node_running_pid(cluster, old_pid)
         cluster.remove_node(node, allow_graceful=False)  # SIGKILL: raylet, workers, the trial
         removed = time.monotonic()
-        logged_at_kill = epoch_steps(uri, run.info.run_id)
+        logged_at_kill = metric_steps(uri, run.info.run_id)
         assert max(logged_at_kill) < NODE_LOSS_EPOCHS, "the trial ended before its node died"
 
         def second_attempt() -> bool:
@@ -192,7 +177,7 @@ def test_trial_resumes_on_another_node_when_its_node_dies(cluster, tmp_path, rec
     # again at the same step (at-least-once; a journaled operation the dead attempt delivered
     # but had not yet acknowledged is resent too). A repeat of an earlier step would mean the
     # retry started before its last checkpoint; a missing step, that progress was lost.
-    counts = Counter(epoch_steps(uri, child.info.run_id))
+    counts = Counter(metric_steps(uri, child.info.run_id))
     assert sorted(counts) == list(range(1, NODE_LOSS_EPOCHS + 1))
     repeated = [step for step, n in counts.items() if n > 1]
     assert len(repeated) <= 1, counts

@@ -12,10 +12,11 @@ from fer_core import checkpoint as ckpt
 from fer_core.cams import METHODS
 from fer_core.config import ExperimentConfig
 from fer_core.engine import Trainer
+from search_spaces.methods import OWN_NETWORK
 
 TINY = dict(synthetic_n=14, img_size=32, batch_size=7, epochs=2, lambda_au=2.0, layers="5",
             max_train_batches=1)
-METHOD_SIZES = {"apvit": 112, "tscam": 64}  # token models need a larger input
+METHOD_SIZES = {"apvit": 64, "tscam": 64}  # token models need a larger input
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +104,10 @@ def test_checkpoint_every_k_epochs_and_always_the_last():
 
 def _run_on_cuda(method: str, **flat) -> Trainer:
     size = METHOD_SIZES.get(method, TINY["img_size"])
-    t = trainer(method=method, img_size=size, device="cuda", amp=True, epochs=1, **flat)
+    network = {**OWN_NETWORK.get(method, {}), "layers": OWN_NETWORK.get(method, {}).get(
+        "layers", TINY["layers"])}
+    t = trainer(method=method, img_size=size, device="cuda", amp=True, epochs=1,
+                **network, **flat)
     final = t.fit()
     assert 0.0 <= final["test_cl"] <= 100.0
     assert all(torch.isfinite(p).all() for p in t.model.parameters())

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port, metric_history, metric_steps, sweep_runs, sweep_target
 from mlflow import MlflowClient
-from netutil import free_port
 from ray.train._internal.storage import StorageContext
 from ray.tune.experiment import Trial
 
@@ -66,21 +66,8 @@ def fail_fast(monkeypatch):
         monkeypatch.setenv(key, value)
 
 
-def sweep_target(url: str, experiment: str) -> runs.TrackingTarget:
-    """A driver's setup: experiment and parent run, as ``tuner.sweep`` makes them."""
-    client = MlflowClient(tracking_uri=url)
-    exp = runs.ensure_experiment(client, experiment, url)
-    parent = runs.start_parent(client, exp, "s", {tr.TAG_SPACE: "smoke"}, {})
-    return runs.TrackingTarget(url, exp, parent, "s", "smoke")
-
-
 def trial_runs(target: runs.TrackingTarget) -> list:
     return runs.sweep_trial_runs(MlflowClient(tracking_uri=target.uri), target)
-
-
-def history(target: runs.TrackingTarget, run_id: str, key: str = "val_cl") -> list[tuple]:
-    client = MlflowClient(tracking_uri=target.uri)
-    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
 
 
 @pytest.mark.slow
@@ -109,7 +96,7 @@ def test_outage_mid_trial_delays_nothing_and_loses_nothing(server, fail_fast, tm
     tracker.end(tr.FINISHED)
     assert tracker.close() == 0
     (run,) = trial_runs(target)  # one run for the trial
-    assert history(target, run.info.run_id) == [(s, float(s)) for s in range(1, 6)]
+    assert metric_history(target.uri, run.info.run_id) == [(s, float(s)) for s in range(1, 6)]
     run = MlflowClient(tracking_uri=target.uri).get_run(run.info.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["lambda_au"] == "4.0"
@@ -153,7 +140,7 @@ def test_overflow_and_undelivered_items_are_kept_and_replayed(server, fail_fast,
     assert replay.main([str(tmp_path), "--mlflow-uri", server.url]) == 0
     assert "8 delivered" in capsys.readouterr().out
     (run,) = trial_runs(target)
-    assert history(target, run.info.run_id) == [(s, float(s)) for s in range(1, 6)]
+    assert metric_history(target.uri, run.info.run_id) == [(s, float(s)) for s in range(1, 6)]
     client = MlflowClient(tracking_uri=target.uri)
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
     assert run.data.params["seed"] == "0"
@@ -162,7 +149,7 @@ def test_overflow_and_undelivered_items_are_kept_and_replayed(server, fail_fast,
     assert not staged.exists()  # the staged copy goes once delivered
     assert replay.main([str(folder / JOURNAL_FILE), "--mlflow-uri", server.url]) == 0
     assert "0 delivered" in capsys.readouterr().out  # nothing is sent twice
-    assert len(history(target, run.info.run_id)) == 5
+    assert len(metric_history(target.uri, run.info.run_id)) == 5
 
 
 def test_a_later_attempt_sends_what_a_killed_one_left(server, fail_fast, tmp_path):
@@ -187,7 +174,7 @@ def test_a_later_attempt_sends_what_a_killed_one_left(server, fail_fast, tmp_pat
     third.end(tr.FINISHED)
     assert third.close() == 0
     (run,) = trial_runs(target)
-    assert history(target, run.info.run_id) == [(1, 1.0), (2, 2.0), (3, 3.0)]
+    assert metric_history(target.uri, run.info.run_id) == [(1, 1.0), (2, 2.0), (3, 3.0)]
     assert run.data.tags[tr.TAG_ATTEMPTS] == "3"
     assert run.info.status == "FINISHED"
 
@@ -212,12 +199,7 @@ def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_runtime,
     driver = subprocess.Popen(argv, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     client = MlflowClient(tracking_uri=server.url)
     try:
-        def trial_started() -> bool:
-            exp = client.get_experiment_by_name(experiment)
-            return exp is not None and bool(client.search_runs(
-                [exp.experiment_id], tr.tag_filter({tr.TAG_ROLE: tr.ROLE_TRIAL})))
-
-        wait_for(trial_started, "the trial's run", proc=driver)
+        wait_for(lambda: sweep_runs(server.url, experiment)[1], "the trial's run", proc=driver)
         server.down()  # the trial has attached its run and is about to train
         journals = f"{tmp_path}/ray_results/o/*/{JOURNAL_FILE}"
         wait_for(lambda: any('"op": "metrics"' in Path(p).read_text()
@@ -233,15 +215,12 @@ def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_runtime,
             server.up()
     log = (tmp_path / "sweep.log").read_text()
     assert "MLflow tracking at" in log and "unreachable" in log  # the trial said so
-    exp = client.get_experiment_by_name(experiment)
-    every = client.search_runs([exp.experiment_id])
-    children = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_TRIAL]
-    (parent,) = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_PARENT]
+    (parent,), children = sweep_runs(server.url, experiment)
     assert len(children) == 1 and parent.info.status == "FINISHED"
     run = children[0]
     assert run.info.status == "FINISHED"
     assert run.data.tags[tr.TAG_EARLY_STOPPED] == "false"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_cl")] == [1, 2, 3, 4, 5]
+    assert metric_steps(server.url, run.info.run_id) == [1, 2, 3, 4, 5]
     assert "test_att_cos" in run.data.metrics
     assert client.list_artifacts(run.info.run_id, "matrices")
     assert not glob.glob(journals)  # all delivered: no journal left to replay
@@ -278,7 +257,7 @@ def test_the_driver_delivers_what_a_killed_trial_left(server, fail_fast, tmp_pat
 
     CloseTrialRuns(target).on_experiment_end([trial])
     (run,) = trial_runs(target)
-    assert history(target, run.info.run_id) == [(1, 1.0)]
+    assert metric_history(target.uri, run.info.run_id) == [(1, 1.0)]
     assert run.info.status == "FINISHED"  # the trial's own word, not the driver's KILLED
     assert "delivered 3 MLflow operation(s) that trial t5 had left" in caplog.text
 

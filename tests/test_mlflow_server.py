@@ -13,8 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from mlflow import MlflowClient
-from netutil import free_port
 
 from tuner.tracking import client as runs
 from tuner.tracking import schema as tr

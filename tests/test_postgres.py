@@ -6,7 +6,7 @@ import time
 
 import psycopg2
 import pytest
-from netutil import free_port
+from helpers import free_port
 from pg import fresh_database, pid_alive, postgres_cluster  # noqa: F401
 
 from tuner.devdb import LocalPostgres

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import sweep_target
 from mlflow import MlflowClient
 from ray.train._internal.storage import StorageContext
 from ray.tune.experiment import Trial
@@ -44,17 +45,9 @@ class CountedTarget(runs.TrackingTarget):
         return CountingClient(tracking_uri=self.uri)
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return runs.normalize_uri(None, tmp_path_factory.mktemp("store"))
-
-
 @pytest.fixture()
 def target(db, request) -> CountedTarget:
-    client = MlflowClient(tracking_uri=db)
-    exp = runs.ensure_experiment(client, request.node.name, db)
-    parent = runs.start_parent(client, exp, "s", {tr.TAG_SPACE: "smoke"}, {})
-    return CountedTarget(db, exp, parent, "s", "smoke")
+    return sweep_target(db, request.node.name, kind=CountedTarget)
 
 
 def stub_trial(root: Path, trial_id: str, last_result: dict) -> Trial:

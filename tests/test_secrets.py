@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from helpers import free_port
 from mlflow import MlflowClient
-from netutil import free_port
 
 from tuner.tracking import client as runs
 from tuner.tracking import replay

@@ -12,7 +12,7 @@ import time
 
 import pytest
 import ray
-from mlflow import MlflowClient
+from helpers import sweep_runs
 
 from tuner.cli import parse_args
 from tuner.context import SWEEP_FILE, StoragePath, SweepContext
@@ -139,11 +139,7 @@ def test_sweep_on_a_file_uri_completes_and_resumes_by_that_uri(ray_runtime, tmp_
     assert (folder / GATE_FILE).is_file() and len(list(folder.glob("train_trial_*"))) == 1
     assert list((tmp_path / "cache").iterdir())  # the data went to --cache-dir
 
-    client = MlflowClient(tracking_uri=mlflow_uri)
-    experiment = client.get_experiment_by_name(tr.DEFAULT_EXPERIMENT)
-    every = client.search_runs([experiment.experiment_id])
-    [parent] = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_PARENT]
-    children = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_TRIAL]
+    [parent], children = sweep_runs(mlflow_uri)
     assert parent.data.tags[tr.TAG_SWEEP_PATH] == f"{storage}/u"
     assert len(children) == 1 and children[0].info.status == "FINISHED"
     assert "test_cl" in children[0].data.metrics
@@ -151,8 +147,8 @@ def test_sweep_on_a_file_uri_completes_and_resumes_by_that_uri(ray_runtime, tmp_
     # --resume finds it by the URI; everything is done, so nothing runs again.
     assert main(["--resume", "--name", "u", *flags]) == 0
     assert f"resuming sweep u from {storage}/u" in capsys.readouterr().out
-    again = client.search_runs([experiment.experiment_id])
-    assert len(again) == len(every)  # no new trial run
-    assert {r.info.status for r in again} == {"FINISHED"}
+    [parent_again], children_again = sweep_runs(mlflow_uri)
+    assert len(children_again) == len(children)  # no new trial run
+    assert {r.info.status for r in [parent_again, *children_again]} == {"FINISHED"}
     assert len(list(folder.glob("train_trial_*"))) == 1
     assert str(find_sweep(storage, None, "smoke")) == f"{storage}/u"  # the latest, by the URI

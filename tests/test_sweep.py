@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import ray
+from helpers import free_port, metric_steps, sweep_runs
 from mlflow import MlflowClient
-from netutil import free_port
 
 from search_spaces import SPACES
 from search_spaces.sizes import TINY
@@ -34,20 +34,6 @@ TRIAL_PARAMS = ("method", "backbone", "dataset", "lambda_au", "layers", "seed")
 def sweep_args(tmp_path: Path, uri: str | None = None) -> list[str]:
     return ["--storage-path", str(tmp_path / "ray_results"),
             "--mlflow-uri", uri or f"sqlite:///{tmp_path}/mlflow.db"]
-
-
-def runs_of(uri: str, experiment: str = tr.DEFAULT_EXPERIMENT) -> tuple[list, list]:
-    """(parent runs, child runs) of an experiment."""
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    every = client.search_runs([exp.experiment_id], max_results=1000)
-    parents = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_PARENT]
-    children = [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_TRIAL]
-    return parents, children
-
-
-def steps(uri: str, run_id: str, key: str) -> list[int]:
-    return [m.step for m in MlflowClient(tracking_uri=uri).get_metric_history(run_id, key)]
 
 
 # ---------------------------------------------------------------- errors before anything runs
@@ -196,7 +182,7 @@ def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "best trial per arm" in out and f"mlflow ui --backend-store-uri {uri}" in out
 
-    parents, children = runs_of(uri)
+    parents, children = sweep_runs(uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
     assert parent.data.tags[tr.TAG_SPACE] == "smoke"
@@ -213,7 +199,7 @@ def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
         if tags[tr.TAG_EARLY_STOPPED] == "true":
             assert "test_cl" not in metrics
             continue
-        assert steps(uri, run.info.run_id, "val_cl") == [1, 2]
+        assert metric_steps(uri, run.info.run_id, "val_cl") == [1, 2]
         assert 0.0 <= metrics["test_cl"] <= 100.0
         for key in ("test_att_cos", "test_cam_cos", "test_att_cos_l5", "val_att_cos"):
             assert 0.0 <= metrics[key] <= 1.0
@@ -245,13 +231,13 @@ def test_crashed_trial_is_retried_from_its_checkpoint_in_the_same_run(
     argv = ["--space", "smoke", "--trials", "1", "--experiment", "crash",
             "--set", "fail_at_epoch=2", "--set", "epochs=3", *sweep_args(tmp_path, mlflow_server)]
     assert main(argv) == 0
-    parents, children = runs_of(mlflow_server, "crash")
+    parents, children = sweep_runs(mlflow_server, "crash")
     assert len(parents) == 1 and len(children) == 1
     run = children[0]
     assert run.info.status == "FINISHED"
     assert run.data.tags[tr.TAG_ATTEMPTS] == "2"  # the retry reopened the run
     # Epoch 1 ran once: the retry started from its checkpoint, not from scratch.
-    assert steps(mlflow_server, run.info.run_id, "val_cl") == [1, 2, 3]
+    assert metric_steps(mlflow_server, run.info.run_id, "val_cl") == [1, 2, 3]
     assert "test_att_cos" in run.data.metrics
     client = MlflowClient(tracking_uri=mlflow_server)
     assert client.list_artifacts(run.info.run_id, "matrices")  # uploaded through the server
@@ -280,11 +266,11 @@ def test_killed_driver_resumes_with_exactly_the_requested_trials(
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-    _, before = runs_of(uri)
+    _, before = sweep_runs(uri)
     assert any(r.info.status == "RUNNING" for r in before)  # killed mid-sweep
 
     assert main(["--resume", "--name", "k", *sweep_args(tmp_path, uri)]) == 0
-    parents, children = runs_of(uri)
+    parents, children = sweep_runs(uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     requested = SPACES.get("smoke").num_samples
     assert len(children) == requested

@@ -17,10 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mlflow import MlflowClient
+from helpers import sweep_runs
 from skimage import data
-
-from tuner.tracking import schema as tr
 
 PROJECT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -32,13 +30,6 @@ def python(*argv: str, cwd: Path, limit: int = 900) -> subprocess.CompletedProce
                           text=True, timeout=limit)
 
 
-def trial_runs(uri: str) -> list:
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(tr.DEFAULT_EXPERIMENT)
-    every = client.search_runs([experiment.experiment_id], max_results=100)
-    return [r for r in every if r.data.tags.get(tr.TAG_ROLE) == tr.ROLE_TRIAL]
-
-
 def test_readme_command_at_smoke_sizes_runs_one_trial_at_a_time(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run = python("tuner.sweep", "--space", "lambda_layers", "--smoke-test", "--max-concurrent",
@@ -46,7 +37,7 @@ def test_readme_command_at_smoke_sizes_runs_one_trial_at_a_time(tmp_path):
                  uri, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "preflight: synthetic data" in run.stdout
-    runs = sorted(trial_runs(uri), key=lambda r: r.info.start_time)
+    runs = sorted(sweep_runs(uri)[1], key=lambda r: r.info.start_time)
     assert len(runs) >= 2 and all(r.info.status == "FINISHED" for r in runs)
     # Two CPUs would hold two 1-CPU trials; --max-concurrent 1 must keep their runs apart.
     for earlier, later in zip(runs, runs[1:], strict=False):
@@ -97,6 +88,34 @@ def test_rafdb_tree_of_real_jpegs_through_the_sweep(tmp_path):
     assert after.returncode == 0, after.stderr[-3000:]
     line = next(x for x in after.stdout.splitlines() if x.startswith("preflight:"))
     assert "21 readable images in 3 splits" in line and "0 unreadable" in line
-    runs = trial_runs(uri)
+    runs = sweep_runs(uri)[1]
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.params["dataset"] == "rafdb"
+
+
+def test_ctrl_c_exits_130_with_the_resume_command(tmp_path):
+    import glob
+    import signal
+    import time
+
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(PROJECT)}
+    results = tmp_path / "rr" / "c"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tuner.sweep", "--space", "smoke", "--name", "c", "--set",
+         "epochs=6", "--num-cpus", "1", "--storage-path", str(tmp_path / "rr"), "--mlflow-uri",
+         f"sqlite:///{tmp_path}/mlflow.db"], cwd=tmp_path, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 600
+        while not glob.glob(f"{results}/*/checkpoint_0*"):  # a trial is training
+            assert driver.poll() is None, driver.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no trial started"
+            time.sleep(0.5)
+        driver.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, err[-3000:]
+    assert f"python -m tuner.sweep --resume --name c --storage-path {tmp_path / 'rr'}" in out
+    assert "interrupted:" in err

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import metric_history, sweep_target
 from mlflow import MlflowClient
 
 from fer_core import CLASSES
@@ -49,22 +50,12 @@ def test_tag_filter_rejects_quotes():
         tr.tag_filter({"a": "it's"})
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    """One store per module: creating a sqlite store runs all MLflow migrations (seconds)."""
-    return runs.normalize_uri(None, tmp_path_factory.mktemp("store"))
-
-
 @pytest.fixture()
 def store(db, request):
     """A fresh experiment (and parent run) per test in the module's store."""
-    client = MlflowClient(tracking_uri=db)
-    exp = runs.ensure_experiment(client, request.node.name, db)
-    uri = db
-    parent = runs.start_parent(client, exp, "sweep-1", {tr.TAG_SPACE: "smoke"},
-                               tr.sweep_params({"space": "smoke"}))
-    target = runs.TrackingTarget(uri, exp, parent, "sweep-1", "smoke")
-    return client, target
+    target = sweep_target(db, request.node.name, "sweep-1",
+                          params=tr.sweep_params({"space": "smoke"}))
+    return MlflowClient(tracking_uri=db), target
 
 
 def test_experiment_is_reused_and_its_artifacts_sit_next_to_the_db(store, request):
@@ -90,8 +81,7 @@ def test_a_retried_trial_continues_its_run(store):
     assert run.data.tags[tr.TAG_PARENT] == target.parent_run_id
     assert run.data.params["layers"] == "5+4"
     runs.log_metrics(client, first, {"val_cl": 20.0}, step=2)
-    history = client.get_metric_history(first, "val_cl")
-    assert [(m.step, m.value) for m in history] == [(1, 10.0), (2, 20.0)]
+    assert metric_history(target.uri, first) == [(1, 10.0), (2, 20.0)]
     other = runs.attach_trial_run(client, target, "t2", "trial_t2", {}, params)
     assert other != first
     assert len(runs.sweep_trial_runs(client, target)) == 2

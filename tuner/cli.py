@@ -98,9 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="MLflow tracking URI (default: sqlite:///./mlflow.db); a team server: "
                             "start `python -m tuner.mlflow_server`, then http://HOST:5000")
     track.add_argument("--experiment", help="MLflow experiment (default: au-guided-fer)")
+    track.add_argument("--system-metrics", action="store_true",
+                       help="record each trial's CPU, memory and (where present) GPU use in its "
+                            "MLflow run (MLflow system metrics, every 5 s)")
+    track.add_argument("--register", metavar="NAME",
+                       help="put the best trial's model in the MLflow Model Registry as a new "
+                            "version of NAME with the alias 'best' (models:/NAME@best)")
     track.add_argument("--optuna-storage",
-                       help="Optuna RDB storage for multi-objective spaces "
-                            "(default: sqlite:///./optuna.db)")
+                       help="Optuna RDB storage of a searched space's study, e.g. "
+                            "postgresql://user:pw@db/optuna for a team (default: multi-objective "
+                            "spaces sqlite:///./optuna.db, single-objective ones in memory)")
     return p
 
 

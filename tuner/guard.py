@@ -14,6 +14,7 @@ gate), 1 when a trial FAILED (each is listed with the last line of its error and
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,8 +95,42 @@ def failed_trials(grid) -> list[FailedTrial]:
     return failed
 
 
-def outcome(grid, folder) -> int:
+class CtrlC:
+    """Whether Ctrl-C stopped ``fit()``: Tune ends the run gracefully on the first SIGINT and
+    returns normally, its trials marked terminated, so the results alone cannot tell.
+
+    Tune's handler puts back the SIGINT handler it found only when it fires (Ray 2.60,
+    ``ray.tune.tune._setup_signal_catching``); finding ours back after ``fit()`` therefore
+    means Ctrl-C was pressed. Ours raises ``KeyboardInterrupt`` (a second Ctrl-C) as Python's
+    default does."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous = None
+
+    @staticmethod
+    def _raise(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> CtrlC:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._raise)
+        except ValueError:  # not the main thread: Tune installs no handler either
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            self.pressed = signal.getsignal(signal.SIGINT) == self._raise
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def outcome(grid, folder, interrupted: bool = False) -> int:
     """The sweep's exit status from what ``fit()`` returned; prints why when it is not 0."""
+    if interrupted:
+        print("interrupted: the Resume line above continues the sweep", file=sys.stderr,
+              flush=True)
+        return EXIT_INTERRUPTED
     pending = folder / PENDING_RECORD
     if pending.exists():
         print(f"error: {pending.read_text().strip()}", file=sys.stderr, flush=True)

@@ -230,6 +230,8 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
             resources_cpu=args.cpus_per_trial, resources_gpu=args.gpus_per_trial,
             optuna_storage=plan.optuna_storage if space.searcher.startswith("optuna") else None,
             dedup=not args.rerun, budget_hours=args.budget_hours,
+            system_metrics=getattr(args, "system_metrics", False),
+            register=getattr(args, "register", None),
         )
     except ValueError as err:
         raise SweepError(str(err)) from None

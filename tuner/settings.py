@@ -9,12 +9,15 @@ params' names. Imports nothing that trains or talks to Ray or MLflow.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from search_spaces.base import Objective
 from tuner.budget import Budget
+
+REGISTRY_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class SweepSettings:
     """False with ``--rerun``: configurations already done are launched again."""
     budget_hours: float | None = None
     """``--budget-hours`` (None: no limit)."""
+    system_metrics: bool = False
+    """``--system-metrics``: each trial's run records CPU, memory (and GPU) use over time."""
+    register: str | None = None
+    """``--register NAME``: the best trial's model becomes a version of NAME, alias ``best``."""
 
     def __post_init__(self) -> None:
         # JSON gives lists back: the objective keeps tuples.
@@ -60,6 +67,9 @@ class SweepSettings:
             raise ValueError(f"--cpus-per-trial {self.resources_cpu} / --gpus-per-trial "
                              f"{self.resources_gpu}: give CPUs > 0 and GPUs ≥ 0 per trial")
         Budget(self.budget_hours)  # its message names --budget-hours
+        if self.register is not None and not REGISTRY_NAME.fullmatch(self.register):
+            raise ValueError(f"--register {self.register!r}: a Model Registry name is letters, "
+                             "digits, '_', '-' and '.' (e.g. au-guided-fer)")
 
     @property
     def objective(self) -> Objective:

@@ -2,7 +2,8 @@
 
 ``SUMMARIES`` holds one function per kind a space can name: ``best_per_arm`` (the best trial of
 each arm by the sweep's metric, with the arm's size and its mean test metrics) and
-``pareto_front`` (the non-dominated trials of a multi-objective sweep).
+``pareto_front`` (the non-dominated trials of a multi-objective sweep). Both end with the
+method's claim against the λ = 0 baseline (``tuner.claim``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mlflow.entities import Run
 from fer_core import metric_names as mn
 from fer_core.registry import Registry
 from search_spaces.base import Objective
+from tuner.claim import claim
 from tuner.tracking import schema as tr
 
 SHOWN_PARAMS = ("method", "lambda_au", "layers", "seed")
@@ -139,10 +141,12 @@ def best_per_arm(trials: Sequence[TrialRow], objective: Objective) -> Summary:
         best = max(done, key=lambda t: sign * t.metrics.get(key, -sign * math.inf))
         mean_att = sum(t.metrics.get(mn.TEST_ATT_COS, math.nan) for t in done) / len(done)
         rows.append(_row(best, [arm, f"{len(done)}/{len(members)}"]) + [mean_att])
+    lines, facts = claim(trials, objective)  # both halves of the method's claim, with noise
     return Summary(
         title=f"best trial per arm (by {key}, {'max' if sign > 0 else 'min'})",
         columns=_columns(["arm", "complete"]) + ["arm mean test_att_cos"], rows=rows,
-        notes=[_counts(trials), "Accuracies (cl) in percent; cosines in [0, 1]."],
+        notes=[_counts(trials), "Accuracies (cl) in percent; cosines in [0, 1].", *lines],
+        extra=facts,
     )
 
 
@@ -162,8 +166,10 @@ def pareto_front(trials: Sequence[TrialRow], objective: Objective) -> Summary:
     front = [t for t in done
              if not any(dominates(points[o.name], points[t.name]) for o in done if o is not t)]
     front.sort(key=lambda t: -points[t.name][0])
+    lines, facts = claim(trials, objective)
     return Summary(
         title=f"Pareto front over {', '.join(keys)} ({', '.join(modes)})",
         columns=_columns(["arm"]), rows=[_row(t, [t.arm]) for t in front],
-        notes=[_counts(trials), "Accuracies (cl) in percent; cosines in [0, 1]."],
+        notes=[_counts(trials), "Accuracies (cl) in percent; cosines in [0, 1].", *lines],
+        extra=facts,
     )

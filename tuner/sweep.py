@@ -25,18 +25,22 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from ray import tune
 
+from fer_core.cli import cli_main
 from fer_core.config import ExperimentConfig
 from search_spaces import SPACES
 from search_spaces.params import derived_fields
+from tuner import guard
 from tuner.cli import DEFAULT_SPACE, parse_args
 from tuner.context import StoragePath, SweepContext
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
+from tuner.next_steps import report_command
 from tuner.plan import ResolvedSweep, SweepError, resolve
 from tuner.provenance import git_commit, prepare_data
 from tuner.resume import NothingToResume, find_sweep
 from tuner.searchers import SCHEDULERS, SEARCHERS
 from tuner.summary import SUMMARIES, TrialRow
 from tuner.tracking import client as runs
+from tuner.tracking import outputs, ui
 from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget
 from tuner.tracking.closer import CloseTrialRuns
@@ -105,6 +109,9 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
         raise SweepError(f"sweep folder {redact(str(folder))} exists: use --resume --name "
                          f"{resolved.name} to continue it, or another --name")
     cache_dir = str(Path(args.cache_dir).resolve() if args.cache_dir else storage / "data_cache")
+    guard.before_start(resolved.base, args, cache_dir)  # exit 2 before MLflow or Ray hold anything
+    init_ray(args)
+    cluster_note = guard.check_cluster(args, resolved.settings.resources)
     uri = runs.normalize_uri(args.mlflow_uri)
     client = MlflowClient(tracking_uri=uri)
     experiment_id = runs.ensure_experiment(client, args.experiment or tr.DEFAULT_EXPERIMENT, uri)
@@ -122,18 +129,19 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
     target = TrackingTarget(uri, experiment_id, parent, resolved.name, resolved.space.name)
     ctx = SweepContext(resolved.base, target, commit, fingerprint, cache_dir, settings)
     try:
-        return build_tuner(resolved, ctx, args, storage), ctx
+        return build_tuner(resolved, ctx, args, storage, cluster_note), ctx
     except BaseException:
         runs.end_run(client, parent, tr.FAILED)
         raise
 
 
 def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Namespace,
-                storage: StoragePath) -> tune.Tuner:
+                storage: StoragePath, cluster_note: str | None = None) -> tune.Tuner:
     """A fresh Tuner writing to ``storage`` (a folder or a URI), ``sweep.json`` saved first."""
     ctx.save(storage / resolved.name)
     init_ray(args)
     plan, settings = resolved.plan, resolved.settings
+    watch = guard.pending_watch(args, settings.resources, storage / resolved.name, cluster_note)
     setup = SEARCHERS.get(settings.searcher)(plan)
     # Every trial passes the gate: duplicates are skipped, the budget ends the search, and it
     # holds max_concurrent (grids included, which Tune's own limit would not wrap).
@@ -153,7 +161,8 @@ def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Names
             name=resolved.name, storage_path=str(storage),
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-            callbacks=[CloseTrialRuns(ctx.target)],
+            callbacks=[CloseTrialRuns(ctx.target), *([watch] if watch else [])],
+            stop=watch.stopper() if watch else None,
         ),
     )
 
@@ -169,6 +178,7 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
             or args.budget_hours is not None):
         print("note: --resume continues the sweep with its saved settings; --set/--trials/"
               "--seeds/--smoke-test/--budget-hours/--rerun are ignored", flush=True)
+    guard.check_connections(args)
     runs.reopen(ctx.target.client(), ctx.target.parent_run_id)
     init_ray(args)
     print(f"resuming sweep {folder.name} from {redact(str(folder))}", flush=True)
@@ -188,7 +198,8 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
     client = target.client()
     if status != tr.FINISHED:  # else the callback ended the stragglers when fit() ended
         runs.finish_stragglers(client, target, {})  # KILLED
-    trials = [TrialRow.from_run(r) for r in runs.sweep_trial_runs(client, target)]
+    trial_runs = runs.sweep_trial_runs(client, target)
+    trials = [TrialRow.from_run(r) for r in trial_runs]
     if status == tr.FINISHED and any(t.status == tr.KILLED for t in trials):
         status = tr.KILLED
     record = GateRecord.load(folder)  # None: a sweep started before the gate existed
@@ -209,9 +220,30 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
         tr.SWEEP_WALL_S: wall_s,
         **(record.metrics() if record else {}),
     }
+    best = ui.best_run(trial_runs, objective)
+    if best is not None:  # the parent shows the winner in the runs table without opening it
+        best_metrics, best_tags = ui.best_summary(best)
+        counts.update(best_metrics)
+        runs.set_tags(client, target.parent_run_id, best_tags)
+        text += register(ctx, client, best)
+    text += f"\nReport:        {report_command(client, target)}"
     runs.log_metrics(client, target.parent_run_id, counts, step=0)
     runs.end_run(client, target.parent_run_id, status)
     return text
+
+
+def register(ctx: SweepContext, client: MlflowClient, best: Any) -> str:
+    """``--register NAME``: the best trial's model in the Model Registry; a line for the
+    summary (a failure is reported there, it does not fail the finished sweep)."""
+    name = ctx.settings.register if ctx.settings else None
+    if not name:
+        return ""
+    try:
+        uri = outputs.register_best(client, name, best.info.run_id)
+    except MlflowException as err:
+        return f"\nModel Registry: {name} NOT registered ({err.message})"
+    return (f"\nModel Registry: {uri} = the model of {best.info.run_name} "
+            f"(run {best.info.run_id})")
 
 
 def reused_rows(client: MlflowClient, skipped: list[dict[str, Any]]) -> list[TrialRow]:
@@ -232,6 +264,15 @@ def ui_hint(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {redact(uri)}   (then http://127.0.0.1:5000)"
 
 
+def trials_link(ctx: SweepContext) -> str:
+    """The UI page of this sweep's trials sorted by its (primary) objective."""
+    target = ctx.target
+    space = SPACES.get(target.space)
+    objective = ctx.settings.objective if ctx.settings else space.objective
+    return ui.trials_link(ui.ui_base(redact(target.uri)), target.experiment_id,
+                          target.sweep_name, objective.primary_metric, objective.primary_mode)
+
+
 def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
     """Where the results are and the commands to look at or resume them (no credentials)."""
     target = ctx.target
@@ -239,6 +280,7 @@ def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
         f"MLflow: experiment id {target.experiment_id}, parent run {target.parent_run_id} "
         f"({target.sweep_name}), one child run per trial, in {redact(target.uri)}",
         f"Open the UI:   {ui_hint(target.uri)}",
+        f"This sweep:    {trials_link(ctx)}",
         f"Resume:        python -m tuner.sweep --resume --name {target.sweep_name} "
         f"--storage-path {redact(str(storage))}",
     ]
@@ -268,9 +310,10 @@ def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray
     """Fit, then summarise and end the parent run whatever happened."""
     began = time.monotonic()
     status = tr.KILLED
+    grid = None
     try:
-        with pending_trials(ctx.settings.max_concurrent):  # start/restore always set it
-            tuner.fit()
+        with pending_trials(ctx.settings.max_concurrent), guard.CtrlC() as ctrl_c:
+            grid = tuner.fit()
         status = tr.FINISHED
     except Exception:
         status = tr.FAILED
@@ -281,9 +324,10 @@ def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray
         print("\n" + text + "\n\n" + how_to_look(ctx, storage_root(args)), flush=True)
         if owns_ray:
             ray.shutdown()
-    return 0
+    return guard.outcome(grid, storage_root(args) / ctx.target.sweep_name, ctrl_c.pressed)
 
 
+@cli_main(extra=(ConnectionError,))  # ray.init(address="auto") with no cluster running
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:

@@ -13,20 +13,27 @@ evaluation of every trial that ran to the end.
 
 from __future__ import annotations
 
+import copy
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
+from fer_core import export
 from fer_core.engine import Callback, Trainer
 from search_spaces import SPACES
 from tuner import artifacts, dedup
 from tuner.context import SweepContext
+from tuner.tracking import outputs, ui
 from tuner.tracking import schema as tr
 from tuner.tracking.client import fail_fast_http
 from tuner.tracking.tracker import TrialTracker
+
+TAG_MODEL_SAVE_S = "model.save_s"
+SYSTEM_METRICS_INTERVAL_S = 5.0  # MLflow's default (10 s) leaves a short trial two samples
 
 
 class TuneReporter(Callback):
@@ -56,10 +63,53 @@ class TuneReporter(Callback):
                 trainer.best_state, trainer.cfg.to_flat(), staged / tr.ARTIFACT_MODEL),
         }
         self.tracker.log_artifacts(files, staged=staged)
+        log_selected_model(trainer, self.tracker)
         # A trial restored from its final checkpoint trains no epoch: fall back to history.
         last = self.last_epoch or (trainer.history[-1] if trainer.history else {})
         self.final_reported = True  # set first: Tune may stop the trial inside this report
         report(trainer, {**last, **final, tr.KEY_IS_FINAL: 1.0}, self.tracker)
+
+
+def log_selected_model(trainer: Trainer, tracker: TrialTracker) -> None:
+    """The selected model as an MLflow PyTorch model (``runs:/<run id>/model``), once per trial.
+
+    Written to the trial's staging folder here (no server needed), uploaded by the tracker;
+    the seconds it took are tagged ``model.save_s``.
+    """
+    if trainer.best_state is None:
+        return
+    began = time.monotonic()
+    method = copy.deepcopy(trainer.model)
+    method.load_state_dict(trainer.best_state)
+    staged = tracker.staging_dir()
+    folder = export.save_mlflow_model(method, trainer.cfg.to_flat(), trainer.cfg.data.img_size,
+                                      staged / outputs.MODEL_NAME)
+    tracker.log_model(folder, step=trainer.epoch, staged=staged)
+    tracker.set_tags({TAG_MODEL_SAVE_S: f"{time.monotonic() - began:.2f}"})
+
+
+def data_inputs(trainer: Trainer, context: SweepContext) -> list[dict[str, str]]:
+    """The trial's splits as MLflow dataset inputs (name, fingerprint as digest, sizes)."""
+    data = trainer.cfg.data
+    sizes = {split: len(loader.dataset) for split, loader in trainer.loaders.items()}
+    return outputs.dataset_inputs(data.dataset, context.data_fingerprint, sizes,
+                                  source=data.data_root or context.cache_dir)
+
+
+def start_system_metrics(context: SweepContext, tracker: TrialTracker) -> Any:
+    """MLflow's system metrics monitor on the trial's run (``--system-metrics``), or None."""
+    if not (context.settings and context.settings.system_metrics):
+        return None
+    tracker.flush()  # the run id comes with the attach's delivery
+    run_id = tracker.run_ref().get(tr.KEY_RUN_ID)
+    if run_id is None:  # tracking server unreachable now: training goes on without them
+        return None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S,
+                                   resume_logging=True, tracking_uri=context.target.uri)
+    monitor.start()
+    return monitor
 
 
 def report(trainer: Trainer, metrics: Mapping[str, Any], tracker: TrialTracker) -> None:
@@ -104,12 +154,15 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         tr.TAG_GIT_COMMIT: context.git_commit,
         tr.TAG_DATA_FINGERPRINT: context.data_fingerprint,
         tr.TAG_CONFIG_HASH: dedup.config_hash(cfg),
-    }, tr.param_values(flat))
+    }, tr.param_values(flat), run_name=ui.run_label(flat))
     status: str | None = tr.KILLED
     reporter = TuneReporter(tracker)
+    monitor = None
     try:
         trainer = Trainer(cfg, callbacks=[reporter], progress=False,
                           cache_dir=context.cache_dir)
+        tracker.log_inputs(data_inputs(trainer, context))
+        monitor = start_system_metrics(context, tracker)
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
@@ -127,6 +180,8 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         raise
     finally:
         # The trial ends its own run (a retry reopens it): the one end in the normal case.
+        if monitor is not None:
+            monitor.finish()
         if status is not None:
             tracker.end(status, tr.end_tags(status))
         tracker.close()

@@ -25,6 +25,7 @@ from mlflow.entities import Metric, Param, Run, RunTag
 
 from tuner.tracking import schema as tr
 from tuner.tracking.redact import redact, redact_mapping
+from tuner.tracking.ui import KIND_MODEL_TRAINING, TAG_EXPERIMENT_KIND
 
 MAX_BATCH_METRICS = 1000  # MLflow's log_batch limits
 MAX_BATCH_PARAMS = 100
@@ -116,10 +117,15 @@ def ensure_experiment(client: MlflowClient, name: str, uri: str) -> str:
     """
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if TAG_EXPERIMENT_KIND not in found.tags:  # made before the kind was set: UI opens on runs
+            client.set_experiment_tag(found.experiment_id, TAG_EXPERIMENT_KIND,
+                                      KIND_MODEL_TRAINING)
         return found.experiment_id
     root = artifact_root(uri)
     location = None if root is None else str(Path(root) / name)
-    return client.create_experiment(name, artifact_location=location)
+    # A model-training experiment: MLflow 3's UI opens it on its runs, not on GenAI traces.
+    return client.create_experiment(name, artifact_location=location,
+                                    tags={TAG_EXPERIMENT_KIND: KIND_MODEL_TRAINING})
 
 
 def iter_runs(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[Run]:
@@ -196,13 +202,15 @@ def sweep_trial_runs(client: MlflowClient, target: TrackingTarget) -> list[Run]:
 def attach_trial_run(
     client: MlflowClient, target: TrackingTarget, trial_id: str, trial_name: str,
     tags: Mapping[str, str], params: Mapping[str, str], reopen_run: bool = True,
+    run_name: str | None = None,
 ) -> str:
     """Reopen the trial's run if an earlier attempt made one, else create it; returns its id.
 
     A trial has one attempt at a time, so find-then-create cannot race with itself; the
     identifying tags are given at creation, so a crash right after leaves a findable run.
     ``reopen_run=False`` (a replay after the sweep) counts the attempt but leaves the status
-    alone: the driver has already ended the run.
+    alone: the driver has already ended the run. ``run_name`` (what the trial is, e.g.
+    ``cam λ=4 L5 s0``) names the run; Tune's trial name stays in ``tune.trial_name``.
     """
     run = find_trial_run(client, target, trial_id)
     if run is not None:
@@ -212,7 +220,7 @@ def attach_trial_run(
         set_tags(client, run.info.run_id, {tr.TAG_ATTEMPTS: str(attempts)})
         return run.info.run_id
     run = client.create_run(
-        target.experiment_id, run_name=trial_name,
+        target.experiment_id, run_name=run_name or trial_name,
         tags=outgoing({
             **tags,
             tr.TAG_PARENT: target.parent_run_id, tr.TAG_ROLE: tr.ROLE_TRIAL,

@@ -12,7 +12,9 @@ Lines (one JSON object each):
 - ``{"header": 1, "uri": ..., "experiment_id": ..., "parent_run_id": ..., "sweep_name": ...,
   "space": ..., "trial_id": ...}``: first line, where the operations go (a ``TrackingTarget``
   and the trial);
-- ``{"seq": N, "op": "attach" | "metrics" | "tags" | "artifacts" | "end", ...}``: an operation;
+- ``{"seq": N, "op": "attach" | "metrics" | "tags" | "artifacts" | "inputs" | "model" | "end",
+  ...}``: an operation (``inputs``: dataset inputs; ``model``: an MLflow model folder to log as
+  the run's LoggedModel, ``tuner.tracking.outputs``);
 - ``{"ack": N}`` (delivered) or ``{"ack": N, "rejected": "why"}`` (refused by MLflow for good,
   e.g. the run was deleted; reported as an error, never retried).
 """
@@ -36,6 +38,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
 from tuner.tracking import client as runs
+from tuner.tracking import outputs
 from tuner.tracking.client import TrackingTarget
 
 JOURNAL_FILE = "mlflow_journal.jsonl"
@@ -162,7 +165,8 @@ class Delivery:
 
 def _attach(d: Delivery, op: Op) -> None:
     d.run_id = runs.attach_trial_run(d.client, d.target, d.trial_id, op["trial_name"],
-                                     op["tags"], op["params"], reopen_run=d.live)
+                                     op["tags"], op["params"], reopen_run=d.live,
+                                     run_name=op.get("run_name"))
 
 
 def _metrics(d: Delivery, op: Op) -> None:
@@ -179,12 +183,24 @@ def _artifacts(d: Delivery, op: Op) -> None:
         shutil.rmtree(op["staged"], ignore_errors=True)
 
 
+def _inputs(d: Delivery, op: Op) -> None:
+    outputs.log_datasets(d.client, d.run(), op["datasets"])
+
+
+def _model(d: Delivery, op: Op) -> None:
+    outputs.log_model_folder(d.client, d.target.experiment_id, d.run(), Path(op["folder"]),
+                             step=op["step"])
+    if op.get("staged"):
+        shutil.rmtree(op["staged"], ignore_errors=True)
+
+
 def _end(d: Delivery, op: Op) -> None:
     runs.end_run(d.client, d.run(), op["status"], op.get("tags") or None)
 
 
 OPS: dict[str, Callable[[Delivery, Op], None]] = {
-    "attach": _attach, "metrics": _metrics, "tags": _tags, "artifacts": _artifacts, "end": _end,
+    "attach": _attach, "metrics": _metrics, "tags": _tags, "artifacts": _artifacts,
+    "inputs": _inputs, "model": _model, "end": _end,
 }
 """Operation name → how it is delivered."""
 
@@ -220,6 +236,7 @@ def describe(ops: list[Op]) -> str:
     if tags:
         parts.append(f"tags {', '.join(tags)}")
     folders = sorted({f for op in ops if op["op"] == "artifacts" for f in op["files"]})
+    folders += ["logged model"] * any(op["op"] == "model" for op in ops)
     if folders:
         parts.append(f"artifacts {', '.join(folders)}")
     parts += [f"status {op['status']}" for op in ops if op["op"] == "end"]

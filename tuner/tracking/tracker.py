@@ -86,10 +86,21 @@ class TrialTracker:
 
     # ------------------------------------------------------------ what the trial queues
     def attach(self, trial_name: str, tags: Mapping[str, str],
-               params: Mapping[str, str]) -> None:
-        """Find or create the trial's run (reopened, ``tune.attempts`` + 1, if it exists)."""
+               params: Mapping[str, str], run_name: str | None = None) -> None:
+        """Find or create the trial's run (reopened, ``tune.attempts`` + 1, if it exists);
+        ``run_name`` names a new run (default: ``trial_name``)."""
         self._put({"op": "attach", "trial_name": trial_name, "tags": outgoing(tags),
-                   "params": outgoing(params)})
+                   "params": outgoing(params), "run_name": run_name})
+
+    def log_inputs(self, datasets: list[Mapping[str, str]]) -> None:
+        """Dataset inputs (``tuner.tracking.outputs.dataset_inputs``)."""
+        self._put({"op": "inputs", "datasets": [dict(d) for d in datasets]})
+
+    def log_model(self, folder: Path, step: int, staged: Path | None = None) -> None:
+        """An MLflow model folder → the run's LoggedModel ``model``; ``staged`` is deleted once
+        it is delivered."""
+        self._put({"op": "model", "folder": str(folder), "step": int(step),
+                   "staged": str(staged) if staged else None})
 
     def log_metrics(self, values: Mapping[str, float], step: int) -> None:
         self._put({"op": "metrics", "step": int(step), "ts": now_ms(),
