@@ -60,8 +60,8 @@ def test_compile_trains_on_cpu_and_checkpoints_plain_keys(tmp_path):
     assert t.forward is not t.model
     final = t.fit()
     assert 0.0 <= final["test_cl"] <= 100.0
-    state = ckpt.load(t.save_checkpoint(str(tmp_path)))
-    assert not any(k.startswith("_orig_mod.") for k in state["model"])
+    state = ckpt.load(t.save_checkpoint(str(tmp_path)))  # finished: the selected weights
+    assert state["best_state"] and not any(k.startswith("_orig_mod.") for k in state["best_state"])
 
 
 def test_checkpoint_holds_best_weights_once_and_resume_restores_them(tmp_path):
