@@ -10,22 +10,13 @@ from html.parser import HTMLParser
 
 import analysis_store as st
 import pytest
+from analysis_store import store_cache, store_fixture  # noqa: F401 (fixtures)
 
 from analysis import report
 from analysis.figures import FigureOptions
 from analysis.runs import load_runs
 
 CPU = FigureOptions(device="cpu", progress=False)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return st.shared_store(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def _cache(store, monkeypatch):
-    monkeypatch.setenv("FER_CACHE", str(store.cache))
 
 
 class Page(HTMLParser):
