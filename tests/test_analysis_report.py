@@ -85,18 +85,20 @@ def test_report_notes_tables_it_cannot_make_and_still_shows_the_figures(store, t
     # the λ=0 trials of both sweeps share seed 0: a table cell would mix two models
     for number in (1, 2, 3):
         assert f"**Table {number}.**" in md
-    assert md.count(": not made (") == 3 + 2  # three tables, matrices and maps
+    assert md.count(": not made (") == 4 + 2  # Tables 1–4 (runs mix sweeps), matrices, maps
     assert "differing in sweep = ['lambda-1', 'pareto-1']; space = ['lambda', 'pareto']" in md
     parsed = Page((out / "index.html").read_text())
     assert parsed.tables == 0 and len(parsed.images) == 2
     assert sorted(parsed.links) == ["figures/lambda.pdf", "figures/lambda.png",
                                     "figures/pareto.pdf", "figures/pareto.png"]
-    # one sweep: λ values still differ within a cell, and the note says how to narrow further
     narrowed = tmp_path / "narrowed"
     report.write_report(st.SWEEPS, store.uri, narrowed, where=["space=lambda"],
                         figures=["lambda"], options=CPU)
     md = (narrowed / "index.md").read_text()
-    assert "mixes lambda_au = ['0.5', '16.0', '4.0']; choose one with --where lambda_au" in md
+    # one sweep: its λ values are no longer mixed in a cell; the default selection compares
+    # λ = 0 with the paper's λ = 4 at layer 5 and says so in the captions (analysis.defaults)
+    assert "(w/ AU = cam: λ = 4 at layer 5, the paper's setting)" in md
+    assert "(w/ AU: λ = 4 in every row)" in md and "mixes lambda_au" not in md
     assert "Selection:** --where space=lambda" in md and "Finished trials:** 12" in md
 
 
