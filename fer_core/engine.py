@@ -300,7 +300,7 @@ class Trainer:
 def flat_eval(result: dict[str, Any], prefix: str, headline: int) -> dict[str, float]:
     """Scalar metrics of one evaluation, flat: ``<prefix>_cl``, ``<prefix>_att_cos_l<k>``...
 
-    ``<prefix>_att_cos`` is the headline layer's (the last layer, PROTOCOL §7 / Table 2).
+    ``<prefix>_att_cos`` is the headline layer's (the last layer, docs/method.md §7 / Table 2).
     """
     att = result["att_cos"]
     flat = {mn.key(prefix, mn.CL): float(result["cl"])}
