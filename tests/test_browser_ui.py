@@ -122,11 +122,13 @@ def test_experiment_opens_on_its_training_runs(finished_sweep, page):
     names = trial_names(url)
     assert len(names) == 2 and all(re.fullmatch(r"\S+ λ=[\d.e-]+( L\S+)? s\d+", n)
                                    for n in names), names
-    page.goto(f"{url}/#/experiments/{exp.experiment_id}")
+    link = ui.experiment_link(url, exp.experiment_id)
+    assert f"Experiment:    {link}" in finished_sweep["stdout"]
+    page.goto(link)
     page.get_by_text(SWEEP, exact=True).first.wait_for()  # the parent row: the runs table
-    assert "/runs" in page.url or "traces" not in page.url, page.url
+    assert "/runs" in page.url and page.get_by_text("Traces", exact=True).count() <= 1
     # The parent row folds its trials away: unfold it, then both trials show by name.
-    page.get_by_role("button", name=re.compile("expand", re.I)).first.click()
+    page.get_by_role("button", name="Expand rows").click()
     for name in names:
         page.get_by_text(name, exact=True).first.wait_for()
     shoot(page, "mlflow_experiment.png")

@@ -40,6 +40,9 @@ def test_link_opens_the_sweeps_trials_sorted_by_the_objective():
     q = parse_qs(query)
     assert q["searchFilter"] == ["tags.`sweep.name` = 'demo-1' and tags.`sweep.role` = 'trial'"]
     assert q["orderByKey"] == ["metrics.`val_att_cos`"] and q["orderByAsc"] == ["false"]
+    assert q["workflowType"] == ["machine_learning"]  # else a new browser opens on GenAI
+    assert ui.experiment_link("http://h/", "7") == (
+        "http://h/#/experiments/7/runs?workflowType=machine_learning")
     assert "orderByAsc=true" in ui.trials_link("http://h", "7", "d", "val_loss", "min")
     assert ui.ui_base("sqlite:////x/mlflow.db") == ui.LOCAL_UI
 

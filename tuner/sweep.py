@@ -276,10 +276,12 @@ def trials_link(ctx: SweepContext) -> str:
 def how_to_look(ctx: SweepContext, storage: StoragePath | Path) -> str:
     """Where the results are and the commands to look at or resume them (no credentials)."""
     target = ctx.target
+    base = ui.ui_base(redact(target.uri))
     lines = [
         f"MLflow: experiment id {target.experiment_id}, parent run {target.parent_run_id} "
         f"({target.sweep_name}), one child run per trial, in {redact(target.uri)}",
         f"Open the UI:   {ui_hint(target.uri)}",
+        f"Experiment:    {ui.experiment_link(base, target.experiment_id)}",
         f"This sweep:    {trials_link(ctx)}",
         f"Resume:        python -m tuner.sweep --resume --name {target.sweep_name} "
         f"--storage-path {redact(str(storage))}",

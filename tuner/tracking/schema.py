@@ -26,10 +26,13 @@ Parent run (one per sweep; its run name is the sweep name)
             ``sweep.trials_failed``, ``sweep.wall_s``, and from the launch gate
             ``sweep.trials_skipped`` (already done in an earlier run), ``sweep.trials_not_launched``
             (left by the budget), ``sweep.trial_hours``, ``sweep.budget_reached`` (0/1)
+            ``best.test_cl``, ``best.test_att_cos``, ... (the best trial's headline metrics;
+            tags ``best.run_id``, ``best.run_name``: ``tuner.tracking.ui``)
     artifacts ``summary.md`` (the table printed at the end), ``summary.json`` (with a ``gate``
             entry: skipped trials and the runs they reuse, budget use, what was not launched)
 
-Child run (exactly one per Tune trial, resumed and retried attempts continue it)
+Child run (exactly one per Tune trial, resumed and retried attempts continue it; its run name
+says what it is, ``cam λ=4 L5 s0``: ``tuner.tracking.ui.run_label``)
     tags    ``mlflow.parentRunId`` (the parent run), ``sweep.role=trial``, ``sweep.name``,
             ``sweep.space``, ``tune.trial_id``, ``tune.trial_name``, ``arm``,
             ``mlflow.source.git.commit``, ``data.fingerprint``, ``config.hash`` (the resolved
@@ -55,6 +58,8 @@ Child run (exactly one per Tune trial, resumed and retried attempts continue it)
             order ``fer_core.CLASSES``), ``matrices/cos_matrix.json|png`` (rows = the six
             expression classes + ``average``, columns = ``layer<k>`` … + ``cam``),
             ``model/selected.pt`` (the selected model's state dict and flat config)
+    outputs the LoggedModel ``model`` (MLflow PyTorch flavour, ``runs:/<run id>/model``) and
+            inputs: the splits as datasets (``tuner.tracking.outputs``)
     status  FINISHED (also for early-stopped trials), FAILED (errored after its retries) or
             KILLED (interrupted: ``--resume`` reopens it); never left RUNNING once the driver ends
             (a driver killed with SIGKILL leaves its open runs RUNNING until ``--resume``).

@@ -1,9 +1,10 @@
 """How a sweep looks in the MLflow UI: the experiment's kind, run names, a link straight to the
 sweep's trials sorted by its objective, and the best trial summed up on the parent run.
 
-MLflow 3's UI opens an experiment on the GenAI traces overview unless the experiment is tagged
-as model training (``mlflow.experimentKind``); its runs page keeps the search filter and the
-sort order in the URL, so one link opens a sweep's trials already compared.
+MLflow 3's UI opens on the GenAI traces overview unless the browser chose its "Model training"
+view (``workflowType=machine_learning`` in a link does that) and the experiment is tagged as
+model training (``mlflow.experimentKind``); its runs page keeps the search filter and the sort
+order in the URL, so one link opens a sweep's trials already compared.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from tuner.tracking import schema as tr
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 KIND_MODEL_TRAINING = "custom_model_development"
 """The value MLflow 3's UI gives an experiment whose runs train models (it then opens on them)."""
+
+WORKFLOW = "workflowType=machine_learning"
+"""The UI's view switch (GenAI / Model training) as a URL parameter; without it a browser that
+never chose opens on GenAI, whatever the experiment's kind (the UI then remembers the choice)."""
 
 HEADLINE_METRICS = (mn.TEST_CL, mn.TEST_ATT_COS, mn.TEST_CAM_COS, mn.VAL_CL, mn.VAL_ATT_COS)
 BEST_PREFIX = "best."
@@ -51,10 +56,15 @@ def trials_filter(sweep_name: str) -> str:
             f"tags.`{tr.TAG_ROLE}` = '{tr.ROLE_TRIAL}'")
 
 
+def experiment_link(base_url: str, experiment_id: str) -> str:
+    """The experiment's page in the model-training view (its runs table)."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{WORKFLOW}"
+
+
 def trials_link(base_url: str, experiment_id: str, sweep_name: str, metric: str,
                 mode: str) -> str:
     """The runs page of ``experiment_id`` showing only this sweep's trials, best first."""
-    query = (f"searchFilter={quote(trials_filter(sweep_name), safe='')}"
+    query = (f"{WORKFLOW}&searchFilter={quote(trials_filter(sweep_name), safe='')}"
              f"&orderByKey={quote(f'metrics.`{metric}`', safe='')}"
              f"&orderByAsc={'true' if mode == 'min' else 'false'}")
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
