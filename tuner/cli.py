@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--space", default=None,
                       help=f"named search space (default {DEFAULT_SPACE}; see --list)")
     what.add_argument("--list", action="store_true", help="list the spaces and exit")
+    what.add_argument("--estimate", action="store_true",
+                      help="time each arm of the sweep for a few steps on a trial's device and "
+                           "print its trial-hours, device-hours, wall clock and disk; starts "
+                           "nothing (no MLflow run, no trial)")
     what.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="pin any config field for every trial (repeatable), e.g. "
                            "--set lambda_au=8 --set layers=5+4; checked before anything starts")

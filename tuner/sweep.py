@@ -32,6 +32,7 @@ from search_spaces.params import derived_fields
 from tuner import guard
 from tuner.cli import DEFAULT_SPACE, parse_args
 from tuner.context import StoragePath, SweepContext
+from tuner.estimate import Prediction, predict, run_estimate
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
 from tuner.next_steps import report_command
 from tuner.plan import ResolvedSweep, SweepError, resolve
@@ -51,6 +52,7 @@ PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 """Ray Tune's own knob, read by its controller from the environment only (Ray 2.60 has no
 argument for it), so it stays an environment variable; ``pending_trials`` sets it around fit()."""
 MAX_FAILURES = 2  # retries per trial, each from the trial's last checkpoint
+PREDICT_STEPS = 2  # timed steps per arm for the prediction a sweep records at its start
 CHECKPOINTS_KEPT = 1  # the latest is all a resume needs (each holds the best weights too)
 
 
@@ -82,6 +84,17 @@ def check_storage(storage: StoragePath, args: argparse.Namespace) -> None:
             "in object storage (the datasets read and write plain files): pass --cache-dir, a "
             "folder on a filesystem shared by all nodes (e.g. an NFS/EFS/Filestore mount such "
             "as /mnt/fer/data_cache)")
+
+
+def predict_quietly(resolved: ResolvedSweep, cache_dir: str,
+                    address: str | None) -> Prediction | None:
+    """The sweep's predicted price (``tuner.estimate``, fewer steps than ``--estimate``); a
+    failure to predict is a note, never a reason not to run the sweep."""
+    try:
+        return predict(resolved, cache_dir, address, steps=PREDICT_STEPS)
+    except Exception as err:  # noqa: BLE001 - the sweep itself will report a real problem
+        print(f"note: no cost prediction for this sweep ({err!r})", flush=True)
+        return None
 
 
 def make_trainable(ctx: SweepContext, resources: dict[str, float]) -> Any:
@@ -118,6 +131,7 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
 
     print(f"preparing data ({resolved.base.get('dataset')}) in {cache_dir} ...", flush=True)
     fingerprint = prepare_data(ExperimentConfig.from_flat(resolved.base), cache_dir)
+    prediction = predict_quietly(resolved, cache_dir, args.address)
     commit = git_commit()
     settings = resolved.settings
     parent = runs.start_parent(
@@ -129,7 +143,10 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
     target = TrackingTarget(uri, experiment_id, parent, resolved.name, resolved.space.name)
     ctx = SweepContext(resolved.base, target, commit, fingerprint, cache_dir, settings)
     try:
-        return build_tuner(resolved, ctx, args, storage, cluster_note), ctx
+        tuner = build_tuner(resolved, ctx, args, storage, cluster_note)
+        if prediction is not None:  # the closing summary sets it against the actual hours
+            prediction.save(folder)
+        return tuner, ctx
     except BaseException:
         runs.end_run(client, parent, tr.FAILED)
         raise
@@ -209,6 +226,11 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
     summary = SUMMARIES.get(space.summary)(trials + reused, objective)
     if record:
         summary = summary.with_facts(record.notes(), {"gate": asdict(record)})
+    prediction = Prediction.load(folder)
+    if prediction is not None:
+        actual = trial_hours(trial_runs)
+        summary = summary.with_facts([prediction.against(actual)], {"estimate": {
+            "predicted_trial_hours": prediction.trial_hours, "actual_trial_hours": actual}})
     text = summary.markdown()
     client.log_text(target.parent_run_id, text, tr.SUMMARY_FILES[0])
     client.log_dict(target.parent_run_id, summary.as_dict(), tr.SUMMARY_FILES[1])
@@ -230,6 +252,13 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
     runs.log_metrics(client, target.parent_run_id, counts, step=0)
     runs.end_run(client, target.parent_run_id, status)
     return text
+
+
+def trial_hours(trial_runs: list[Any]) -> float:
+    """Summed duration of the sweep's trial runs (start to end, as MLflow recorded them)."""
+    ms = sum(r.info.end_time - r.info.start_time for r in trial_runs
+             if r.info.end_time and r.info.start_time)
+    return ms / 3.6e6
 
 
 def register(ctx: SweepContext, client: MlflowClient, best: Any) -> str:
@@ -334,6 +363,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         print(list_spaces())
+        return 0
+    if args.estimate and not args.resume:
+        try:
+            resolved = resolve(args)
+        except SweepError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        cache = str(Path(args.cache_dir).resolve()) if args.cache_dir else None
+        print(run_estimate(resolved, cache, args.address), flush=True)
         return 0
     try:
         started_ray = not ray.is_initialized()

@@ -1,0 +1,93 @@
+"""``python -m tuner.sweep --estimate``: a price for every space, and nothing started."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import ray
+
+from search_spaces import SPACES
+from tuner.cli import parse_args
+from tuner.context import StoragePath
+from tuner.estimate import (
+    ESTIMATE_FILE,
+    Prediction,
+    arms,
+    asha_epochs,
+    measure,
+    wall_clock_s,
+)
+from tuner.plan import resolve
+from tuner.sweep import main
+
+
+def test_asha_expected_epochs_follow_its_rungs():
+    # rungs at 1 and 2 of 3 epochs: all run 1, half run 2, a quarter run 3
+    assert asha_epochs(3, 1, 2.0) == pytest.approx(1.75)
+    # rungs 1, 3, 9, 27, 81 of 100 with η = 3
+    expected = 1 + 2 / 3 + 6 / 9 + 18 / 27 + 54 / 81 + 19 / 243
+    assert asha_epochs(100, 1, 3.0) == pytest.approx(expected)
+    assert asha_epochs(1, 1, 2.0) == 1.0  # nothing to stop
+
+
+def test_wall_clock_fills_free_slots_in_order():
+    assert wall_clock_s([3.0, 1.0, 1.0, 1.0], 2) == 3.0
+    assert wall_clock_s([1.0] * 5, 2) == 3.0
+    assert wall_clock_s([2.0, 2.0], 8) == 2.0
+
+
+def test_arms_count_every_trial_of_the_default_sweep():
+    resolved = resolve(parse_args(["--space", "lambda_layers", "--seeds", "3"]))
+    found = arms(resolved)
+    assert sum(a.trials for a in found) == pytest.approx(6 * 3)
+    # the two reference points (λ=0 and λ=4 at layer 5) differ in cost: the AU term
+    assert sum(a.trials for a in found if a.reference) == 2 * 3
+    assert len({a.config["layers"] for a in found if not a.reference}) == 9
+
+
+def test_grid_arms_merge_points_of_equal_cost():
+    resolved = resolve(parse_args(["--space", "lambda"]))
+    found = arms(resolved)
+    # λ's value does not change a step: the 9-point λ grid is two arms, λ=0 and λ>0
+    assert sorted(a.trials for a in found) == [1, 8]
+
+
+def test_measure_sizes_checkpoints_from_state_dicts(tmp_path):
+    resolved = resolve(parse_args(["--space", "smoke"]))
+    flat = {**arms(resolved)[0].config, "device": "cpu"}
+    cost, shape = measure(flat, str(tmp_path), steps=1)
+    assert cost.step_s > 0 and cost.eval_s_per_image > 0
+    # resnet18's weights, 7 classes: ~11.2 M float32 parameters (+ BatchNorm buffers)
+    assert 44e6 < cost.weight_bytes < 46e6
+    # running: model + SGD momentum; finished: the selected weights only
+    assert cost.running_checkpoint_bytes > 1.9 * cost.weight_bytes
+    assert cost.weight_bytes < cost.final_checkpoint_bytes < 1.1 * cost.weight_bytes
+    assert shape.epochs == 2 and shape.train_batches == 2
+
+
+@pytest.mark.parametrize("space", list(SPACES))
+def test_estimate_prints_a_price_and_starts_nothing(space, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    storage, db = tmp_path / "ray_results", tmp_path / "mlflow.db"
+    assert not ray.is_initialized()
+    argv = ["--space", space, "--smoke-test", "--estimate", "--storage-path", str(storage),
+            "--mlflow-uri", f"sqlite:///{db}", "--optuna-storage", f"sqlite:///{tmp_path}/o.db"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("estimated_trial_hours=") and float(out[-1].split("=")[1]) > 0
+    text = "\n".join(out)
+    for line in ("trial-hours:", "device-hours:", "wall clock:", "ASHA:", "disk:"):
+        assert line in text
+    assert not ray.is_initialized()
+    assert os.listdir(tmp_path) == []  # no MLflow store, no sweep folder, no Optuna study
+
+
+def test_prediction_round_trips_and_compares(tmp_path):
+    p = Prediction(6, 0.5, 0.3, 0.5, "CPU", 0.25, 3e8, "cpu", ("a",))
+    folder = StoragePath.parse(tmp_path)
+    p.save(folder)
+    assert (Path(tmp_path) / ESTIMATE_FILE).exists()
+    assert Prediction.load(folder) == p
+    assert "actual 0.400 (+25 %)" in p.against(0.4)

@@ -1,0 +1,360 @@
+"""The price of a sweep before its launch: ``python -m tuner.sweep --space NAME --estimate``.
+
+Each distinct *cost arm* of the sweep (the configuration fields that change compute: network,
+sizes, aligned layers, whether the AU term is on; not λ's value, the seed or the learning rate)
+is built at the configured sizes on the device a trial would get, and timed for a few training
+steps and one evaluation pass. The per-batch and per-image times, scaled by the trial's split
+sizes and epochs, give each trial's time; the sum gives trial-hours, device-hours, the wall
+clock at the sweep's concurrency, ASHA's possible saving and the disk its checkpoints and
+artifacts need (sizes from the bytes of the state dicts actually saved).
+
+Nothing of the sweep starts: no MLflow run, no Ray trial. On a cluster (``--address``) the
+timing runs inside one Ray task holding a trial's resources; locally it runs in this process,
+with a trial's CPU count as torch's thread count. A real sweep records its prediction in its
+folder (``estimate.json``) and its closing summary sets it against the actual trial-hours.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from search_spaces.params import fixed_values
+from tuner.context import StoragePath
+from tuner.plan import ResolvedSweep
+
+ESTIMATE_FILE = "estimate.json"
+TIMED_STEPS = 3
+WARMUP_STEPS = 1  # the first step pays for allocator warm-up and lazy initialisation
+COST_NEUTRAL = ("seed", "lr", "lr_step", "lr_gamma", "momentum", "nesterov", "weight_decay",
+                "fail_at_epoch", "checkpoint_every")
+"""Flat fields that change no step's cost; ``lambda_au`` counts only as zero or not."""
+WEIGHT_COPIES_PER_FINISHED_TRIAL = 2
+"""Artifacts of a finished trial holding its selected weights: ``model/selected.pt`` and the
+MLflow PyTorch model (``tuner.trainable.TuneReporter.on_fit_end``)."""
+MB = 1e6
+
+
+@dataclass(frozen=True)
+class ArmCost:
+    """What one arm costs, measured: seconds per training batch and per evaluated image."""
+
+    step_s: float
+    eval_s_per_image: float
+    build_s: float
+    checkpoint_s: float
+    weight_bytes: int
+    running_checkpoint_bytes: int
+    final_checkpoint_bytes: int
+    device: str
+
+
+@dataclass(frozen=True)
+class TrialShape:
+    """The sizes a trial's time scales with."""
+
+    train_batches: int
+    val_images: int
+    test_images: int
+    epochs: int
+
+    def seconds(self, cost: ArmCost, epochs: float | None = None) -> float:
+        """Build, ``epochs`` epochs (train, validate, checkpoint), then test and save."""
+        epochs = self.epochs if epochs is None else epochs
+        epoch_s = (self.train_batches * cost.step_s + self.val_images * cost.eval_s_per_image
+                   + cost.checkpoint_s)
+        return (cost.build_s + epochs * epoch_s + self.test_images * cost.eval_s_per_image
+                + WEIGHT_COPIES_PER_FINISHED_TRIAL * cost.checkpoint_s)
+
+
+def cost_key(flat: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The fields of a flat config that decide what one trial costs."""
+    key = {k: str(v) for k, v in flat.items() if k not in COST_NEUTRAL}
+    key["lambda_au"] = str(float(flat.get("lambda_au", 0.0)) > 0)
+    return tuple(sorted(key.items()))
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_STEPS,
+            threads: int | None = None) -> tuple[ArmCost, TrialShape]:
+    """Build one arm, time ``steps`` training batches (loading included) and one pass over its
+    validation split; save its checkpoints to a temporary folder to learn their sizes."""
+    import copy
+
+    import torch
+
+    from fer_core.config import ExperimentConfig
+    from fer_core.engine import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = ExperimentConfig.from_flat(dict(flat))
+    began = time.perf_counter()
+    trainer = Trainer(cfg, progress=False, cache_dir=cache_dir)
+    build_s = time.perf_counter() - began
+    loader = trainer.loaders["train"]
+    batches = iter(loader)
+    trainer.model.train()
+    for i in range(WARMUP_STEPS + steps):
+        if i == WARMUP_STEPS:
+            _sync(trainer.device)
+            began = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:  # a split smaller than the steps timed: go round again
+            batches = iter(loader)
+            batch = next(batches)
+        trainer.train_step(batch)
+    _sync(trainer.device)
+    step_s = (time.perf_counter() - began) / steps
+    began = time.perf_counter()
+    trainer.evaluate("val")
+    _sync(trainer.device)
+    val_images = max(len(trainer.loaders["val"].dataset), 1)
+    eval_s_per_image = (time.perf_counter() - began) / val_images
+    with tempfile.TemporaryDirectory(prefix="fer-estimate-") as tmp:
+        began = time.perf_counter()
+        running = Path(trainer.save_checkpoint(tmp)).stat().st_size
+        checkpoint_s = time.perf_counter() - began
+        # A finished trial's checkpoint: what Trainer.state_dict writes after the last epoch.
+        trainer.epoch = cfg.train.epochs
+        trainer.best_state = copy.deepcopy(trainer.model.state_dict())
+        final = Path(trainer.save_checkpoint(tmp)).stat().st_size
+    weights = sum(t.numel() * t.element_size() for t in trainer.model.state_dict().values())
+    cap = cfg.train.max_train_batches or len(loader)
+    shape = TrialShape(min(cap, len(loader)), len(trainer.loaders["val"].dataset),
+                       len(trainer.loaders["test"].dataset), cfg.train.epochs)
+    cost = ArmCost(step_s, eval_s_per_image, build_s, checkpoint_s, weights, running, final,
+                   str(trainer.device))
+    return cost, shape
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One cost arm: a representative flat config and the trials that share its cost."""
+
+    config: dict[str, Any]
+    trials: float
+    """Expected trials of this arm (a searched space spreads its samples evenly)."""
+    reference: bool
+    """Reference trials always run to the end (ASHA never stops them)."""
+
+
+def arms(resolved: ResolvedSweep) -> list[Arm]:
+    """The sweep's cost arms with their expected trial counts (× seeds).
+
+    Assumption for a searched space: its samples fall evenly on the cost arms of its choices
+    (each categorical choice, each end of a numeric range), reference points counted exactly.
+    """
+    from fer_core.config import ExperimentConfig
+
+    base, plan, settings = resolved.base, resolved.plan, resolved.settings
+    seeds = settings.seeds
+    by_key: dict[Any, list[Any]] = {}
+
+    def add(point: Mapping[str, Any], trials: float, reference: bool) -> None:
+        flat = ExperimentConfig.from_flat({**base, **point}).to_flat()  # every field, canonical
+        key = (cost_key(flat), reference)
+        entry = by_key.setdefault(key, [flat, 0.0, reference])
+        entry[1] += trials
+
+    for point in plan.reference_points:
+        add(point, seeds, True)
+    points = list(fixed_values(plan.params))
+    if resolved.space.searcher == "grid":
+        for point in points:
+            add(point, seeds, False)
+    else:
+        searched = max(settings.num_configs - len(plan.reference_points), 0)
+        keys = {cost_key(ExperimentConfig.from_flat({**base, **p}).to_flat()): p
+                for p in points}  # one point per cost arm
+        for point in keys.values():
+            add(point, searched * seeds / len(keys), False)
+    return [Arm(cfg, n, ref) for cfg, n, ref in by_key.values() if n > 0]
+
+
+def asha_epochs(epochs: int, grace: int, reduction: float) -> float:
+    """Expected epochs of a trial ASHA may stop, if a share 1/η survives each rung (rungs at
+    grace·η^k epochs below the last, as Ray's ASHA places them): a lower bound of its cost."""
+    rungs = [grace]
+    while rungs[-1] * reduction < epochs:
+        rungs.append(rungs[-1] * reduction)
+    milestones = [*rungs, epochs] if rungs[-1] < epochs else rungs
+    expected = float(milestones[0])
+    for k in range(1, len(milestones)):
+        expected += (milestones[k] - milestones[k - 1]) / reduction ** k
+    return min(expected, float(epochs))
+
+
+def wall_clock_s(durations: Sequence[float], slots: int) -> float:
+    """Trials started in order on ``slots`` free slots, each as soon as one frees."""
+    ends = [0.0] * max(slots, 1)
+    for d in durations:
+        i = ends.index(min(ends))
+        ends[i] += d
+    return max(ends)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What ``--estimate`` prints and a sweep records (``estimate.json``)."""
+
+    trials: float
+    trial_hours: float
+    trial_hours_asha: float
+    device_hours: float
+    device_unit: str
+    wall_clock_h: float
+    disk_bytes: float
+    device: str
+    lines: tuple[str, ...]
+
+    def save(self, folder: StoragePath) -> None:
+        (folder / ESTIMATE_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, folder: StoragePath) -> Prediction | None:
+        path = folder / ESTIMATE_FILE
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        data["lines"] = tuple(data["lines"])
+        return cls(**data)
+
+    def against(self, actual_hours: float) -> str:
+        """The closing summary's line: predicted against actual trial-hours."""
+        if actual_hours <= 0:
+            return f"predicted {self.trial_hours:.3f} trial-hours; no trial time recorded"
+        off = 100.0 * (self.trial_hours - actual_hours) / actual_hours
+        return (f"trial-hours: predicted {self.trial_hours:.3f} (ASHA lower bound "
+                f"{self.trial_hours_asha:.3f}), actual {actual_hours:.3f} ({off:+.0f} %)")
+
+
+def measure_arms(resolved: ResolvedSweep, cache_dir: str | None, address: str | None,
+                 steps: int) -> list[tuple[Arm, ArmCost, TrialShape]]:
+    """Time every arm where a trial would run: one Ray task with its resources on a cluster,
+    else this process (no GPU unless the trial asks for one)."""
+    settings = resolved.settings
+    found = []
+    for arm in arms(resolved):
+        flat = dict(arm.config)
+        if settings.resources_gpu == 0 and flat.get("device", "auto") == "auto":
+            flat["device"] = "cpu"  # Ray hides the GPUs from a trial that asks for none
+        threads = max(1, int(settings.resources_cpu))
+        if address:
+            import ray
+
+            task = ray.remote(num_cpus=settings.resources_cpu,
+                              num_gpus=settings.resources_gpu)(measure)
+            cost, shape = ray.get(task.remote(flat, cache_dir, steps, threads))
+        else:
+            cost, shape = measure(flat, cache_dir, steps, threads)
+        found.append((arm, cost, shape))
+    return found
+
+
+def predict(resolved: ResolvedSweep, cache_dir: str | None, address: str | None = None,
+            steps: int = TIMED_STEPS) -> Prediction:
+    """Measure the arms and add up the sweep's price."""
+    import torch
+
+    settings, space = resolved.settings, resolved.space
+    threads = torch.get_num_threads()
+    measured = measure_arms(resolved, cache_dir, address, steps)
+    torch.set_num_threads(threads)  # measure() set a trial's count; the driver gets its own
+    asha = settings.scheduler == "asha"
+    lines = [f"{'arm':<44} {'trials':>6} {'step s':>7} {'eval ms/img':>11} {'trial min':>9} "
+             f"{'ckpt MB':>8}"]
+    durations: list[float] = []
+    hours = hours_asha = disk = trials = 0.0
+    for arm, cost, shape in measured:
+        full = shape.seconds(cost)
+        early = full if arm.reference or not asha else shape.seconds(
+            cost, asha_epochs(shape.epochs, min(space.grace_period, shape.epochs),
+                              space.reduction_factor))
+        trials += arm.trials
+        hours += arm.trials * full / 3600
+        hours_asha += arm.trials * early / 3600
+        durations += [full] * math.ceil(arm.trials)
+        # A finished trial keeps its last checkpoint and its selected weights as artifacts; an
+        # ASHA-stopped one keeps a running checkpoint (model, optimizer, maybe best weights).
+        disk += arm.trials * (cost.final_checkpoint_bytes
+                              + WEIGHT_COPIES_PER_FINISHED_TRIAL * cost.weight_bytes)
+        c = arm.config
+        label = (f"{c.get('method')} {c.get('backbone')} {c.get('img_size')}px "
+                 f"L{c.get('layers')} " + ("AU" if float(c.get("lambda_au", 0)) > 0 else "λ=0")
+                 + (" (ref)" if arm.reference else ""))
+        lines.append(f"{label[:44]:<44} {arm.trials:>6.2f} {cost.step_s:>7.3f} "
+                     f"{1000 * cost.eval_s_per_image:>11.2f} {full / 60:>9.2f} "
+                     f"{cost.final_checkpoint_bytes / MB:>8.1f}")
+    gpu = settings.resources_gpu
+    per_trial, unit = (gpu, "GPU") if gpu > 0 else (settings.resources_cpu, "CPU")
+    device = measured[0][1].device if measured else "cpu"
+    return Prediction(trials, hours, hours_asha, hours * per_trial, unit,
+                      wall_clock_s(durations, settings.max_concurrent) / 3600, disk, device,
+                      tuple(lines))
+
+
+def render(resolved: ResolvedSweep, p: Prediction, steps: int) -> str:
+    """The ``--estimate`` report; its last line is ``estimated_trial_hours=<x>``."""
+    s, space = resolved.settings, resolved.space
+    out = [f"estimate for space {space.name} on {p.device} ({s.resources_cpu:g} CPU, "
+           f"{s.resources_gpu:g} GPU per trial): {WARMUP_STEPS}+{steps} training steps and one "
+           "validation pass timed per arm; nothing was started", *p.lines,
+           f"trials:        {p.trials:g} ({s.num_configs} configurations × {s.seeds} seeds; "
+           "a grid runs its whole grid)",
+           f"trial-hours:   {p.trial_hours:.3f} (every trial to its last epoch)",
+           f"device-hours:  {p.device_hours:.3f} {p.device_unit}-hours "
+           f"({s.resources_gpu if s.resources_gpu else s.resources_cpu:g} per trial)",
+           f"wall clock:    {p.wall_clock_h:.3f} h at --max-concurrent {s.max_concurrent} "
+           "(trials started in order as slots free; no other load)"]
+    if s.scheduler == "asha":
+        saved = p.trial_hours - p.trial_hours_asha
+        out.append(f"ASHA:          saves up to {saved:.3f} trial-hours "
+                   f"({100 * saved / max(p.trial_hours, 1e-12):.0f} %) -> ≥ "
+                   f"{p.trial_hours_asha:.3f}, assuming a share 1/{space.reduction_factor:g} of "
+                   f"searched trials passes each rung (grace {space.grace_period} epochs); "
+                   "reference trials always finish")
+    else:
+        out.append(f"ASHA:          not used (scheduler {s.scheduler}); --scheduler asha "
+                   "could stop weak trials early")
+    out.append(f"disk:          {p.disk_bytes / MB:.0f} MB (one kept checkpoint per trial + "
+               f"{WEIGHT_COPIES_PER_FINISHED_TRIAL} copies of its selected weights as artifacts)")
+    out.append(f"estimated_trial_hours={p.trial_hours:.4f}")
+    return "\n".join(out)
+
+
+def run_estimate(resolved: ResolvedSweep, cache_dir: str | None, address: str | None,
+                 steps: int = TIMED_STEPS) -> str:
+    """``--estimate``: prepare the data (into ``cache_dir``, else a temporary folder removed
+    afterwards), measure, and return the report. No MLflow run, no sweep folder, no trial."""
+    from fer_core.config import ExperimentConfig
+    from tuner.provenance import prepare_data
+
+    if address:
+        import ray
+
+        ray.init(address=address)
+    try:
+        with tempfile.TemporaryDirectory(prefix="fer-estimate-data-") as tmp:
+            cache = cache_dir or tmp
+            prepare_data(ExperimentConfig.from_flat(resolved.base), cache)
+            prediction = predict(resolved, cache, address, steps)
+    finally:
+        if address:
+            import ray
+
+            ray.shutdown()
+    return render(resolved, prediction, steps)
