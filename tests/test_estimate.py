@@ -91,3 +91,17 @@ def test_prediction_round_trips_and_compares(tmp_path):
     assert (Path(tmp_path) / ESTIMATE_FILE).exists()
     assert Prediction.load(folder) == p
     assert "actual 0.400 (+25 %)" in p.against(0.4)
+
+
+@pytest.mark.slow
+def test_sweep_records_its_prediction_and_reports_it(ray_runtime, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    storage = tmp_path / "ray_results"
+    assert main(["--space", "smoke", "--name", "s", "--storage-path", str(storage),
+                 "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
+    out = capsys.readouterr().out
+    prediction = Prediction.load(StoragePath.parse(storage / "s"))
+    assert prediction is not None and prediction.trial_hours > 0
+    assert f"trial-hours: predicted {prediction.trial_hours:.3f}" in out
+    actual = float(out.split("trial-hours: predicted")[1].split("actual ")[1].split()[0])
+    assert actual > 0

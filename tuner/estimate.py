@@ -17,11 +17,10 @@ folder (``estimate.json``) and its closing summary sets it against the actual tr
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -242,13 +241,25 @@ class Prediction:
                 f"{self.trial_hours_asha:.3f}), actual {actual_hours:.3f} ({off:+.0f} %)")
 
 
+def stand_in(costs: Sequence[ArmCost]) -> ArmCost:
+    """An arm left untimed costs the mean of the timed ones (same sizes: same checkpoints)."""
+    def mean(name: str) -> float:
+        return sum(getattr(c, name) for c in costs) / len(costs)
+
+    return replace(costs[0], step_s=mean("step_s"), eval_s_per_image=mean("eval_s_per_image"),
+                   build_s=mean("build_s"), checkpoint_s=mean("checkpoint_s"))
+
+
 def measure_arms(resolved: ResolvedSweep, cache_dir: str | None, address: str | None,
-                 steps: int) -> list[tuple[Arm, ArmCost, TrialShape]]:
+                 steps: int, max_arms: int | None = None) -> list[tuple[Arm, ArmCost, TrialShape]]:
     """Time every arm where a trial would run: one Ray task with its resources on a cluster,
-    else this process (no GPU unless the trial asks for one)."""
+    else this process (no GPU unless the trial asks for one). ``max_arms``: time only the
+    references and the arms with most trials, up to that many; the others cost their mean."""
     settings = resolved.settings
     found = []
-    for arm in arms(resolved):
+    every = sorted(arms(resolved), key=lambda a: (not a.reference, -a.trials))
+    timed, untimed = every[:max_arms], every[len(every[:max_arms]):]
+    for arm in timed:
         flat = dict(arm.config)
         if settings.resources_gpu == 0 and flat.get("device", "auto") == "auto":
             flat["device"] = "cpu"  # Ray hides the GPUs from a trial that asks for none
@@ -262,22 +273,26 @@ def measure_arms(resolved: ResolvedSweep, cache_dir: str | None, address: str | 
         else:
             cost, shape = measure(flat, cache_dir, steps, threads)
         found.append((arm, cost, shape))
+    if untimed:
+        cost = stand_in([c for _, c, _ in found])
+        found += [(arm, cost, found[0][2]) for arm in untimed]
     return found
 
 
 def predict(resolved: ResolvedSweep, cache_dir: str | None, address: str | None = None,
-            steps: int = TIMED_STEPS) -> Prediction:
-    """Measure the arms and add up the sweep's price."""
+            steps: int = TIMED_STEPS, max_arms: int | None = None) -> Prediction:
+    """Measure the arms (``max_arms``: see ``measure_arms``) and add up the sweep's price."""
     import torch
 
     settings, space = resolved.settings, resolved.space
     threads = torch.get_num_threads()
-    measured = measure_arms(resolved, cache_dir, address, steps)
+    measured = measure_arms(resolved, cache_dir, address, steps, max_arms)
     torch.set_num_threads(threads)  # measure() set a trial's count; the driver gets its own
     asha = settings.scheduler == "asha"
     lines = [f"{'arm':<44} {'trials':>6} {'step s':>7} {'eval ms/img':>11} {'trial min':>9} "
              f"{'ckpt MB':>8}"]
     durations: list[float] = []
+    shared: list[tuple[float, float]] = []  # (expected trials, seconds) of spread samples
     hours = hours_asha = disk = trials = 0.0
     for arm, cost, shape in measured:
         full = shape.seconds(cost)
@@ -287,7 +302,10 @@ def predict(resolved: ResolvedSweep, cache_dir: str | None, address: str | None 
         trials += arm.trials
         hours += arm.trials * full / 3600
         hours_asha += arm.trials * early / 3600
-        durations += [full] * math.ceil(arm.trials)
+        if float(arm.trials).is_integer():
+            durations += [full] * int(arm.trials)
+        else:
+            shared.append((arm.trials, full))
         # A finished trial keeps its last checkpoint and its selected weights as artifacts; an
         # ASHA-stopped one keeps a running checkpoint (model, optimizer, maybe best weights).
         disk += arm.trials * (cost.final_checkpoint_bytes
@@ -299,6 +317,9 @@ def predict(resolved: ResolvedSweep, cache_dir: str | None, address: str | None 
         lines.append(f"{label[:44]:<44} {arm.trials:>6.2f} {cost.step_s:>7.3f} "
                      f"{1000 * cost.eval_s_per_image:>11.2f} {full / 60:>9.2f} "
                      f"{cost.final_checkpoint_bytes / MB:>8.1f}")
+    if shared:  # a searched space's samples: their count, each at the arms' mean time
+        count = sum(n for n, _ in shared)
+        durations += [sum(n * d for n, d in shared) / count] * round(count)
     gpu = settings.resources_gpu
     per_trial, unit = (gpu, "GPU") if gpu > 0 else (settings.resources_cpu, "CPU")
     device = measured[0][1].device if measured else "cpu"

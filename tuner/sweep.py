@@ -52,7 +52,10 @@ PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 """Ray Tune's own knob, read by its controller from the environment only (Ray 2.60 has no
 argument for it), so it stays an environment variable; ``pending_trials`` sets it around fit()."""
 MAX_FAILURES = 2  # retries per trial, each from the trial's last checkpoint
-PREDICT_STEPS = 2  # timed steps per arm for the prediction a sweep records at its start
+# The prediction a sweep records at its start is cheaper than --estimate's: fewer steps, and
+# the references plus the most frequent arms only (a 22-arm grid would otherwise time 22).
+PREDICT_STEPS = 2
+PREDICT_ARMS = 2
 CHECKPOINTS_KEPT = 1  # the latest is all a resume needs (each holds the best weights too)
 
 
@@ -91,7 +94,7 @@ def predict_quietly(resolved: ResolvedSweep, cache_dir: str,
     """The sweep's predicted price (``tuner.estimate``, fewer steps than ``--estimate``); a
     failure to predict is a note, never a reason not to run the sweep."""
     try:
-        return predict(resolved, cache_dir, address, steps=PREDICT_STEPS)
+        return predict(resolved, cache_dir, address, steps=PREDICT_STEPS, max_arms=PREDICT_ARMS)
     except Exception as err:  # noqa: BLE001 - the sweep itself will report a real problem
         print(f"note: no cost prediction for this sweep ({err!r})", flush=True)
         return None
@@ -137,7 +140,8 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
     parent = runs.start_parent(
         client, experiment_id, resolved.name,
         tags={tr.TAG_SPACE: resolved.space.name, tr.TAG_GIT_COMMIT: commit,
-              tr.TAG_DATA_FINGERPRINT: fingerprint, tr.TAG_SWEEP_PATH: str(folder)},
+              tr.TAG_DATA_FINGERPRINT: fingerprint, tr.TAG_SWEEP_PATH: str(folder),
+              **ui.SOURCE_TAGS},
         params={**tr.sweep_params(settings.params()), **tr.param_values(resolved.base)},
     )
     target = TrackingTarget(uri, experiment_id, parent, resolved.name, resolved.space.name)
