@@ -58,10 +58,18 @@ def test_lambda_panels_show_means_intervals_and_the_dashed_baseline(store):
         assert baseline.get_ydata()[0] == pytest.approx(np.mean(st.LAMBDA_RUNS[0.0][metric]))
 
 
-def test_lambda_refuses_runs_that_differ_in_more_than_lambda(store):
-    # the pareto trials vary the layer set too: a λ curve over them would mix models
-    with pytest.raises(ValueError, match=r"mix layers .*--where layers=VALUE"):
-        fg.lambda_figure(source(store, st.SWEEPS, ["space=pareto"]))
+def test_lambda_keeps_one_layer_set_and_refuses_runs_that_differ_otherwise(store):
+    # the pareto trials vary the layer set too: the curve keeps layer 5 (analysis.defaults)
+    pareto = source(store, st.SWEEPS, ["space=pareto"])
+    fig = fg.lambda_figure(pareto)
+    points = panels(fig)[0].containers[0].lines[0]
+    assert list(points.get_xdata()) == [0.5, 4.0]  # the λ > 0 trials at layer 5
+    assert "layer 5" in fig.get_suptitle()
+    # a curve over runs that differ in anything but λ, seed and layer set would mix models
+    runs = pareto.runs.copy()
+    runs.loc[runs["lambda_au"] == 4.0, "img_size"] = 96  # a trial the curve keeps
+    with pytest.raises(ValueError, match=r"mix img_size .*--where img_size=VALUE"):
+        fg.lambda_figure(fg.FigureSource(st.SWEEPS, store.uri, runs, CPU))
 
 
 # ---------------------------------------------------------------- Pareto
