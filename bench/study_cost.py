@@ -70,12 +70,12 @@ def paper_shape(data: Dataset, val_fraction: float) -> TrialShape:
     return TrialShape(math.ceil(train / data.batch), val, data.test_images, data.epochs)
 
 
-def timed(flat: dict, data: Dataset, probe_batch: int, cache: str, steps: int) -> ArmCost:
-    """One arm at 224 px on synthetic images, its step time scaled to the paper's batch."""
+def timed(flat: dict, probe_batch: int, cache: str, steps: int) -> ArmCost:
+    """One arm at its paper size on synthetic images, a step of ``probe_batch`` images."""
     probe = {**flat, "dataset": "synthetic", "batch_size": probe_batch, "max_train_batches": 0,
              "synthetic_n": max(20, math.ceil(probe_batch / 0.6) + 5)}
     cost, _ = measure(probe, cache, steps)
-    return replace(cost, step_s=cost.step_s * data.batch / probe_batch)
+    return cost
 
 
 def sweep_hours(space: str, data: Dataset, args: argparse.Namespace, cache: str,
@@ -91,8 +91,9 @@ def sweep_hours(space: str, data: Dataset, args: argparse.Namespace, cache: str,
     for i, arm in enumerate(found):
         key = (cost_key({**arm.config, "batch_size": 0, "epochs": 0}), probe_batch)
         if key not in seen and (args.max_arms is None or i < args.max_arms):
-            seen[key] = timed(arm.config, data, probe_batch, cache, args.steps)
-        costs.append(seen.get(key))
+            seen[key] = timed(arm.config, probe_batch, cache, args.steps)
+        probe = seen.get(key)  # kept per probe batch: the two datasets' batches differ
+        costs.append(probe and replace(probe, step_s=probe.step_s * data.batch / probe_batch))
     known = [c for c in costs if c is not None]
     hours = 0.0
     for arm, cost in zip(found, costs, strict=True):
