@@ -206,6 +206,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training/validation forward pass
     checkpoint_every: int = 1  # checkpoint every K epochs (and always after the last)
     max_train_batches: int = 0  # 0 = whole epoch; > 0 caps each epoch (smoke tests)
+    # Test images for the end-of-run fer_core.xai metrics; 0 skips them (~1 s of CPU per image at
+    # the laptop sizes, so the sweeps' pinned sizes turn them on, not every unit-test training).
+    xai_images: int = 0
     fail_at_epoch: int = -1  # fault injection: raise once at this epoch (tests of retries)
 
     def __post_init__(self) -> None:
@@ -217,6 +220,8 @@ class TrainConfig:
             _fail("device", self.device, f"use one of {', '.join(DEVICES)}")
         if self.max_train_batches < 0:
             _fail("max_train_batches", self.max_train_batches, "use 0 (all) or a positive cap")
+        if self.xai_images < 0:
+            _fail("xai_images", self.xai_images, "use 0 (skip the xai metrics) or a positive count")
         for name in ("amp", "channels_last", "compile"):
             if not isinstance(getattr(self, name), bool):
                 _fail(name, getattr(self, name), "use true or false")

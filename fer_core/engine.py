@@ -28,6 +28,7 @@ from fer_core.config import ExperimentConfig
 from fer_core.loaders import build_loader
 from fer_core.losses import composite_loss, layer_attention
 from fer_core.metrics import FERMetrics
+from fer_core.xai.evaluate import XaiConfig, evaluate_xai
 
 
 class Callback:
@@ -294,6 +295,12 @@ class Trainer:
         final = flat_eval(result, mn.TEST, self.model.headline_layer)
         final[mn.BEST_EPOCH] = float(self.best_epoch)
         final[mn.TEST_N_INVALID] = float(result["n_invalid"])
+        if self.cfg.train.xai_images > 0:
+            # Interpretability beyond CAM-COS on a fixed, seeded subsample of the test split
+            # (the same images in every trial of a sweep: the seed is the split seed).
+            xai = XaiConfig(n_images=self.cfg.train.xai_images, seed=self.cfg.data.split_seed)
+            final.update(evaluate_xai(model, self.loaders["test"], xai, self.cfg.align.au_variant,
+                                      layers=self.cfg.align.layers, device=self.device))
         return final
 
 

@@ -22,6 +22,7 @@ LAPTOP: dict[str, Any] = {
     "epochs": 3,
     "batch_size": 32,
     "lr": 0.05,
+    "xai_images": 12,  # bench/xai_cost.py: ~9 % of a trial at these sizes
 }
 
 TINY: dict[str, Any] = {
@@ -33,6 +34,7 @@ TINY: dict[str, Any] = {
     "epochs": 2,
     "batch_size": 16,
     "max_train_batches": 2,
+    "xai_images": 2,  # every xai metric reaches the runs, at plumbing cost
 }
 """For ``smoke`` and ``--smoke-test``: every code path, seconds per trial."""
 

@@ -67,3 +67,16 @@ def test_train_cli_writes_metrics_and_resumes(tmp_path, capsys):
     assert "resumed from" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         train_main(["--set", "lambda_au=-1", "--out", str(out)])
+
+
+def test_xai_images_adds_the_interpretability_metrics_of_the_selected_model():
+    final = Trainer(
+        ExperimentConfig.from_flat({**TINY, "epochs": 1, "xai_images": 2}), progress=False
+    ).fit()
+    assert final["test_xai_n_images"] == 2
+    for key in ("test_xai_pointing_game", "test_xai_deletion", "test_xai_insertion",
+                "test_xai_road", "test_xai_mprt", "test_xai_pointing_game_att_l4",
+                "test_xai_deletion_random"):
+        assert key in final and final[key] == final[key], key  # present and not NaN
+    plain = Trainer(ExperimentConfig.from_flat({**TINY, "epochs": 1}), progress=False).fit()
+    assert not any(k.startswith("test_xai_") for k in plain)
