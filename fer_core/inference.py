@@ -86,6 +86,8 @@ def _download(source: str, tracking_uri: str | None) -> Path:
     if uri.startswith("runs:/") and uri.count("/") == 1:  # runs:/<id>: the logged model
         uri = f"{uri}/{RUN_MODEL_ARTIFACT}"
     try:
+        if uri.startswith("models:/") and tracking_uri:
+            uri = _registry_source(uri, tracking_uri)
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
                                                         tracking_uri=tracking_uri))
     except Exception as err:  # mlflow raises several types; all mean "not there"
@@ -93,6 +95,22 @@ def _download(source: str, tracking_uri: str | None) -> Path:
             f"could not download {uri} from MLflow ({tracking_uri or 'default tracking URI'}): "
             f"{err}. Check the run id and --mlflow-uri; a sweep trial logs its model at "
             f"runs:/<run id>/{RUN_MODEL_ARTIFACT}") from err
+
+
+def _registry_source(uri: str, tracking_uri: str) -> str:
+    """``models:/NAME@alias`` or ``models:/NAME/version`` → where that version's files are,
+    looked up in ``tracking_uri``'s registry (MLflow's download would ask the default one)."""
+    from mlflow import MlflowClient
+
+    ref = uri[len("models:/"):]
+    if ref.startswith("m-"):  # a logged model id: the tracking store resolves it
+        return uri
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return client.get_model_version_by_alias(name, alias).source
+    name, _, version = ref.partition("/")
+    return client.get_model_version(name, version).source
 
 
 def resolve_file(source: str | os.PathLike, tracking_uri: str | None = None) -> Path:

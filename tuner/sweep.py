@@ -140,7 +140,8 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
     parent = runs.start_parent(
         client, experiment_id, resolved.name,
         tags={tr.TAG_SPACE: resolved.space.name, tr.TAG_GIT_COMMIT: commit,
-              tr.TAG_DATA_FINGERPRINT: fingerprint, tr.TAG_SWEEP_PATH: str(folder)},
+              tr.TAG_DATA_FINGERPRINT: fingerprint, tr.TAG_SWEEP_PATH: str(folder),
+              **ui.SOURCE_TAGS},
         params={**tr.sweep_params(settings.params()), **tr.param_values(resolved.base)},
     )
     target = TrackingTarget(uri, experiment_id, parent, resolved.name, resolved.space.name)

@@ -153,7 +153,7 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         tr.TAG_ARM: SPACES.get(context.target.space).arm(flat),
         tr.TAG_GIT_COMMIT: context.git_commit,
         tr.TAG_DATA_FINGERPRINT: context.data_fingerprint,
-        tr.TAG_CONFIG_HASH: dedup.config_hash(cfg),
+        tr.TAG_CONFIG_HASH: dedup.config_hash(cfg), **ui.SOURCE_TAGS,
     }, tr.param_values(flat), run_name=ui.run_label(flat))
     status: str | None = tr.KILLED
     reporter = TuneReporter(tracker)

@@ -24,6 +24,9 @@ TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 KIND_MODEL_TRAINING = "custom_model_development"
 """The value MLflow 3's UI gives an experiment whose runs train models (it then opens on them)."""
 
+SOURCE_TAGS = {"mlflow.source.name": "python -m tuner.sweep", "mlflow.source.type": "LOCAL"}
+"""What the UI's Source column shows for a sweep's runs (next to the git commit)."""
+
 WORKFLOW = "workflowType=machine_learning"
 """The UI's view switch (GenAI / Model training) as a URL parameter; without it a browser that
 never chose opens on GenAI, whatever the experiment's kind (the UI then remembers the choice)."""
