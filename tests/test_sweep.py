@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -181,6 +182,14 @@ def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
     assert main(["--space", "smoke", "--name", "s", *sweep_args(tmp_path, uri)]) == 0
     out = capsys.readouterr().out
     assert "best trial per arm" in out and f"mlflow ui --backend-store-uri {uri}" in out
+    assert "Claim" in out  # tuner.claim: measured, or why not (tests/test_claim.py has values)
+    command = next(line for line in out.splitlines() if line.startswith("Report:"))
+    assert command.endswith(f"--mlflow-uri {uri} --where sweep=s -o report/s")
+    # the printed command works as printed (Fig. 5 only: maps would re-run the models)
+    from analysis.report import main as report_main
+
+    assert report_main([*shlex.split(command)[4:], "--figure", "lambda", "--no-progress"]) == 0
+    assert "Selection:** --where sweep=s" in (tmp_path / "report/s/index.md").read_text()
 
     parents, children = sweep_runs(uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
