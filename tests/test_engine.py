@@ -65,8 +65,9 @@ def test_train_cli_writes_metrics_and_resumes(tmp_path, capsys):
     assert "test_cl" in report["final"] and (out / "checkpoint.pt").is_file()
     assert train_main(args + ["--resume"]) == 0  # nothing left to train: tests the selected model
     assert "resumed from" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        train_main(["--set", "lambda_au=-1", "--out", str(out)])
+    # A bad value is a user error: one line on stderr and exit status 2 (fer_core.cli).
+    assert train_main(["--set", "lambda_au=-1", "--out", str(out)]) == 2
+    assert "lambda_au=-1" in capsys.readouterr().err
 
 
 def test_xai_images_adds_the_interpretability_metrics_of_the_selected_model():
