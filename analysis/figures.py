@@ -8,9 +8,8 @@ selected runs (:class:`FigureSource`) into a ``matplotlib.figure.Figure`` (objec
 
 - ``lambda`` (Fig. 5): CL, CAM-COS and ATT-COS against λ (log axis), mean ± 95 % CI over seeds,
   the λ = 0 baseline as a dashed line. Uses the trials of a ``lambda`` sweep when the selection
-  has some, else every selected run; of a sweep that searched layer sets too, the layer set of
-  ``analysis.defaults.lambda_curve`` (5 when present), named in the title. Otherwise the runs may
-  differ only in λ and seed.
+  has some, else every selected run, of one layer set (``analysis.defaults.lambda_curve``: 5 when
+  present, named in the title); the runs may differ only in λ and seed.
 - ``matrices`` (Figs. 10–11): confusion and per-class cosine matrices of the best run of each
   arm (w/ AU on top, as in the paper), read from the run's ``matrices/*.json`` artifacts.
 - ``maps`` (Figs. 6–9): per-class average AU map, layer attention and CAM over the test split,
@@ -204,7 +203,7 @@ def lambda_figure(source: FigureSource) -> Figure:
         raise MissingRuns(f"no finished run with λ > 0 among the {len(runs)} selected runs of "
                           f"experiment {source.experiment!r} (python -m tuner.sweep --space "
                           f"lambda makes them)")
-    runs, chosen = lambda_curve(runs)  # a searched sweep's layer sets: one curve (defaults)
+    runs, chosen = lambda_curve(runs)  # a searched sweep's layer sets: one curve
     check_one_setting(runs, "lambda")
     groups = {float(lam): g for lam, g in runs.groupby("lambda_au")}
     seeds = sorted({len(g) for g in groups.values()})
@@ -214,8 +213,7 @@ def lambda_figure(source: FigureSource) -> Figure:
         _lambda_panel(ax, groups, metric, label)
     spread = (f"mean ± {CONFIDENCE:.0%} CI over seeds, n = {'/'.join(map(str, seeds))} per λ"
               if max(seeds) > 1 else "one seed per λ, no interval")
-    fig.suptitle(f"Impact of λ ({source.experiment}; {chosen + '; ' if chosen else ''}"
-                 f"{spread})")
+    fig.suptitle(f"Impact of λ ({source.experiment}; {'; '.join(filter(None, (chosen, spread)))})")
     return fig
 
 
