@@ -54,6 +54,7 @@ class DataConfig:
     split_seed: int = 0  # fixed apart from the trial seed so paired arms share one val split
     synthetic_n: int = 1400  # synthetic train images (val/test get a fifth each)
     shortcut: float = 0.0  # synthetic only: probability of a label cue outside the face
+    synthetic_intensity: float = 0.3  # synthetic only: weakest expression (1 = full strength)
     num_workers: int = 0
 
     def __post_init__(self) -> None:
@@ -63,6 +64,9 @@ class DataConfig:
             _fail("val_fraction", self.val_fraction, "use a fraction in [0, 1)")
         if not 0.0 <= self.shortcut <= 1.0:
             _fail("shortcut", self.shortcut, "use a probability in [0, 1]")
+        if not 0.0 <= self.synthetic_intensity <= 1.0:
+            _fail("synthetic_intensity", self.synthetic_intensity,
+                  "use the weakest expression strength in [0, 1] (strengths are drawn up to 1)")
         if self.synthetic_n < 7:
             _fail("synthetic_n", self.synthetic_n, "use at least 7 images (one per class)")
         if self.num_workers < 0:

@@ -27,7 +27,8 @@ def dataset_options(cfg: DataConfig, split: str, cache_dir: str | None = None) -
         n = cfg.synthetic_n
         if split != "train":
             n = max(7, n // SYNTHETIC_EVAL_FRACTION)
-        return {"size": cfg.img_size, "n": n, "shortcut": cfg.shortcut, "cache_dir": cache_dir}
+        return {"size": cfg.img_size, "n": n, "shortcut": cfg.shortcut, "cache_dir": cache_dir,
+                "intensity": (cfg.synthetic_intensity, 1.0)}
     return {"val_fraction": cfg.val_fraction, "val_from_test": cfg.val_from_test,
             "seed": cfg.split_seed}
 
