@@ -111,10 +111,12 @@ def test_a_pin_that_breaks_one_method_fails_before_the_sweep(tmp_path):
 
 def test_settings_are_built_once_typed_and_survive_sweep_json(tmp_path):
     resolved = resolve(parse_args(["--space", "pareto", "--seeds", "2", "--max-concurrent", "3",
-                                   "--gpus-per-trial", "0.5", "--budget-hours", "2"]), tmp_path)
+                                   "--gpus-per-trial", "0.5", "--budget-hours", "2",
+                                   "--register", "fer", "--system-metrics"]), tmp_path)
     settings = resolved.settings
     assert (settings.space, settings.seeds, settings.max_concurrent) == ("pareto", 2, 3)
     assert settings.resources == {"cpu": 1.0, "gpu": 0.5} and settings.budget.hours == 2.0
+    assert settings.register == "fer" and settings.system_metrics
     assert settings.objective.metrics == ("val_cl", "val_att_cos")
     assert settings.objective.primary_metric == "val_cl"
     assert settings.optuna_storage == resolved.plan.optuna_storage  # a pareto study's RDB
