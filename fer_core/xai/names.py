@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PREFIX = "test_xai_"
+from fer_core.metric_names import XAI_PREFIX as PREFIX  # the one home of metric names
 RANDOM_SUFFIX = "_random"
 
 
