@@ -1,17 +1,14 @@
 """The price of a sweep before its launch: ``python -m tuner.sweep --space NAME --estimate``.
 
-Each distinct *cost arm* of the sweep (the configuration fields that change compute: network,
-sizes, aligned layers, whether the AU term is on; not λ's value, the seed or the learning rate)
-is built at the configured sizes on the device a trial would get, and timed for a few training
-steps and one evaluation pass. The per-batch and per-image times, scaled by the trial's split
-sizes and epochs, give each trial's time; the sum gives trial-hours, device-hours, the wall
-clock at the sweep's concurrency, ASHA's possible saving and the disk its checkpoints and
-artifacts need (sizes from the bytes of the state dicts actually saved).
+Each distinct *cost arm* (fields that change compute: network, sizes, aligned layers, AU term
+on or off; not λ's value, the seed or the learning rate) is built at the configured sizes on a
+trial's device and timed for a few training steps and one evaluation pass; scaled by split
+sizes and epochs this gives each trial's time, and summed: trial-hours, device-hours, wall clock
+at the sweep's concurrency, ASHA's possible saving, and disk (bytes of the saved state dicts).
 
-Nothing of the sweep starts: no MLflow run, no Ray trial. On a cluster (``--address``) the
-timing runs inside one Ray task holding a trial's resources; locally it runs in this process,
-with a trial's CPU count as torch's thread count. A real sweep records its prediction in its
-folder (``estimate.json``) and its closing summary sets it against the actual trial-hours.
+Nothing of the sweep starts. On a cluster (``--address``) the timing runs in one Ray task
+holding a trial's resources; locally in this process with a trial's CPU count as torch's
+threads. A real sweep records its prediction (``estimate.json``) for its closing summary.
 """
 
 from __future__ import annotations
