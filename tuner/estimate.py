@@ -32,8 +32,7 @@ COST_NEUTRAL = ("seed", "lr", "lr_step", "lr_gamma", "momentum", "nesterov", "we
                 "fail_at_epoch", "checkpoint_every")
 """Flat fields that change no step's cost; ``lambda_au`` counts only as zero or not."""
 WEIGHT_COPIES_PER_FINISHED_TRIAL = 2
-"""Artifacts of a finished trial holding its selected weights: ``model/selected.pt`` and the
-MLflow PyTorch model (``tuner.trainable.TuneReporter.on_fit_end``)."""
+"""A finished trial's copies of its weights: ``model/selected.pt`` and the MLflow model."""
 MB = 1e6
 TRIAL_OVERHEAD_S = 2.5
 """Tune and MLflow per trial (run creation, reports, delivery): bench/tune_overhead.py measured
