@@ -108,3 +108,23 @@ def test_the_printed_report_command_makes_the_report_of_that_sweep(client, tmp_p
     md = (tmp_path / "report" / SWEEP / "index.md").read_text()
     assert "Selection:** --where sweep=lambda_layers-1" in md
     assert "| CAM | 84.00 | 83.00 |" in md  # Table 1: λ = 0 against the paper's setting
+
+
+def test_faithfulness_joins_the_claim_when_trials_logged_the_xai_metrics(client):
+    mlflow, root = client
+    exp_id = st.new_experiment(mlflow, "xai-claim", root)
+    parent = st.add_parent(mlflow, exp_id, "lambda_layers")
+    # (λ, test_xai_deletion, test_xai_insertion): guidance lowers deletion, raises insertion
+    for lam, deletion, insertion in ((0.0, 0.30, 0.40), (4.0, 0.22, 0.51)):
+        st.add_trial(mlflow, exp_id, parent, "lambda_layers",
+                     st.BASE | {"lambda_au": lam, "layers": "5", "seed": 0},
+                     {"val_att_cos": 0.5 + lam / 10, "test_cl": 84.0, "test_att_cos": 0.5,
+                      "best_val_cl": 84.0, "test_xai_deletion": deletion,
+                      "test_xai_insertion": insertion}, sweep=SWEEP)
+    found = mlflow.search_runs([exp_id], tr.tag_filter({tr.TAG_ROLE: tr.ROLE_TRIAL}))
+    lines, facts = claim([TrialRow.from_run(r) for r in found], OBJECTIVE)
+    paper = next(line for line in lines if line.startswith("- paper's setting"))
+    assert paper.endswith("; faithfulness (CAM) deletion 0.220 vs 0.300 = -0.080, "
+                          "insertion 0.510 vs 0.400 = +0.110")
+    gaps = facts["claim"]["paper's setting, λ = 4 at layer 5"]
+    assert gaps["test_xai_insertion"]["difference"] == pytest.approx(0.11)

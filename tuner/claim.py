@@ -89,6 +89,18 @@ def _noise(g: Gap, unit: str, decimals: int) -> str:
     return f", {where} seed noise (±{g.band:.{decimals}f}{unit})"
 
 
+FAITHFULNESS = tuple((name, mn.XAI_PREFIX + name) for name in ("deletion", "insertion"))
+"""Whether the maps explain the decision (fer_core.xai; lower deletion, higher insertion is
+better), shown next to ATT-COS when the trials logged them (``xai_images`` > 0)."""
+
+
+def _faithfulness(trials: Sequence[TrialRow], baseline: Sequence[TrialRow]) -> str:
+    parts = [f"{label} {g.setting:.3f} vs {g.baseline:.3f} = {g.difference:+.3f}"
+             f"{_noise(g, '', 3)}" for label, metric in FAITHFULNESS
+             if (g := gap(trials, baseline, metric)) is not None]
+    return f"; faithfulness (CAM) {', '.join(parts)}" if parts else ""
+
+
 def _line(name: str, trials: Sequence[TrialRow], baseline: Sequence[TrialRow]) -> str | None:
     cl, att = gap(trials, baseline, mn.TEST_CL), gap(trials, baseline, mn.TEST_ATT_COS)
     if cl is None or att is None:
@@ -97,7 +109,7 @@ def _line(name: str, trials: Sequence[TrialRow], baseline: Sequence[TrialRow]) -
     return (f"- {name} ({seeds} seed{'s' * (seeds != 1)}): accuracy test CL {cl.setting:.2f} % "
             f"vs {cl.baseline:.2f} % = {cl.difference:+.2f} points{_noise(cl, ' points', 2)}; "
             f"interpretability test ATT-COS {att.setting:.3f} vs {att.baseline:.3f} = "
-            f"{att.difference:+.3f}{_noise(att, '', 3)}")
+            f"{att.difference:+.3f}{_noise(att, '', 3)}{_faithfulness(trials, baseline)}")
 
 
 def claim(trials: Sequence[TrialRow], objective: Objective) -> tuple[list[str], dict[str, Any]]:
@@ -126,7 +138,8 @@ def claim(trials: Sequence[TrialRow], objective: Objective) -> tuple[list[str], 
         line = _line(name, guided[setting], baseline)
         if line is not None:
             lines.append(line)
-            facts[name] = {m: asdict(g) for m in (mn.TEST_CL, mn.TEST_ATT_COS)
+            metrics = (mn.TEST_CL, mn.TEST_ATT_COS, *(m for _, m in FAITHFULNESS))
+            facts[name] = {m: asdict(g) for m in metrics
                            if (g := gap(guided[setting], baseline, m)) is not None}
     if not lines:
         return [], {}
