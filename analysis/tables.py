@@ -25,8 +25,8 @@ import pandas as pd
 from analysis import render
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.source import check_store, why_empty
-from fer_core.cli import cli_main
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
+from fer_core.cli import cli_main
 
 
 def method_labels() -> dict[str, str]:

@@ -24,8 +24,8 @@ import torch
 
 from fer_core import CLASSES
 from fer_core.au import expression_aus, render_au_maps
-from fer_core.cli import EXIT_USAGE, check_device, cli_main
 from fer_core.cams import upsample_cams
+from fer_core.cli import EXIT_USAGE, check_device, cli_main
 from fer_core.data.base import crop, square_box
 from fer_core.data.io import BadImage, read_image
 from fer_core.data.landmarks import detect_landmarks

@@ -5,8 +5,8 @@ plateau on 2 CPU cores: resnet18 from scratch at 64 px, output stride 16 (4×4 m
 1,200 synthetic images whose expressions are drawn at 0.6–1 of full strength, 10 epochs.
 Measured (single runs, 1 thread): the λ = 0 baseline's val CL over epochs 8–11 is 84.6, 90.8,
 75.0, 89.2 %; λ = 4 at layer 5 is at 92.5 % from epoch 7 and 97.1 % at epoch 10, with val
-ATT-COS 0.47–0.51 (λ = 0) against 0.67–0.69 (λ = 4). With the generator's default strengths (0.3–1) or 3 epochs,
-the baseline is still at 20–50 % and any accuracy difference between arms is undertraining.
+ATT-COS 0.47–0.51 (λ = 0) against 0.67–0.69 (λ = 4). With the generator's default strengths
+(0.3–1) or 3 epochs, the baseline is still at 20–50 % and any accuracy gap is undertraining.
 The learning rate is 25× the paper's (0.002, for fine-tuning ImageNet weights): from scratch
 0.002 barely moves the network in a few epochs. GPU users override these with ``--set`` (e.g.
 ``--set img_size=224 --set backbone=resnet50 --set lr=0.002 --set pretrained=...``).

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fer_core.metric_names import XAI_PREFIX as PREFIX  # the one home of metric names
+
 RANDOM_SUFFIX = "_random"
 
 
