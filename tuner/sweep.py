@@ -134,7 +134,9 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
 
     print(f"preparing data ({resolved.base.get('dataset')}) in {cache_dir} ...", flush=True)
     fingerprint = prepare_data(ExperimentConfig.from_flat(resolved.base), cache_dir)
-    prediction = predict_quietly(resolved, cache_dir, args.address)
+    # With no node able to hold a trial yet (cluster_note), a timing task would wait as the
+    # trials will; the pending watch decides then, and the sweep goes without a prediction.
+    prediction = None if cluster_note else predict_quietly(resolved, cache_dir, args.address)
     commit = git_commit()
     settings = resolved.settings
     parent = runs.start_parent(
