@@ -1,7 +1,7 @@
 """The trials of an MLflow experiment as one tidy DataFrame (one row per trial).
 
-Runs are read with ``mlflow.search_runs`` from any tracking URI, through the names of the schema
-in ``tuner.tracking.schema`` (child runs: tag ``sweep.role=trial``; parent runs are not trials).
+Runs are read by ``analysis.fetch`` from any tracking URI, through the names of the schema in
+``tuner.tracking.schema`` (child runs: tag ``sweep.role=trial``; parent runs are not trials).
 
 Column schema of :func:`load_runs`
 ==================================
@@ -31,12 +31,9 @@ metrics of a fully trained model.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import mlflow
 import pandas as pd
 
+from analysis.fetch import trial_runs
 from fer_core import metric_names as mn
 from tuner.tracking import schema as tr
 
@@ -44,20 +41,6 @@ RUN_COLUMNS = ("run_id", "status", "early_stopped", "arm", "sweep", "space", "gi
                "seed", "with_au")
 TEXT_PARAMS = frozenset({"layers", "adl_layers"})
 """Params that are labels even when they look like numbers."""
-
-
-@contextmanager
-def _tracking_uri(uri: str | None) -> Iterator[None]:
-    # mlflow.search_runs has no URI argument: point the fluent API at ``uri`` and put it back.
-    if uri is None:
-        yield
-        return
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 def _parse(text: object) -> object:
@@ -90,7 +73,7 @@ def _empty() -> pd.DataFrame:
 
 
 def tidy(found: pd.DataFrame) -> pd.DataFrame:
-    """The schema's frame out of ``mlflow.search_runs`` output (trial runs, any status)."""
+    """The schema's frame out of ``analysis.fetch.trial_runs`` output (trial runs, any status)."""
     if found.empty:
         return _empty()
 
@@ -129,19 +112,7 @@ def load_runs(
     live sweep); ``include_early_stopped`` keeps trials ASHA stopped before their last epoch.
     Raises ``ValueError`` when the experiment does not exist in the store.
     """
-    with _tracking_uri(tracking_uri):
-        found_experiment = mlflow.get_experiment_by_name(experiment)
-        if found_experiment is None:
-            names = sorted(e.name for e in mlflow.search_experiments())
-            raise ValueError(f"no MLflow experiment {experiment!r} at "
-                             f"{mlflow.get_tracking_uri()}; experiments there: {names}")
-        found = mlflow.search_runs(
-            experiment_ids=[found_experiment.experiment_id],
-            filter_string=tr.tag_filter({tr.TAG_ROLE: tr.ROLE_TRIAL}),
-            output_format="pandas",
-            # Every page: MLflow's default (100,000 runs) would cut a larger study silently.
-            max_results=None,
-        )
+    found = trial_runs(experiment, tracking_uri)
     frame = tidy(found)
     keep = pd.Series(True, index=frame.index)
     if not include_failed:
