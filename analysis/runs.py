@@ -31,6 +31,7 @@ metrics of a fully trained model.
 from __future__ import annotations
 
 import argparse
+
 import pandas as pd
 
 from analysis.fetch import trial_runs
