@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 
 from tuner.tracking import client as runs
 from tuner.tracking import schema as tr
+from tuner.tracking import server
 from tuner.tracking.server import main
 
 
@@ -128,12 +129,27 @@ def test_defaults_and_exposure_warning(tmp_path, monkeypatch, capsys):
     assert main(["--port", port, "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert err == ""  # loopback: no warning
-    assert (f"--host 127.0.0.1 --port {port} --workers 1 --backend-store-uri "
-            f"sqlite:///{tmp_path}/mlflow.db --artifacts-destination {tmp_path}/mlartifacts"
-            ) in out
+    assert out.startswith(f"MLFLOW_BACKEND_STORE_URI=sqlite:///{tmp_path}/mlflow.db ")
+    assert (f"--host 127.0.0.1 --port {port} --workers 1 "
+            f"--artifacts-destination {tmp_path}/mlartifacts") in out
     assert main(["--host", "0.0.0.0", "--port", port, "--dry-run", "--backend-store-uri",
                  "postgresql://fer:S3cret@db.example/mlflow", "--allowed-hosts", "mlflow.lan"]) == 0
     out, err = capsys.readouterr()
     assert "exposes the MLflow server" in err and "reverse proxy with authentication" in err
     assert "postgresql://***@db.example/mlflow" in out and "S3cret" not in out + err
     assert out.rstrip().endswith("--allowed-hosts mlflow.lan")  # passed through
+
+
+def test_the_store_uri_reaches_the_server_by_its_environment_not_its_argv(tmp_path, monkeypatch,
+                                                                           capsys):
+    """``ps`` shows every user a process's argv: a password in the store URI must not be there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_BACKEND_STORE_URI", "postgresql://fer:S3cret@db.example/mlflow")
+    port = str(free_port())
+    config = server.resolve_config(server.build_parser().parse_args([]).backend_store_uri,
+                                   None, "127.0.0.1", int(port), 1, ())
+    assert "S3cret" not in " ".join(config.command())
+    assert config.env() == {"MLFLOW_BACKEND_STORE_URI": "postgresql://fer:S3cret@db.example/mlflow"}
+    assert main(["--port", port, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("MLFLOW_BACKEND_STORE_URI=postgresql://***@db.example/mlflow ")

@@ -44,8 +44,8 @@ def stop_server(proc: subprocess.Popen) -> None:
     assert proc.wait(timeout=60) == 0
 
 
-LOG_FILES = re.compile(r"journal|\.log$|\.err$|\.out$|\.txt$|error")
-"""What a run writes as journals and logs (its models, checkpoints and Tune state aside)."""
+LOG_FILES = re.compile(r"journal|\.log$|\.err$|\.out$|\.txt$|error|sweep\.json")
+"""Journals, logs and sweep.json: what a run writes as text (models, checkpoints aside)."""
 
 
 def text_files(root: Path) -> list[Path]:

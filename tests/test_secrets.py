@@ -135,3 +135,29 @@ def test_the_project_never_turns_ray_token_auth_off():
                for p in (root / pkg).rglob("*") if p.suffix in (".py", ".yaml", ".sh")]
     assert len(sources) > 50
     assert [str(p) for p in sources if off.search(p.read_text())] == []
+
+
+def test_sweep_json_keeps_no_password_and_resume_takes_it_again(tmp_path):
+    """``sweep.json`` travels with the results: its URIs are redacted, and ``--resume`` puts
+    back the credentials from the URIs it is given (or says which flag it needs)."""
+    from tuner.context import SweepContext
+    from tuner.settings import SweepSettings
+    from tuner.tracking.client import TrackingTarget
+
+    mlflow_uri, optuna = "http://fer:S3cret@mlflow.lan:5000", "postgresql://fer:S3cret@db/optuna"
+    ctx = SweepContext(base={}, target=TrackingTarget(mlflow_uri, "1", "p", "s", "pareto"),
+                       settings=SweepSettings("pareto", ("test_cl", "test_att_cos"),
+                                              ("max", "max"), "optuna_mo", "fifo", 4, 1, 1,
+                                              optuna_storage=optuna))
+    path = ctx.save(tmp_path / "s")
+    assert "S3cret" not in path.read_text() and "postgresql://***@db/optuna" in path.read_text()
+    loaded = SweepContext.load(tmp_path / "s")
+    assert loaded.with_secrets(mlflow_uri, optuna) == ctx
+    with pytest.raises(ValueError, match=r"pass --optuna-storage postgresql://\*\*\*@db/optuna"):
+        loaded.with_secrets(mlflow_uri, None)
+    with pytest.raises(ValueError, match="--mlflow-uri http://\\*\\*\\*@mlflow.lan:5000"):
+        loaded.with_secrets("http://127.0.0.1:5000", optuna)  # another server is not this one
+    plain = SweepContext(base={}, target=TrackingTarget("sqlite:////x/mlflow.db", "1", "p", "s",
+                                                        "smoke"))
+    plain.save(tmp_path / "t")
+    assert SweepContext.load(tmp_path / "t").with_secrets(None, None) == plain

@@ -14,7 +14,7 @@ import functools
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +24,7 @@ import pyarrow.fs as pafs
 from fer_core.config import ExperimentConfig
 from tuner.settings import SweepSettings
 from tuner.tracking.client import TrackingTarget
+from tuner.tracking.redact import REDACTED, redact
 
 SWEEP_FILE = "sweep.json"
 
@@ -142,10 +143,37 @@ class SweepContext:
         return ExperimentConfig.from_flat({**self.base, **config}, strict=False)
 
     def save(self, folder: str | os.PathLike[str] | StoragePath) -> StoragePath:
-        """Write ``<folder>/sweep.json`` (the folder is created, locally or in a bucket)."""
+        """Write ``<folder>/sweep.json`` (the folder is created, locally or in a bucket), its
+        URIs' credentials redacted: the file is shared and copied with the results."""
         path = StoragePath.parse(folder) / SWEEP_FILE
-        path.write_text(json.dumps(asdict(self), indent=2, default=str))
+        path.write_text(json.dumps(asdict(self.public()), indent=2, default=str))
         return path
+
+    def public(self) -> SweepContext:
+        """This context with the credentials of its tracking URI and Optuna storage redacted."""
+        settings = self.settings
+        if settings is not None and settings.optuna_storage:
+            settings = replace(settings, optuna_storage=redact(settings.optuna_storage))
+        return replace(self, target=self.target.public(), settings=settings)
+
+    def with_secrets(self, mlflow_uri: str | None, optuna_storage: str | None) -> SweepContext:
+        """A loaded context made whole again by the URIs the ``--resume`` command was given:
+        each saved URI whose credentials were redacted takes the given URI that redacts to it.
+        Raises ``ValueError`` naming the flag to pass when one is missing."""
+        def whole(saved: str, given: str | None, flag: str) -> str:
+            if REDACTED not in saved:  # nothing was redacted (or a file from before)
+                return saved
+            if given and redact(given) == saved:
+                return given
+            raise ValueError(f"sweep.json keeps no passwords: pass {flag} {saved} with the "
+                             "password in place of *** again with --resume")
+
+        target = replace(self.target, uri=whole(self.target.uri, mlflow_uri, "--mlflow-uri"))
+        settings = self.settings
+        if settings is not None and settings.optuna_storage:
+            settings = replace(settings, optuna_storage=whole(
+                settings.optuna_storage, optuna_storage, "--optuna-storage"))
+        return replace(self, target=target, settings=settings)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str] | StoragePath) -> SweepContext:

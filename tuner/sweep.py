@@ -193,7 +193,10 @@ def build_tuner(resolved: ResolvedSweep, ctx: SweepContext, args: argparse.Names
 def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
     """The Tuner of a killed sweep, with the same trainable and the parent run reopened."""
     folder = find_sweep(storage_root(args), args.name, args.space)
-    ctx = SweepContext.load(folder)
+    try:
+        ctx = SweepContext.load(folder).with_secrets(args.mlflow_uri, args.optuna_storage)
+    except ValueError as err:
+        raise NothingToResume(f"sweep {folder.name!r}: {err}") from None
     if ctx.settings is None:
         raise NothingToResume(f"sweep {folder.name!r}: its {folder.name}/sweep.json holds no "
                               "sweep settings; start it again without --resume")
@@ -201,7 +204,9 @@ def restore(args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
             or args.budget_hours is not None):
         print("note: --resume continues the sweep with its saved settings; --set/--trials/"
               "--seeds/--smoke-test/--budget-hours/--rerun are ignored", flush=True)
-    guard.check_connections(args)
+    # The saved URIs are the ones this sweep uses, whatever the resume command's defaults.
+    guard.check_connections(argparse.Namespace(**{
+        **vars(args), "mlflow_uri": ctx.target.uri, "optuna_storage": ctx.settings.optuna_storage}))
     runs.reopen(ctx.target.client(), ctx.target.parent_run_id)
     init_ray(args)
     print(f"resuming sweep {folder.name} from {redact(str(folder))}", flush=True)

@@ -41,6 +41,8 @@ ARTIFACTS_DIR = "mlartifacts"  # MLflow's own default name for proxied artifacts
 READY_TIMEOUT_S = 180.0  # a new sqlite store runs every schema migration first (~10 s here)
 STOP_TIMEOUT_S = 20.0
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+STORE_ENV = "MLFLOW_BACKEND_STORE_URI"
+"""Where ``mlflow server`` reads its store URI; ``--backend-store-uri`` defaults to it too."""
 
 
 class ServerError(RuntimeError):
@@ -71,10 +73,16 @@ class ServerConfig:
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def command(self) -> list[str]:
+        """``mlflow server``'s argv. The store URI is not in it (see ``env``)."""
         return [sys.executable, "-m", "mlflow", "server", "--host", self.host,
                 "--port", str(self.port), "--workers", str(self.workers),
-                "--backend-store-uri", self.backend_store_uri,
                 "--artifacts-destination", self.artifacts_destination, *self.extra_args]
+
+    def env(self) -> dict[str, str]:
+        """What ``mlflow server`` reads beside its argv: the store URI, which may hold a
+        password. Any user of the machine can read a process's argv (``ps``); only its owner
+        can read its environment."""
+        return {STORE_ENV: self.backend_store_uri}
 
 
 def is_loopback(host: str) -> bool:
@@ -159,7 +167,8 @@ class MlflowServer:
 
     def __init__(self, config: ServerConfig, log: IO[bytes] | None = None) -> None:
         self.config = config
-        env = {**os.environ, **{k: os.environ.get(k, v) for k, v in SERVER_ENV.items()}}
+        env = {**os.environ, **{k: os.environ.get(k, v) for k, v in SERVER_ENV.items()},
+               **config.env()}
         self.proc = subprocess.Popen(config.command(), env=env, stdout=log, stderr=log,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -229,9 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
-    p.add_argument("--backend-store-uri",
-                   help="runs database (default sqlite:///<cwd>/mlflow.db, the sweeps' local "
-                        "store; a team: postgresql://user@host/db, needs psycopg2)")
+    p.add_argument("--backend-store-uri", default=os.environ.get(STORE_ENV) or None,
+                   help="runs database (default: $MLFLOW_BACKEND_STORE_URI, else "
+                        "sqlite:///<cwd>/mlflow.db, the sweeps' local store; a team: "
+                        "postgresql://user@host/db, needs psycopg2; keep a password out of "
+                        "the command line with PGPASSWORD or that variable)")
     p.add_argument("--artifacts-destination",
                    help="where uploaded artifacts go (default: mlartifacts/ next to the sqlite "
                         "database, or in the current folder; or s3://..., gs://...)")
@@ -277,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     if warning := exposure_warning(config.host, config.port):
         print(warning, file=sys.stderr, flush=True)
     if args.dry_run:
-        print(" ".join(redact(part) for part in config.command()))
+        print(" ".join([f"{k}={redact(v)}" for k, v in config.env().items()]
+                       + [redact(part) for part in config.command()]))
         return 0
     try:
         # mlflow server itself retries an unreachable database for ~2 minutes
