@@ -18,19 +18,18 @@ import base64
 import html
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import render
-from analysis.defaults import TABLE_DEFAULTS
 from analysis.figures import FIGURES, FigureOptions, FigureSource, Outcome, load_selection
 from analysis.figures import make_figures as _make_figures
 from analysis.runs import add_source_args
 from analysis.source import check_store
-from analysis.tables import TABLES, Table, build_table
+from analysis.tables import TABLES, Table, default_table
 from fer_core.cli import cli_main
 from tuner.provenance import git_commit
 from tuner.tracking.redact import redact
@@ -71,32 +70,18 @@ class Provenance:
 
 def build_tables(runs: pd.DataFrame, experiment: str) -> list[TableResult]:
     """Every table in ``analysis.tables.TABLES`` over its default selection
-    (``analysis.defaults``, named in the caption); a table without runs says so."""
+    (``analysis.tables.default_table``); a table that cannot be made says why."""
     results = []
     for number, spec in TABLES.items():
         if runs.empty:
             results.append(TableResult(number, spec.title, reason="no finished trials"))
             continue
         try:
-            chosen, note = TABLE_DEFAULTS.get(number, _as_selected)(runs)
-            table = build_table(chosen, spec, experiment)
+            results.append(TableResult(number, spec.title, default_table(runs, number,
+                                                                         experiment)))
         except ValueError as err:  # an arm is absent, or a cell would mix models: names the fix
             results.append(TableResult(number, spec.title, reason=str(err)))
-            continue
-        if note:  # the caption says which AU-guided setting the w/ AU cells show
-            table = replace(table, spec=replace(spec, title=f"{spec.title} ({note})"))
-        if not any(cell.estimate.n for cell in table.cells.values()):
-            wanted = sorted({c.metric for c in spec.columns})
-            names = ", ".join(wanted[:3]) + (" …" if len(wanted) > 3 else "")
-            results.append(TableResult(number, spec.title,
-                                       reason=f"none of the selected runs has {names}"))
-            continue
-        results.append(TableResult(number, spec.title, table))
     return results
-
-
-def _as_selected(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    return runs, ""
 
 
 def _relative(path: Path, out: Path) -> str:

@@ -10,6 +10,9 @@ w/ AU cell carries ``*`` (p < 0.05) or ``**`` (p < 0.01) from a paired t-test ag
 reference on matching seeds, with every p-value in a footnote. The best mean per column is bold;
 a cell without runs prints ``--``. A cell whose runs mix λ values or layer sets, or repeat a seed,
 is an error (narrow the runs with ``--where``) rather than a silent average of different models.
+Where a sweep ran several AU-guided settings, each table shows the default one of
+``analysis.defaults`` (the paper's λ = 4 at layer 5 when it ran), named in its title, exactly as
+``analysis.report`` does.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from analysis import render
+from analysis.defaults import TABLE_DEFAULTS
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.source import check_store, why_empty
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
@@ -244,6 +248,25 @@ def select(runs: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
     return runs
 
 
+def default_table(runs: pd.DataFrame, number: int, experiment: str) -> Table:
+    """Table ``number`` over its default selection (``analysis.defaults``: which AU-guided
+    setting the w/ AU cells show when the runs hold several, named in the title).
+
+    Raises ``ValueError`` with the reason and the fix when an arm has no run, a cell would mix
+    models, or no selected run has the table's metrics.
+    """
+    spec = TABLES[number]
+    chosen, note = TABLE_DEFAULTS.get(number, lambda r: (r, ""))(runs)
+    table = build_table(chosen, spec, experiment)
+    if note:  # the caption says which AU-guided setting the w/ AU cells show
+        table = replace(table, spec=replace(spec, title=f"{spec.title} ({note})"))
+    if not any(cell.estimate.n for cell in table.cells.values()):
+        wanted = sorted({c.metric for c in spec.columns})
+        names = ", ".join(wanted[:3]) + (" …" if len(wanted) > 3 else "")
+        raise ValueError(f"none of the selected runs has {names}")
+    return table
+
+
 FINISHERS: dict[int, Callable[[pd.DataFrame, Table], Table]] = {}
 """Per table number, a step after the generic build (its module registers it; Table 4 adds
 its random-map row and marks the best cell in each metric's own direction)."""
@@ -265,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = select(load_runs(args.experiment, args.mlflow_uri), args.where)
         if runs.empty:
             raise why_empty(args.experiment, args.mlflow_uri, args.where)
-        text = render.FORMATS[args.format](build_table(runs, TABLES[args.table], args.experiment))
+        text = render.FORMATS[args.format](default_table(runs, args.table, args.experiment))
     except ValueError as error:
         parser.exit(2, f"error: {error}\n")
     if args.output:

@@ -13,6 +13,7 @@ classes from ``fer_core``, so loading needs this package installed (as every rea
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,13 +60,20 @@ def save_mlflow_model(method: nn.Module, config: Mapping[str, Any], img_size: in
     example = np.zeros((1, 3, img_size, img_size), dtype=np.float32)
     with torch.no_grad():
         logits = model(torch.from_numpy(example)).numpy()
-    with warnings.catch_warnings():  # MLflow warns that pickle is unsafe: these are our files
-        warnings.simplefilter("ignore")
-        mlflow.pytorch.save_model(
-            model, str(folder), serialization_format="pickle",
-            signature=infer_signature(example, logits), input_example=example,
-            pip_requirements=requirements(), metadata={"source": "au-guided-fer"},
-        )
+    # MLflow warns (by warning and by log line) that pickle is unsafe: these are our files.
+    quiet = logging.getLogger("mlflow.pytorch")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mlflow.pytorch.save_model(
+                model, str(folder), serialization_format="pickle",
+                signature=infer_signature(example, logits), input_example=example,
+                pip_requirements=requirements(), metadata={"source": "au-guided-fer"},
+            )
+    finally:
+        quiet.setLevel(level)
     return folder
 
 
