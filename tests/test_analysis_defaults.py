@@ -122,3 +122,16 @@ def test_missing_arm_refuses_and_names_the_sweep(store, tmp_path):
     assert "Table 3 compares against the w/ AU (λ > 0) runs" in md
     assert "--space layers makes them" in md
     assert "python -m tuner.sweep --space lambda makes them" in md  # Fig. 5
+
+
+def test_the_tables_command_uses_the_same_default_selection(store, capsys):
+    from analysis import tables
+
+    assert tables.main(["--experiment", "default", "--mlflow-uri", store, "--table", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(w/ AU = cam: λ = 4 at layer 5, the paper's setting)" in out
+    assert "| CAM | 84.00 | 83.00 |" in out
+    with pytest.raises(SystemExit) as ended:  # an absent arm: the same reason as the report's
+        tables.main(["--experiment", "baseline-only", "--mlflow-uri", store, "--table", "1"])
+    assert ended.value.code == 2
+    assert "python -m tuner.sweep --space methods makes them" in capsys.readouterr().err
