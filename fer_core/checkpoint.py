@@ -1,4 +1,9 @@
-"""Checkpoints that resume a run exactly: model, optimizer, scheduler, epoch, RNG, config."""
+"""Checkpoints that resume a run exactly: model, optimizer, scheduler, epoch, RNG, config.
+
+What a checkpoint holds at each stage of a run is ``fer_core.engine.Trainer.state_dict``'s
+choice (a finished run's keeps the selected weights, or only its test result); this module
+writes and reads the file.
+"""
 
 from __future__ import annotations
 

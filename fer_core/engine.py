@@ -110,20 +110,31 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.resumed = False
         self.final_matrices: dict[str, Any] = {}
+        self.final: dict[str, float] | None = None
+        """The test result once ``fit`` has tested the selected model (or a checkpoint did)."""
 
     # ----------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """What resume needs, each tensor once: when the latest epoch is the best one, the best
-        weights are the model's and are not stored a second time (``best_state`` None)."""
-        best_is_model = self.best_epoch == self.epoch and self.best_state is not None
-        if self.epoch >= self.cfg.train.epochs and self.best_state is not None:
-            # Training is over: restoring it only tests the selected model again, so the best
-            # weights are all the file needs (no model, optimizer or scheduler state).
-            return {
+    def state_dict(self, selected_weights: bool = True) -> dict[str, Any]:
+        """What resume needs, each tensor once.
+
+        While training, the model, optimizer, scheduler and scaler; the best weights only when
+        they are not the model's (``best_is_model``). Once the last epoch is trained, only the
+        selected (best) weights: restoring tests them. Once ``fit`` has tested them, the test
+        result (``final``) too, so a restore repeats nothing; ``selected_weights=False`` then
+        leaves the weights out, for a caller that keeps the selected model elsewhere (a sweep
+        trial logs it to MLflow): such a checkpoint cannot rebuild the model.
+        """
+        trained = self.epoch >= self.cfg.train.epochs
+        if trained and (self.best_state is not None or self.final is not None):
+            finished = {
                 "config": self.cfg.to_flat(), "epoch": self.epoch, "finished": True,
                 "best_val_cl": self.best_val_cl, "best_epoch": self.best_epoch,
-                "best_state": self.best_state, "history": self.history, "rng": ckpt.rng_state(),
+                "history": self.history, "rng": ckpt.rng_state(), "final": self.final,
             }
+            if selected_weights or self.final is None:  # untested: the restore tests them
+                finished["best_state"] = self.best_state
+            return finished
+        best_is_model = self.best_epoch == self.epoch and self.best_state is not None
         return {
             "config": self.cfg.to_flat(),
             "epoch": self.epoch,
@@ -139,18 +150,21 @@ class Trainer:
             "rng": ckpt.rng_state(),
         }
 
-    def save_checkpoint(self, directory: str) -> str:
-        return str(ckpt.save(self.state_dict(), directory))
+    def save_checkpoint(self, directory: str, selected_weights: bool = True) -> str:
+        """Write :meth:`state_dict` to ``directory/checkpoint.pt``; returns the file's path."""
+        return str(ckpt.save(self.state_dict(selected_weights), directory))
 
     def load_checkpoint(self, path: str) -> None:
         state = ckpt.load(path, map_location=self.device)
         if state.get("finished"):
             if state["epoch"] < self.cfg.train.epochs:
                 raise ValueError(
-                    f"{path} is the checkpoint of a finished {state['epoch']}-epoch run (selected "
-                    f"weights only): it cannot continue to epochs={self.cfg.train.epochs}; "
+                    f"{path} is the checkpoint of a finished {state['epoch']}-epoch run (no "
+                    f"optimizer state): it cannot continue to epochs={self.cfg.train.epochs}; "
                     "start a new run with the number of epochs wanted")
-            self.model.load_state_dict(state["best_state"])
+            if state.get("best_state") is not None:
+                self.model.load_state_dict(state["best_state"])
+            self.final = state.get("final")
         else:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -158,7 +172,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = state["epoch"]
         self.best_val_cl, self.best_epoch = state["best_val_cl"], state["best_epoch"]
-        self.best_state = state["best_state"]
+        self.best_state = state.get("best_state")
         if state.get("best_is_model"):
             self.best_state = copy.deepcopy(self.model.state_dict())
         self.history = state["history"]
@@ -167,7 +181,13 @@ class Trainer:
 
     # ----------------------------------------------------------------- loop
     def fit(self) -> dict[str, float]:
-        """Train the remaining epochs, then test the model selected on validation CL."""
+        """Train the remaining epochs, then test the model selected on validation CL.
+
+        A trainer restored from a checkpoint written after its test (``final`` set) returns
+        that stored result: nothing is trained or tested again and no callback is called.
+        """
+        if self.final is not None:
+            return dict(self.final)
         for epoch in range(self.epoch + 1, self.cfg.train.epochs + 1):
             if epoch == self.cfg.train.fail_at_epoch and not self.resumed:
                 raise InjectedFault(f"fail_at_epoch={epoch}: injected fault (testing retries)")
@@ -175,6 +195,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)
         final = self.test()
+        self.final = dict(final)
         for cb in self.callbacks:
             cb.on_fit_end(self, final)
         return final

@@ -1,17 +1,23 @@
 """A trained model to look at: load it from a file or an MLflow run, then predict and map.
 
 Used by ``fer_core.explain`` (one image) and ``analysis.figures`` (per-class average maps over a
-test set). Two file formats are accepted:
+test set). Three forms are accepted:
 
-- the selected model a sweep logs per trial (``model/selected.pt``: ``{"state_dict", "config"}``);
+- an MLflow PyTorch model folder written by ``fer_core.export``: what a sweep trial logs as its
+  LoggedModel ``model`` (``runs:/<run id>/model``), and ``models:/NAME@best`` after
+  ``--register NAME``; loaded through ``mlflow.pytorch``;
+- a ``selected.pt`` file (``{"state_dict", "config"}``), which runs of earlier versions logged
+  at ``model/selected.pt``;
 - a training checkpoint (``checkpoint.pt`` of ``Trainer.save_checkpoint``): its best-validation
-  model when it has one, else its current weights.
+  model when it has one, else its current weights. A sweep trial's final checkpoint holds its
+  test result but no weights (they are its MLflow model) and is refused, naming the URI to use.
 
 A source is a local file, a folder holding one of them, or an MLflow URI (``runs:/<run id>``,
 ``runs:/<run id>/<artifact path>``, ``mlflow-artifacts:/...``, ``models:/...``), downloaded with
-``mlflow.artifacts.download_artifacts``. A folder (or URI) holding only an MLflow PyTorch model
-written by ``fer_core.export`` (``runs:/<run id>/model`` of a sweep trial,
-``models:/NAME@best`` after ``--register NAME``) loads through ``mlflow.pytorch``.
+``mlflow.artifacts.download_artifacts``. ``runs:/<run id>`` means the run's logged model
+``model``, or its ``model/selected.pt`` artifact when it has none (a run of an earlier version).
+Logged models are looked up here, in the given tracking store: MLflow's own ``runs:/`` and
+``models:/<model id>`` resolution asks the process's default store for them.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ from fer_core.checkpoint import CHECKPOINT_FILE
 from fer_core.config import ExperimentConfig
 from fer_core.losses import layer_attention
 
-RUN_MODEL_ARTIFACT = "model/selected.pt"
-"""Where a sweep trial logs its selected model (``tuner.tracking.schema``: ARTIFACT_MODEL and
-MODEL_FILE)."""
+RUN_MODEL_NAME = "model"
+"""The LoggedModel a sweep trial logs its selected weights as (``tuner.tracking.outputs``)."""
+SELECTED_ARTIFACT = "model/selected.pt"
+"""Where runs of earlier versions logged the selected weights (``tuner.tracking.schema``:
+ARTIFACT_MODEL and MODEL_FILE)."""
 MODEL_FILES = ("selected.pt", CHECKPOINT_FILE)
 MLFLOW_SCHEMES = ("runs:", "mlflow-artifacts:", "models:")
 
@@ -83,29 +91,58 @@ def _download(source: str, tracking_uri: str | None) -> Path:
     import mlflow.artifacts
 
     uri = source.rstrip("/")
-    if uri.startswith("runs:/") and uri.count("/") == 1:  # runs:/<id>: the logged model
-        uri = f"{uri}/{RUN_MODEL_ARTIFACT}"
     try:
-        if uri.startswith("models:/") and tracking_uri:
-            uri = _registry_source(uri, tracking_uri)
+        uri = _artifact_uri(uri, tracking_uri)
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
                                                         tracking_uri=tracking_uri))
     except Exception as err:  # mlflow raises several types; all mean "not there"
         raise ModelSourceError(
             f"could not download {uri} from MLflow ({tracking_uri or 'default tracking URI'}): "
-            f"{err}. Check the run id and --mlflow-uri; a sweep trial logs its model at "
-            f"runs:/<run id>/{RUN_MODEL_ARTIFACT}") from err
+            f"{err}. Check the run id and --mlflow-uri; a sweep trial logs its model as "
+            f"runs:/<run id>/{RUN_MODEL_NAME} (runs of earlier versions: {SELECTED_ARTIFACT})"
+        ) from err
+
+
+def _artifact_uri(uri: str, tracking_uri: str | None) -> str:
+    """Where the files behind ``uri`` are: a run's logged model and a ``models:/`` URI are
+    resolved in ``tracking_uri``'s store; anything else is downloaded as given."""
+    if uri.startswith("runs:/"):
+        run_id, _, path = uri[len("runs:/"):].partition("/")
+        if path in ("", RUN_MODEL_NAME):
+            location = _logged_model_location(run_id, tracking_uri)
+            if location is not None:
+                return location
+            if not path:  # a run of an earlier version: its selected.pt artifact
+                return f"runs:/{run_id}/{SELECTED_ARTIFACT}"
+        return uri
+    if uri.startswith("models:/") and tracking_uri:
+        return _registry_source(uri, tracking_uri)
+    return uri
+
+
+def _logged_model_location(run_id: str, tracking_uri: str | None) -> str | None:
+    """The artifact location of the run's latest logged model named ``model``, if any."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    outputs = client.get_run(run_id).outputs
+    linked = list(outputs.model_outputs) if outputs and outputs.model_outputs else []
+    for output in sorted(linked, key=lambda m: m.step, reverse=True):
+        model = client.get_logged_model(output.model_id)
+        if model.name == RUN_MODEL_NAME:
+            return model.artifact_location
+    return None
 
 
 def _registry_source(uri: str, tracking_uri: str) -> str:
-    """``models:/NAME@alias`` or ``models:/NAME/version`` → where that version's files are,
-    looked up in ``tracking_uri``'s registry (MLflow's download would ask the default one)."""
+    """``models:/NAME@alias``, ``models:/NAME/version`` or ``models:/<model id>`` → where that
+    model's files are, looked up in ``tracking_uri``'s store."""
     from mlflow import MlflowClient
 
     ref = uri[len("models:/"):]
-    if ref.startswith("m-"):  # a logged model id: the tracking store resolves it
-        return uri
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if ref.startswith("m-"):  # a logged model id
+        return client.get_logged_model(ref).artifact_location
     if "@" in ref:
         name, alias = ref.split("@", 1)
         return client.get_model_version_by_alias(name, alias).source
@@ -138,6 +175,11 @@ def _weights(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[st
             return payload["state_dict"], payload["config"]
         if "model" in payload or payload.get("best_state"):  # a finished run: best weights only
             return payload.get("best_state") or payload["model"], payload["config"]
+        if payload.get("finished"):
+            raise ModelSourceError(
+                f"{path} is the final checkpoint of a finished sweep trial: it holds the test "
+                f"result, not the weights; load runs:/<run id>/{RUN_MODEL_NAME} (the trial's "
+                "logged model) instead")
     raise ModelSourceError(f"{path} is not a model file of this project (expected the keys "
                            "state_dict+config or model+config)")
 

@@ -11,7 +11,7 @@ import torch
 from fer_core import checkpoint as ckpt
 from fer_core.cams import METHODS
 from fer_core.config import ExperimentConfig
-from fer_core.engine import Trainer
+from fer_core.engine import Callback, Trainer
 from search_spaces.methods import OWN_NETWORK
 
 TINY = dict(synthetic_n=14, img_size=32, batch_size=7, epochs=2, lambda_au=2.0, layers="5",
@@ -60,8 +60,9 @@ def test_compile_trains_on_cpu_and_checkpoints_plain_keys(tmp_path):
     assert t.forward is not t.model
     final = t.fit()
     assert 0.0 <= final["test_cl"] <= 100.0
-    state = ckpt.load(t.save_checkpoint(str(tmp_path)))  # finished: the selected weights
+    state = ckpt.load(t.save_checkpoint(str(tmp_path)))  # tested: the selected weights + result
     assert state["best_state"] and not any(k.startswith("_orig_mod.") for k in state["best_state"])
+    assert state["final"] == final
 
 
 def test_checkpoint_holds_best_weights_once_and_resume_restores_them(tmp_path):
@@ -83,18 +84,49 @@ def test_checkpoint_holds_best_weights_once_and_resume_restores_them(tmp_path):
     assert state["best_state"] is not None and not state["best_is_model"]
 
 
-def test_a_finished_run_keeps_only_the_selected_weights(tmp_path):
+class FitEnds(Callback):
+    def __init__(self):
+        self.calls = 0
+
+    def on_fit_end(self, trainer, final):
+        self.calls += 1
+
+
+def test_a_trained_run_keeps_only_the_selected_weights_and_retests_them(tmp_path):
     t = trainer(device="cpu", epochs=1)
-    final = t.fit()
-    path = t.save_checkpoint(str(tmp_path / "done"))
+    t.run_epoch(1)  # trained, not tested yet (fer_core.train checkpoints here)
+    path = t.save_checkpoint(str(tmp_path / "trained"))
     state = ckpt.load(path)
-    assert state["finished"] and "model" not in state and "optimizer" not in state
+    assert state["finished"] and state["final"] is None and state["best_state"]
+    assert "model" not in state and "optimizer" not in state
     restored = trainer(device="cpu", epochs=1)
     restored.load_checkpoint(path)
-    assert restored.fit() == final  # no epoch left: the same selected model is tested again
+    ends = FitEnds()
+    restored.callbacks.append(ends)
+    final = restored.fit()  # no epoch left: the selected model is tested
+    assert ends.calls == 1 and restored.final_matrices and final == restored.final
     longer = trainer(device="cpu", epochs=2)
     with pytest.raises(ValueError, match="finished 1-epoch run.*epochs=2"):
         longer.load_checkpoint(path)
+
+
+def test_a_tested_run_keeps_its_result_and_drops_the_weights_when_asked(tmp_path):
+    t = trainer(device="cpu", epochs=1)
+    final = t.fit()
+    kept = ckpt.load(t.save_checkpoint(str(tmp_path / "kept")))  # the default: weights kept
+    assert kept["final"] == final and kept["best_state"]
+    path = t.save_checkpoint(str(tmp_path / "done"), selected_weights=False)
+    state = ckpt.load(path)
+    assert state["finished"] and state["final"] == final
+    assert {"best_state", "model", "optimizer"}.isdisjoint(state)
+    # A few kB (config, history, RNG, result) against ~45 MB of resnet18 weights.
+    assert (tmp_path / "done" / ckpt.CHECKPOINT_FILE).stat().st_size < 100_000
+    restored = trainer(device="cpu", epochs=1)
+    restored.load_checkpoint(path)
+    ends = FitEnds()
+    restored.callbacks.append(ends)
+    assert restored.fit() == final  # the stored result: nothing trained or tested again
+    assert ends.calls == 0 and restored.final_matrices == {} and restored.history == t.history
 
 
 def test_checkpoint_every_k_epochs_and_always_the_last():

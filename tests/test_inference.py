@@ -6,7 +6,16 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from fer_core.inference import RUN_MODEL_ARTIFACT, ModelSourceError, explain_batch, load_model
+from fer_core.engine import Trainer
+from fer_core.export import save_mlflow_model
+from fer_core.inference import (
+    RUN_MODEL_NAME,
+    SELECTED_ARTIFACT,
+    ModelSourceError,
+    explain_batch,
+    load_model,
+)
+from tuner.tracking import outputs
 from tuner.tracking import schema as tr
 
 
@@ -20,7 +29,8 @@ def trained(trained_model):
 
 
 def test_sweep_schema_and_loader_agree_on_the_model_artifact():
-    assert RUN_MODEL_ARTIFACT == f"{tr.ARTIFACT_MODEL}/{tr.MODEL_FILE}"
+    assert RUN_MODEL_NAME == outputs.MODEL_NAME
+    assert SELECTED_ARTIFACT == f"{tr.ARTIFACT_MODEL}/{tr.MODEL_FILE}"
 
 
 def test_checkpoint_and_selected_model_give_the_same_predictions(trained):
@@ -48,7 +58,7 @@ def test_cams_follow_the_requested_class(trained):
                               explain_batch(loaded, x).cams)
 
 
-def test_runs_uri_downloads_the_logged_model(trained, tmp_path):
+def test_runs_uri_of_an_older_run_downloads_its_selected_pt(trained, tmp_path):
     model, _, batch = trained
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
@@ -72,3 +82,41 @@ def test_bad_sources_name_the_path_and_the_fix(tmp_path):
     torch.save({"weights": 1}, junk)
     with pytest.raises(ModelSourceError, match="not a model file of this project"):
         load_model(junk)
+
+
+def test_runs_uri_loads_the_logged_model_from_the_given_store(trained, tmp_path, monkeypatch):
+    """A sweep trial's one copy of its weights is its LoggedModel ``model``: ``runs:/<id>``
+    finds it in the store passed, whatever MLflow's process-wide default store is."""
+    model, trainer, batch = trained
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("logged", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(exp).info.run_id
+    reference = load_model(model["selected"])
+    folder = save_mlflow_model(reference.model, reference.cfg.to_flat(), reference.img_size,
+                               tmp_path / "staged" / "model")
+    outputs.log_model_folder(client, exp, run, folder, step=1)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    expected = explain_batch(reference, batch["image"]).probs
+    for source in (f"runs:/{run}", f"runs:/{run}/model"):
+        loaded = load_model(source, tracking_uri=uri)
+        assert loaded.cfg == reference.cfg
+        torch.testing.assert_close(explain_batch(loaded, batch["image"]).probs, expected)
+    model_id = outputs.run_model_id(client, run)
+    by_id = load_model(f"models:/{model_id}", tracking_uri=uri)
+    torch.testing.assert_close(explain_batch(by_id, batch["image"]).probs, expected)
+
+
+def test_a_sweep_trials_final_checkpoint_names_the_uri_to_load(trained, tmp_path, monkeypatch):
+    model, trainer, _ = trained
+    monkeypatch.setenv("FER_CACHE", str(model["cache"]))
+    tested = Trainer(trainer.cfg, progress=False)  # the same run's state, as a trial saves it
+    tested.load_checkpoint(str(model["checkpoint"]))
+    assert tested.final is not None
+    path = Path(tested.save_checkpoint(str(tmp_path / "final"), selected_weights=False))
+    with pytest.raises(ModelSourceError) as err:
+        load_model(path.parent)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert "holds the test result, not the weights" in message
+    assert "runs:/<run id>/model" in message

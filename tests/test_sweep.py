@@ -14,17 +14,22 @@ from pathlib import Path
 
 import pytest
 import ray
+import torch
 from helpers import free_port, metric_steps, sweep_runs
 from mlflow import MlflowClient
 
+from fer_core.checkpoint import CHECKPOINT_FILE
+from fer_core.inference import load_model
 from search_spaces import SPACES
 from search_spaces.sizes import TINY
 from tuner.cli import parse_args
 from tuner.context import SweepContext
+from tuner.estimate import WEIGHT_COPIES_PER_FINISHED_TRIAL
 from tuner.plan import SweepError, resolve
 from tuner.searchers import SEARCHERS
 from tuner.settings import SweepSettings
 from tuner.sweep import main
+from tuner.tracking import outputs
 from tuner.tracking import schema as tr
 from tuner.tracking import server as ms
 from tuner.tracking.client import TrackingTarget
@@ -201,6 +206,7 @@ def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
     assert len(children) == SPACES.get("smoke").num_samples
     assert {r.info.status for r in children} == {"FINISHED"}
     assert len({r.data.tags[tr.TAG_TRIAL_ID] for r in children}) == len(children)
+    loaded = []
     for run in children:
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         assert tags[tr.TAG_PARENT] == parent.info.run_id
@@ -219,11 +225,24 @@ def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
         client = MlflowClient(tracking_uri=uri)
         listed = {a.path for a in client.list_artifacts(run.info.run_id, "matrices")}
         assert {"matrices/confusion.png", "matrices/cos_matrix.json"} <= listed
-        # The selected weights for analysis, in the run's own artifact folder (MLflow's PyTorch
-        # flavour of the model is a logged model of its own: tests/test_mlflow_ux.py loads it).
-        model_dir = Path(run.info.artifact_uri.removeprefix("file://")) / "model"
-        assert tr.MODEL_FILE in {p.name for p in model_dir.iterdir()}
+        # The selected weights once: the run's logged model, nothing in its own artifacts or
+        # in its final checkpoint (which holds the test result), as tuner.estimate counts them.
+        files = [*Path(run.info.artifact_uri.removeprefix("file://")).rglob("*"),
+                 *Path(client.get_logged_model(outputs.run_model_id(client, run.info.run_id))
+                       .artifact_location.removeprefix("file://")).rglob("*")]
+        large = [f for f in files if f.is_file() and f.stat().st_size > 20e6]
+        assert len(large) == WEIGHT_COPIES_PER_FINISHED_TRIAL, large
+        assert large[0].parent.name == "data" and tr.MODEL_FILE not in {f.name for f in files}
+        trial_dir = next((tmp_path / "ray_results" / "s").glob(
+            f"*{run.data.tags[tr.TAG_TRIAL_ID]}*"))
+        (final,) = trial_dir.glob(f"checkpoint_*/{CHECKPOINT_FILE}")  # one kept
+        assert torch.load(final, weights_only=False)["final"]["test_cl"] == metrics["test_cl"]
+        assert final.stat().st_size < 1e6
         assert any(m.startswith("test_xai_") for m in metrics)  # the smoke sizes turn them on
+        loaded.append(run)
+    # analysis.maps loads a trial's model by runs:/<run id> (its logged model)
+    model = load_model(f"runs:/{loaded[0].info.run_id}", tracking_uri=uri)
+    assert model.cfg.align.lambda_au == float(loaded[0].data.params["lambda_au"])
     baseline = [r for r in children if float(r.data.params["lambda_au"]) == 0.0]
     assert len(baseline) == 1  # the reference point ran once and ASHA let it finish
     assert baseline[0].data.tags[tr.TAG_EARLY_STOPPED] == "false"

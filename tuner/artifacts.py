@@ -1,4 +1,8 @@
-"""Files a trial attaches to its MLflow run: the matrices (JSON + PNG) and the selected model.
+"""Files a trial attaches to its MLflow run: the matrices (JSON + PNG).
+
+The selected model is the run's MLflow model (``tuner.trainable.log_selected_model``);
+``write_model`` writes the ``selected.pt`` format that earlier versions attached as well, which
+``fer_core.inference`` still reads.
 
 Figures use matplotlib's object API (``Figure`` + ``savefig``), never ``pyplot``: trials run in
 Ray workers without a display, and no global backend is switched behind anyone's back.
@@ -82,7 +86,8 @@ def write_matrices(matrices: Mapping[str, Any], out: Path) -> list[Path]:
 
 def write_model(state: Mapping[str, torch.Tensor] | None, flat_config: Mapping[str, Any],
                 out: Path) -> list[Path]:
-    """The selected (best validation CL) model's weights with the config that built it."""
+    """``out/selected.pt``: weights with the config that built them (``fer_core.inference``
+    reads it; sweep trials log an MLflow model instead)."""
     if state is None:
         return []
     out.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,8 @@ WARMUP_STEPS = 1  # the first step pays for allocator warm-up and lazy initialis
 COST_NEUTRAL = ("seed", "lr", "lr_step", "lr_gamma", "momentum", "nesterov", "weight_decay",
                 "fail_at_epoch", "checkpoint_every")
 """Flat fields that change no step's cost; ``lambda_au`` counts only as zero or not."""
-WEIGHT_COPIES_PER_FINISHED_TRIAL = 2
-"""A finished trial's copies of its weights: ``model/selected.pt`` and the MLflow model."""
+WEIGHT_COPIES_PER_FINISHED_TRIAL = 1
+"""A finished trial's copies of its weights: its MLflow model (its last checkpoint has none)."""
 MB = 1e6
 TRIAL_OVERHEAD_S = 2.5
 """Tune and MLflow per trial (run creation, reports, delivery): bench/tune_overhead.py measured
@@ -91,8 +91,6 @@ def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_S
             threads: int | None = None) -> tuple[ArmCost, TrialShape]:
     """Build one arm, time ``steps`` training batches (loading included) and one pass over its
     validation split; save its checkpoints to a temporary folder to learn their sizes."""
-    import copy
-
     import torch
 
     from fer_core.config import ExperimentConfig
@@ -125,7 +123,7 @@ def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_S
     val_images = max(len(trainer.loaders["val"].dataset), 1)
     eval_s_per_image = (time.perf_counter() - began) / val_images
     began = time.perf_counter()
-    trainer.test()  # the test pass and the end-of-trial XAI metrics
+    tested = trainer.test()  # the test pass and the end-of-trial XAI metrics
     _sync(trainer.device)
     test_images = len(trainer.loaders["test"].dataset)
     final_s = max(time.perf_counter() - began - test_images * eval_s_per_image, 0.0)
@@ -136,10 +134,9 @@ def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_S
         began = time.perf_counter()
         save_selected_model(trainer, Path(tmp) / "mlflow_model")
         final_s += time.perf_counter() - began + checkpoint_s + TRIAL_OVERHEAD_S
-        # A finished trial's checkpoint: what Trainer.state_dict writes after the last epoch.
-        trainer.epoch = cfg.train.epochs
-        trainer.best_state = copy.deepcopy(trainer.model.state_dict())
-        final = Path(trainer.save_checkpoint(tmp)).stat().st_size
+        # A finished trial's checkpoint: what the trainable writes after the test.
+        trainer.epoch, trainer.final = cfg.train.epochs, tested
+        final = Path(trainer.save_checkpoint(tmp, selected_weights=False)).stat().st_size
     weights = sum(t.numel() * t.element_size() for t in trainer.model.state_dict().values())
     cap = cfg.train.max_train_batches or len(loader)
     shape = TrialShape(min(cap, len(loader)), len(trainer.loaders["val"].dataset),
@@ -150,15 +147,12 @@ def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_S
 
 
 def save_selected_model(trainer: Any, folder: Path) -> None:
-    """What a finished trial writes besides its checkpoint: ``model/selected.pt`` and the
-    MLflow PyTorch model (``tuner.trainable.TuneReporter.on_fit_end``)."""
+    """The weights a finished trial writes besides its checkpoint: the MLflow PyTorch model
+    (``tuner.trainable.log_selected_model``)."""
     import copy
 
     from fer_core import export
-    from tuner import artifacts
 
-    state = trainer.model.state_dict()
-    artifacts.write_model(state, trainer.cfg.to_flat(), folder / "selected")
     export.save_mlflow_model(copy.deepcopy(trainer.model), trainer.cfg.to_flat(),
                              trainer.cfg.data.img_size, folder / "model")
 
@@ -327,8 +321,9 @@ def predict(resolved: ResolvedSweep, cache_dir: str | None, address: str | None 
             durations += [full] * int(arm.trials)
         else:
             shared.append((arm.trials, full))
-        # A finished trial keeps its last checkpoint and its selected weights as artifacts; an
-        # ASHA-stopped one keeps a running checkpoint (model, optimizer, maybe best weights).
+        # A finished trial keeps its last checkpoint (its test result) and its selected weights
+        # as its MLflow model; an ASHA-stopped one keeps a running checkpoint (model,
+        # optimizer, maybe best weights) and no model.
         disk += arm.trials * (cost.final_checkpoint_bytes
                               + WEIGHT_COPIES_PER_FINISHED_TRIAL * cost.weight_bytes)
         c = arm.config
@@ -373,7 +368,7 @@ def render(resolved: ResolvedSweep, p: Prediction, steps: int) -> str:
         out.append(f"ASHA:          not used (scheduler {s.scheduler}); --scheduler asha "
                    "could stop weak trials early")
     out.append(f"disk:          {p.disk_bytes / MB:.0f} MB (one kept checkpoint per trial + "
-               f"{WEIGHT_COPIES_PER_FINISHED_TRIAL} copies of its selected weights as artifacts)")
+               f"{WEIGHT_COPIES_PER_FINISHED_TRIAL} × its selected weights as an MLflow model)")
     out.append(f"estimated_trial_hours={p.trial_hours:.4f}")
     return "\n".join(out)
 

@@ -8,7 +8,9 @@ training, and what it missed is delivered when it returns (``tuner.tracking.trac
 
 The last epoch is reported together with the test metrics (one result): ASHA stops a trial as
 soon as it reports its last epoch (``max_t``), which would otherwise cut off the test
-evaluation of every trial that ran to the end.
+evaluation of every trial that ran to the end. The selected weights are kept once, as the run's
+MLflow model; that final checkpoint holds the test result instead, and a trial restored from
+it reports that result again without testing or logging anything twice.
 """
 
 from __future__ import annotations
@@ -56,14 +58,16 @@ class TuneReporter(Callback):
         self.tracker.log_metrics(tr.metric_values(final), step=trainer.epoch)
         # Staged in the trial's folder, not a temp dir: they wait there if the server is down.
         staged = self.tracker.staging_dir()
-        files = {
-            tr.ARTIFACT_MATRICES: artifacts.write_matrices(
-                trainer.final_matrices, staged / tr.ARTIFACT_MATRICES),
-            tr.ARTIFACT_MODEL: artifacts.write_model(
-                trainer.best_state, trainer.cfg.to_flat(), staged / tr.ARTIFACT_MODEL),
-        }
+        files = {tr.ARTIFACT_MATRICES: artifacts.write_matrices(
+            trainer.final_matrices, staged / tr.ARTIFACT_MATRICES)}
         self.tracker.log_artifacts(files, staged=staged)
+        # The MLflow model is the trial's one copy of its selected weights: the final
+        # checkpoint holds the test result instead (``report``).
         log_selected_model(trainer, self.tracker)
+        self.report_final(trainer, final)
+
+    def report_final(self, trainer: Trainer, final: Mapping[str, float]) -> None:
+        """The last epoch's metrics with the test result, as the trial's final Tune result."""
         # A trial restored from its final checkpoint trains no epoch: fall back to history.
         last = self.last_epoch or (trainer.history[-1] if trainer.history else {})
         self.final_reported = True  # set first: Tune may stop the trial inside this report
@@ -124,7 +128,8 @@ def report(trainer: Trainer, metrics: Mapping[str, Any], tracker: TrialTracker) 
         tune.report(dict(metrics))
         return
     with tempfile.TemporaryDirectory(prefix="fer-ckpt-") as tmp:
-        trainer.save_checkpoint(tmp)
+        # Once tested, the checkpoint keeps the result, not the weights (logged to MLflow).
+        trainer.save_checkpoint(tmp, selected_weights=False)
         tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
@@ -167,7 +172,12 @@ def train_trial(config: dict[str, Any], context: SweepContext) -> None:
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 trainer.load_checkpoint(folder)
-        trainer.fit()
+        if trainer.final is not None:
+            # Restored from its final checkpoint (a crash after the final report, or a resumed
+            # sweep): tested and logged already, so only Tune hears the stored result again.
+            reporter.report_final(trainer, trainer.final)
+        else:
+            trainer.fit()
         status = tr.FINISHED
     except SystemExit:
         # Tune stops a trial inside tune.report. After its test result the trial is complete;

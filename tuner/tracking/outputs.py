@@ -7,7 +7,8 @@ PyTorch model, and (for a sweep's best trial) a Model Registry version under an 
 - Model: the trial writes the selected model as an MLflow PyTorch model folder
   (``fer_core.export``), offline; delivery creates a LoggedModel named ``model`` whose source
   run is the trial's run, uploads the folder and links it as the run's output, which is what
-  the Models column shows and what ``runs:/<run id>/model`` resolves to.
+  the Models column shows and what ``runs:/<run id>/model`` resolves to. It is the trial's one
+  copy of its selected weights (its final checkpoint holds the test result instead).
 - Registry: ``--register NAME`` adds the best trial's model as a new version of ``NAME`` and
   points the alias ``best`` at it (``models:/NAME@best``).
 """
@@ -24,8 +25,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 MODEL_NAME = "model"
-"""The logged model's name: ``runs:/<run id>/model``. Its folder also merges with the run's own
-``model/`` artifacts (``selected.pt``) when downloaded by that URI."""
+"""The logged model's name: ``runs:/<run id>/model``, the trial's only copy of its selected
+weights (runs of earlier versions also have a ``model/selected.pt`` artifact, which MLflow
+merges into the folder that URI downloads)."""
 REGISTRY_ALIAS = "best"
 SPLIT_CONTEXT = {"train": "train", "val": "validation", "test": "test"}
 """Engine split → MLflow's dataset context tag value."""

@@ -56,10 +56,11 @@ says what it is, ``cam λ=4 L5 s0``: ``tuner.tracking.ui.run_label``)
             Accuracies are percentages (0–100); cosines are in [0, 1].
     artifacts ``matrices/confusion.json|png`` (7×7, rows = true class, row-normalised, class
             order ``fer_core.CLASSES``), ``matrices/cos_matrix.json|png`` (rows = the six
-            expression classes + ``average``, columns = ``layer<k>`` … + ``cam``),
-            ``model/selected.pt`` (the selected model's state dict and flat config)
-    outputs the LoggedModel ``model`` (MLflow PyTorch flavour, ``runs:/<run id>/model``) and
-            inputs: the splits as datasets (``tuner.tracking.outputs``)
+            expression classes + ``average``, columns = ``layer<k>`` … + ``cam``); runs
+            of earlier versions also have ``model/selected.pt`` (state dict + flat config)
+    outputs the LoggedModel ``model`` (MLflow PyTorch flavour, ``runs:/<run id>/model``): the
+            trial's one copy of its selected weights; inputs: the splits as datasets
+            (``tuner.tracking.outputs``)
     status  FINISHED (also for early-stopped trials), FAILED (errored after its retries) or
             KILLED (interrupted: ``--resume`` reopens it); never left RUNNING once the driver ends
             (a driver killed with SIGKILL leaves its open runs RUNNING until ``--resume``).
@@ -137,6 +138,8 @@ SWEEP_METRICS = (SWEEP_TRIALS, SWEEP_FINISHED, SWEEP_EARLY_STOPPED, SWEEP_FAILED
 ARTIFACT_MATRICES = "matrices"
 ARTIFACT_MODEL = "model"
 MODEL_FILE = "selected.pt"
+"""``model/selected.pt``: where runs of earlier versions logged the selected weights (trials
+now log them once, as the LoggedModel ``model``); ``fer_core.inference`` still reads it."""
 SUMMARY_FILES = ("summary.md", "summary.json")
 
 # ---------------------------------------------------------------- statuses
