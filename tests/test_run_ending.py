@@ -144,3 +144,21 @@ def test_the_end_of_a_sweep_costs_one_search_and_ends_only_open_runs(target, tmp
     CALLS.clear()
     CloseTrialRuns(target).on_experiment_end(trials)
     assert CALLS == ["search_runs"]  # nothing open is left
+
+
+def test_an_early_stopped_trials_checkpoints_are_deleted_a_finished_ones_kept(target,
+                                                                              tmp_path):
+    """Nothing restores a trial ASHA stopped, and its running checkpoint (model + optimizer)
+    is the largest file a sweep leaves; a finished trial keeps its (small) final one."""
+    callback = CloseTrialRuns(target)
+    for trial_id, result, kept in (("t8", {"epoch": 1.0}, False),
+                                   ("t9", {tr.KEY_IS_FINAL: 1.0}, True)):
+        started(target, trial_id, tmp_path).close()
+        trial = stub_trial(tmp_path, trial_id, result)
+        folder = Path(trial.storage.trial_fs_path)
+        (folder / "checkpoint_000001").mkdir(parents=True)
+        (folder / "checkpoint_000001" / "checkpoint.pt").write_bytes(b"weights")
+        (folder / "result.json").write_text("{}")
+        callback.on_trial_complete(0, [trial], trial)
+        assert (folder / "checkpoint_000001").exists() is kept
+        assert (folder / "result.json").is_file()  # Tune's own records stay

@@ -7,7 +7,8 @@ only the runs of trials that could not:
 
 - stopped before their last epoch (ASHA ends them inside ``tune.report``; only the driver tells
   that apart from a stopped sweep): FINISHED, ``early_stopped=true``, by the run id the trial
-  reported to Tune (``schema.KEY_RUN_ID``), so without a search;
+  reported to Tune (``schema.KEY_RUN_ID``), so without a search; their checkpoints, which
+  nothing restores, are deleted;
 - errored with their process gone (a node loss, an OOM kill): FAILED, only if still RUNNING;
 - still RUNNING when the experiment ends (killed, interrupted): one search for the whole sweep.
 
@@ -24,6 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pyarrow.fs as pafs
 from ray import tune
 
 from tuner.searchers import is_final
@@ -57,6 +59,7 @@ class CloseTrialRuns(tune.Callback):
         if is_final(trial.last_result):
             return  # it reported its test result and ended its own run
         self._close(trial.trial_id, Close("TERMINATED", True, _run_id(trial)))
+        drop_checkpoints(trial)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # A trial whose code raised ended its run FAILED; one whose process died could not.
@@ -115,6 +118,21 @@ class CloseTrialRuns(tune.Callback):
             log.error("trial %s: MLflow operations still not delivered (%s); they stay in %s: "
                       "%s", trial.trial_id, result.error or "; ".join(result.rejected or []),
                       path, replay_command(path))
+
+
+def drop_checkpoints(trial: Any) -> None:
+    """Delete an early-stopped trial's checkpoints: nothing restores a trial the scheduler
+    stopped (``--resume`` reruns no TERMINATED trial), and a running checkpoint is the largest
+    file a sweep leaves (model + optimizer state, ~2x the weights)."""
+    try:
+        fs = trial.storage.storage_filesystem
+        listed = fs.get_file_info(pafs.FileSelector(trial.storage.trial_fs_path))
+        for info in listed:
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+                fs.delete_dir(info.path)
+    except Exception as err:  # noqa: BLE001 - disk only; never fails the sweep
+        log.warning("could not delete the checkpoints of early-stopped trial %s: %s",
+                    trial.trial_id, err)
 
 
 def _run_id(trial: Any) -> str | None:
