@@ -8,8 +8,7 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from tuner.asha import expected_epochs, rungs
-from tuner.estimate import asha_epochs
+from tuner.asha import asha_epochs, expected_epochs, rungs
 from tuner.searchers import ReferenceASHA
 
 

@@ -33,6 +33,16 @@ def rungs(epochs: int, grace: int, reduction: float) -> list[float]:
     return [m for m in milestones if m < epochs]
 
 
+def asha_epochs(epochs: int, grace: int, reduction: float) -> float:
+    """Expected epochs of a trial ASHA may stop, if a share 1/η survives each rung (rungs at
+    grace·η^k epochs below the last, as Ray's ASHA places them): a lower bound of its cost."""
+    milestones = [*rungs(epochs, grace, reduction), float(epochs)]
+    expected = float(milestones[0])
+    for k in range(1, len(milestones)):
+        expected += (milestones[k] - milestones[k - 1]) / reduction ** k
+    return min(expected, float(epochs))
+
+
 def _percentile(ordered: list[float], q: float) -> float:
     """``np.percentile(ordered, q)`` (linear interpolation) of an already sorted list."""
     pos = (len(ordered) - 1) * q / 100
