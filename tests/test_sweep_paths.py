@@ -119,3 +119,5 @@ def test_ctrl_c_exits_130_with_the_resume_command(tmp_path):
     assert driver.returncode == 130, err[-3000:]
     assert f"python -m tuner.sweep --resume --name c --storage-path {tmp_path / 'rr'}" in out
     assert "interrupted:" in err
+    # --resume needs it: only an early-stopped trial's checkpoints are deleted (closer.py)
+    assert glob.glob(f"{results}/*/checkpoint_0*/checkpoint.pt")
