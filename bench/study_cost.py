@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> None:
             hours, trials, cost = sweep_hours(space, data, args, cache, seen)
             total += hours
             print(f"{label:<11} {space:<8} {data.name:<9} {trials:>3} trials  {hours:>9.1f} "
-                  f"trial-hours  (checkpoint of a finished trial "
-                  f"{cost.final_checkpoint_bytes / 1e6:.0f} MB, running "
+                  f"trial-hours  (selected weights, kept once as the MLflow model "
+                  f"{cost.weight_bytes / 1e6:.0f} MB; running checkpoint "
                   f"{cost.running_checkpoint_bytes / 1e6:.0f} MB)", flush=True)
     print(f"study_device_hours={total:.1f}")
 
