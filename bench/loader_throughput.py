@@ -6,9 +6,8 @@ Writes a RAF-DB-shaped tree (100×100 aligned JPEG faces, landmarks imported int
 cache) and an AffectNet-shaped one (larger photos of varied sizes, face boxes and landmarks in
 the CSV lists) into a temporary folder, then times the training loader of each (decode, crop,
 joint image + landmark augmentation, collate) for ``--epochs`` passes, in the main process (one
-worker) and with ``--workers`` worker processes. The first pass fills the decoded-image cache
-when ``--image-cache`` is on. Prints images/s per line and ``loader_images_per_s_per_worker=<x>``
-last (RAF-DB shape, one worker, best pass).
+worker) and with ``--workers`` worker processes. Prints images/s per line and
+``loader_images_per_s_per_worker=<x>`` last (RAF-DB shape, one worker, best pass).
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3, help="passes per setting")
-    parser.add_argument("--image-cache", choices=("on", "off"), default="on")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a loader worker is one process on one core
     cv2.setNumThreads(1)
