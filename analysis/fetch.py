@@ -76,26 +76,22 @@ def from_database(experiment: str, uri: str) -> pd.DataFrame:
             runs = pd.read_sql(sa.select(run.c.run_uuid.label("run_id"), run.c.status)
                                .where(run.c.run_uuid.in_(trials)), conn)
 
-            def long(table: sa.Table, value: sa.ColumnElement) -> pd.DataFrame:
+            def long(table: sa.Table, *extra: sa.ColumnElement) -> pd.DataFrame:
                 return pd.read_sql(sa.select(table.c.run_uuid.label("run_id"), table.c.key,
-                                             value.label("value"))
+                                             table.c.value, *extra)
                                    .where(table.c.run_uuid.in_(trials)), conn)
 
-            params = long(m.SqlParam.__table__, m.SqlParam.__table__.c.value)
+            params = long(m.SqlParam.__table__)
             latest = m.SqlLatestMetric.__table__
-            metrics = long(latest, latest.c.value)
-            nan = pd.read_sql(sa.select(latest.c.run_uuid.label("run_id"), latest.c.key)
-                              .where(latest.c.run_uuid.in_(trials), latest.c.is_nan), conn)
-            tags = long(tag, tag.c.value)
+            metrics = long(latest, latest.c.is_nan)
+            tags = long(tag)
     except sa.exc.OperationalError as err:  # not an MLflow database, or not reachable
         raise ValueError(f"cannot read MLflow's tables at {uri}: {err.orig}") from err
     finally:
         engine.dispose()
-    metrics["value"] = metrics["value"].astype(float)
-    if not nan.empty:  # MLflow stores NaN as 0 with the is_nan flag set
-        flagged = metrics.set_index(["run_id", "key"]).index.isin(
-            nan.set_index(["run_id", "key"]).index)
-        metrics.loc[flagged, "value"] = float("nan")
+    # MLflow stores NaN as 0 with the is_nan flag set.
+    nan = metrics.pop("is_nan").astype(bool)
+    metrics["value"] = metrics["value"].astype(float).mask(nan)
     return _wide(runs, params, metrics, tags)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -149,31 +149,35 @@ class SweepContext:
         path.write_text(json.dumps(asdict(self.public()), indent=2, default=str))
         return path
 
-    def public(self) -> SweepContext:
-        """This context with the credentials of its tracking URI and Optuna storage redacted."""
+    def _with_uris(self, convert: Callable[[str, str], str]) -> SweepContext:
+        """This context with ``convert(uri, flag)`` applied to its tracking URI and its Optuna
+        storage (the two URIs that may carry a password)."""
         settings = self.settings
         if settings is not None and settings.optuna_storage:
-            settings = replace(settings, optuna_storage=redact(settings.optuna_storage))
-        return replace(self, target=self.target.public(), settings=settings)
+            settings = replace(settings, optuna_storage=convert(settings.optuna_storage,
+                                                                "--optuna-storage"))
+        target = replace(self.target, uri=convert(self.target.uri, "--mlflow-uri"))
+        return replace(self, target=target, settings=settings)
+
+    def public(self) -> SweepContext:
+        """This context with the credentials of its tracking URI and Optuna storage redacted."""
+        return self._with_uris(lambda uri, _flag: redact(uri))
 
     def with_secrets(self, mlflow_uri: str | None, optuna_storage: str | None) -> SweepContext:
         """A loaded context made whole again by the URIs the ``--resume`` command was given:
         each saved URI whose credentials were redacted takes the given URI that redacts to it.
         Raises ``ValueError`` naming the flag to pass when one is missing."""
-        def whole(saved: str, given: str | None, flag: str) -> str:
+        given = {"--mlflow-uri": mlflow_uri, "--optuna-storage": optuna_storage}
+
+        def whole(saved: str, flag: str) -> str:
             if REDACTED not in saved:  # nothing was redacted (or a file from before)
                 return saved
-            if given and redact(given) == saved:
-                return given
+            if given[flag] and redact(given[flag]) == saved:
+                return given[flag]
             raise ValueError(f"sweep.json keeps no passwords: pass {flag} {saved} with the "
                              "password in place of *** again with --resume")
 
-        target = replace(self.target, uri=whole(self.target.uri, mlflow_uri, "--mlflow-uri"))
-        settings = self.settings
-        if settings is not None and settings.optuna_storage:
-            settings = replace(settings, optuna_storage=whole(
-                settings.optuna_storage, optuna_storage, "--optuna-storage"))
-        return replace(self, target=target, settings=settings)
+        return self._with_uris(whole)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str] | StoragePath) -> SweepContext:
