@@ -8,6 +8,7 @@ selected model. AU maps are rendered from the batch's landmarks on the device, i
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import random
 import time
@@ -282,13 +283,15 @@ class Trainer:
         return parts.as_floats(), out.logits.detach(), labels
 
     @torch.no_grad()
-    def evaluate(self, split: str, model: nn.Module | None = None) -> dict[str, Any]:
-        """CL, confusion, ATT-COS per layer and CAM-COS (CAMs of the true class) on ``split``."""
+    def evaluate(self, split: str, model: nn.Module | None = None,
+                 max_batches: int | None = None) -> dict[str, Any]:
+        """CL, confusion, ATT-COS per layer and CAM-COS (CAMs of the true class) on ``split``
+        (its first ``max_batches`` batches if given: timing, not metrics)."""
         model = model or self.model
         model.eval()
         metrics = FERMetrics(layers=self.eval_layers, num_classes=NUM_CLASSES)
         forward = self.forward if model is self.model else model
-        for batch in self.loaders[split]:
+        for batch in itertools.islice(self.loaders[split], max_batches):
             x = self.to_input(batch["image"])
             labels = batch["label"].to(self.device)
             maps, valid = self.au_maps(batch["landmarks"].to(self.device), labels, x.shape[-2:])
@@ -316,13 +319,18 @@ class Trainer:
         final = flat_eval(result, mn.TEST, self.model.headline_layer)
         final[mn.BEST_EPOCH] = float(self.best_epoch)
         final[mn.TEST_N_INVALID] = float(result["n_invalid"])
-        if self.cfg.train.xai_images > 0:
-            # Interpretability beyond CAM-COS on a fixed, seeded subsample of the test split
-            # (the same images in every trial of a sweep: the seed is the split seed).
-            xai = XaiConfig(n_images=self.cfg.train.xai_images, seed=self.cfg.data.split_seed)
-            final.update(evaluate_xai(model, self.loaders["test"], xai, self.cfg.align.au_variant,
-                                      layers=self.cfg.align.layers, device=self.device))
+        final.update(self.xai_metrics(model))
         return final
+
+    def xai_metrics(self, model: nn.Module) -> dict[str, float]:
+        """Interpretability beyond CAM-COS on a fixed, seeded subsample of the test split (the
+        same images in every trial of a sweep: the seed is the split seed); none if
+        ``xai_images`` is 0."""
+        if self.cfg.train.xai_images == 0:
+            return {}
+        xai = XaiConfig(n_images=self.cfg.train.xai_images, seed=self.cfg.data.split_seed)
+        return evaluate_xai(model, self.loaders["test"], xai, self.cfg.align.au_variant,
+                            layers=self.cfg.align.layers, device=self.device)
 
 
 def flat_eval(result: dict[str, Any], prefix: str, headline: int) -> dict[str, float]:

@@ -16,11 +16,14 @@ from tuner.cli import parse_args
 from tuner.context import StoragePath
 from tuner.estimate import (
     ESTIMATE_FILE,
+    QUICK,
     WEIGHT_COPIES_PER_FINISHED_TRIAL,
     Prediction,
     arms,
     asha_epochs,
+    final_key,
     measure,
+    measure_arms,
     save_selected_model,
     wall_clock_s,
 )
@@ -80,6 +83,25 @@ def test_measure_sizes_checkpoints_from_state_dicts(tmp_path):
     assert all(size < 1.05 * cost.weight_bytes for size in large)
 
 
+def test_quick_timing_shares_the_end_of_trial_work_between_lambda_arms(tmp_path):
+    from tuner.provenance import prepare_data
+
+    resolved = resolve(parse_args(["--space", "smoke"]))
+    prepare_data(ExperimentConfig.from_flat(resolved.base), str(tmp_path))
+    every = arms(resolved)
+    assert len({final_key(a.config) for a in every}) == 1 < len(every)  # λ=0 and λ>0 arms
+    measured = measure_arms(resolved, str(tmp_path), None, QUICK)
+    timed = measured[:QUICK.max_arms]
+    # Timed once: the second arm's end-of-trial seconds are the first's, its steps its own.
+    assert len({c.final_s for _, c, _ in timed}) == 1 and timed[0][1].final_s > 0
+    assert all(c.step_s > 0 and c.eval_s_per_image > 0 for _, c, _ in timed)
+    # A given final cost is used as it is (no XAI pass), and a capped validation pass is
+    # divided by the images it saw.
+    flat = {**every[0].config, "device": "cpu"}
+    cost, shape = measure(flat, str(tmp_path), steps=1, eval_batches=1, final_s=123.0)
+    assert cost.final_s == 123.0 and shape.val_images > 0
+
+
 @pytest.mark.parametrize("space", list(SPACES))
 def test_estimate_prints_a_price_and_starts_nothing(space, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -119,6 +141,8 @@ def test_sweep_records_its_prediction_and_reports_it(ray_runtime, tmp_path, monk
     out = capsys.readouterr().out
     prediction = Prediction.load(StoragePath.parse(storage / "s"))
     assert prediction is not None and prediction.trial_hours > 0
-    assert f"trial-hours: predicted {prediction.trial_hours:.3f}" in out
+    # The summary sets the expected hours (ASHA simulated) against the actual ones.
+    expected = prediction.trial_hours_expected or prediction.trial_hours
+    assert f"trial-hours: predicted {expected:.3f}" in out
     actual = float(out.split("trial-hours: predicted")[1].split("actual ")[1].split()[0])
     assert actual > 0

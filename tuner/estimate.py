@@ -32,6 +32,8 @@ WARMUP_STEPS = 1  # the first step pays for allocator warm-up and lazy initialis
 COST_NEUTRAL = ("seed", "lr", "lr_step", "lr_gamma", "momentum", "nesterov", "weight_decay",
                 "fail_at_epoch", "checkpoint_every")
 """Flat fields that change no step's cost; ``lambda_au`` counts only as zero or not."""
+FINAL_NEUTRAL = ("lambda_au", "layers")
+"""Cost fields that change the training steps but not the end-of-trial work."""
 WEIGHT_COPIES_PER_FINISHED_TRIAL = 1
 """A finished trial's copies of its weights: its MLflow model (its last checkpoint has none)."""
 MB = 1e6
@@ -88,14 +90,41 @@ def _sync(device: Any) -> None:
     torch.cuda.synchronize(device) if device.type == "cuda" else None
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How much of each arm ``measure_arms`` times: all of it for ``--estimate``, less for the
+    prediction a sweep records at its start (``QUICK``), which a short sweep waits for."""
+
+    steps: int = TIMED_STEPS
+    max_arms: int | None = None
+    """Time only the references and the arms with most trials, up to this many; the others
+    cost the mean of the timed ones (a 22-arm grid would otherwise time 22)."""
+    eval_batches: int | None = None
+    """Validation batches timed per arm (None: the whole split)."""
+    share_final: bool = False
+    """Time the end-of-trial work (XAI metrics, model save) once per ``final_key``: it does not
+    depend on λ or the aligned layers."""
+
+
+QUICK = Timing(steps=2, max_arms=2, eval_batches=2, share_final=True)
+
+
+def final_key(flat: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The fields of a flat config that decide the end-of-trial work's cost."""
+    return tuple((k, v) for k, v in cost_key(flat) if k not in FINAL_NEUTRAL)
+
+
 def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_STEPS,
-            threads: int | None = None) -> tuple[ArmCost, TrialShape]:
-    """Build one arm, time ``steps`` training batches (loading included) and one pass over its
-    validation split; save its checkpoints to a temporary folder to learn their sizes."""
+            threads: int | None = None, eval_batches: int | None = None,
+            final_s: float | None = None) -> tuple[ArmCost, TrialShape]:
+    """Build one arm, time ``steps`` training batches (loading included), a validation pass
+    (its first ``eval_batches``) and, unless ``final_s`` already says what it costs, the
+    end-of-trial work; save its checkpoints to a temporary folder to learn their sizes."""
     import torch
 
+    from fer_core import metric_names as mn
     from fer_core.config import ExperimentConfig
-    from fer_core.engine import Trainer
+    from fer_core.engine import Trainer, flat_eval
 
     if threads:
         torch.set_num_threads(threads)
@@ -118,29 +147,38 @@ def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_S
         trainer.train_step(batch)
     _sync(trainer.device)
     step_s = (time.perf_counter() - began) / steps
+    val = trainer.loaders["val"]
     began = time.perf_counter()
-    trainer.evaluate("val")
+    result = trainer.evaluate("val", max_batches=eval_batches)
     _sync(trainer.device)
-    val_images = max(len(trainer.loaders["val"].dataset), 1)
-    eval_s_per_image = (time.perf_counter() - began) / val_images
-    began = time.perf_counter()
-    tested = trainer.test()  # the test pass and the end-of-trial XAI metrics
-    _sync(trainer.device)
-    test_images = len(trainer.loaders["test"].dataset)
-    final_s = max(time.perf_counter() - began - test_images * eval_s_per_image, 0.0)
+    seen = len(val.dataset) if eval_batches is None else min(
+        len(val.dataset), eval_batches * (val.batch_size or 1))
+    eval_s_per_image = (time.perf_counter() - began) / max(seen, 1)
+    # The test pass costs its images at eval_s_per_image (TrialShape); the rest of the end of
+    # a trial is the XAI metrics and the MLflow model, timed here.
+    explain_s = 0.0
     with tempfile.TemporaryDirectory(prefix="fer-estimate-") as tmp:
+        if final_s is None:
+            import mlflow.pytorch  # noqa: F401 - a trial's worker imports it once, not per trial
+
+            began = time.perf_counter()
+            trainer.xai_metrics(trainer.model)
+            _sync(trainer.device)
+            save_selected_model(trainer, Path(tmp) / "mlflow_model")
+            explain_s = time.perf_counter() - began
         began = time.perf_counter()
         running = Path(trainer.save_checkpoint(tmp)).stat().st_size
         checkpoint_s = time.perf_counter() - began
-        began = time.perf_counter()
-        save_selected_model(trainer, Path(tmp) / "mlflow_model")
-        final_s += time.perf_counter() - began + checkpoint_s + TRIAL_OVERHEAD_S
-        # A finished trial's checkpoint: what the trainable writes after the test.
-        trainer.epoch, trainer.final = cfg.train.epochs, tested
+        # A finished trial's checkpoint: what the trainable writes after the test (the test
+        # result has the validation result's keys and size).
+        trainer.epoch = cfg.train.epochs
+        trainer.final = flat_eval(result, mn.TEST, trainer.model.headline_layer)
         final = Path(trainer.save_checkpoint(tmp, selected_weights=False)).stat().st_size
+    if final_s is None:
+        final_s = explain_s + checkpoint_s + TRIAL_OVERHEAD_S
     weights = sum(t.numel() * t.element_size() for t in trainer.model.state_dict().values())
     cap = cfg.train.max_train_batches or len(loader)
-    shape = TrialShape(min(cap, len(loader)), len(trainer.loaders["val"].dataset),
+    shape = TrialShape(min(cap, len(loader)), len(val.dataset),
                        len(trainer.loaders["test"].dataset), cfg.train.epochs)
     cost = ArmCost(step_s, eval_s_per_image, build_s, checkpoint_s, final_s, weights, running,
                    final, str(trainer.device))
@@ -227,6 +265,8 @@ class Prediction:
     trial_hours_expected: float | None = None
     """Expected under the sweep's scheduler (ASHA simulated by ``tuner.asha``); None in the
     ``estimate.json`` of a sweep started before it existed."""
+    measured_s: float | None = None
+    """Seconds the measuring took (the sweep waited for them before its first trial)."""
 
     def save(self, folder: StoragePath) -> None:
         (folder / ESTIMATE_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -260,27 +300,31 @@ def stand_in(costs: Sequence[ArmCost]) -> ArmCost:
 
 
 def measure_arms(resolved: ResolvedSweep, cache_dir: str | None, address: str | None,
-                 steps: int, max_arms: int | None = None) -> list[tuple[Arm, ArmCost, TrialShape]]:
-    """Time every arm where a trial would run: one Ray task with its resources on a cluster,
-    else this process (no GPU unless the trial asks for one). ``max_arms``: time only the
-    references and the arms with most trials, up to that many; the others cost their mean."""
+                 timing: Timing = Timing()) -> list[tuple[Arm, ArmCost, TrialShape]]:
+    """Time the arms (as much as ``timing`` says) where a trial would run: one Ray task with
+    its resources on a cluster, else this process (no GPU unless the trial asks for one)."""
     settings = resolved.settings
     found = []
     every = sorted(arms(resolved), key=lambda a: (not a.reference, -a.trials))
-    timed, untimed = every[:max_arms], every[len(every[:max_arms]):]
+    timed, untimed = every[:timing.max_arms], every[len(every[:timing.max_arms]):]
+    finals: dict[Any, float] = {}  # end-of-trial seconds by final_key (timing.share_final)
     for arm in timed:
         flat = dict(arm.config)
         if settings.resources_gpu == 0 and flat.get("device", "auto") == "auto":
             flat["device"] = "cpu"  # Ray hides the GPUs from a trial that asks for none
         threads = max(1, int(settings.resources_cpu))
+        args = (flat, cache_dir, timing.steps, threads, timing.eval_batches,
+                finals.get(final_key(flat)))
         if address:
             import ray
 
             task = ray.remote(num_cpus=settings.resources_cpu,
                               num_gpus=settings.resources_gpu)(measure)
-            cost, shape = ray.get(task.remote(flat, cache_dir, steps, threads))
+            cost, shape = ray.get(task.remote(*args))
         else:
-            cost, shape = measure(flat, cache_dir, steps, threads)
+            cost, shape = measure(*args)
+        if timing.share_final:
+            finals[final_key(flat)] = cost.final_s
         found.append((arm, cost, shape))
     if untimed:
         cost = stand_in([c for _, c, _ in found])
@@ -289,13 +333,15 @@ def measure_arms(resolved: ResolvedSweep, cache_dir: str | None, address: str | 
 
 
 def predict(resolved: ResolvedSweep, cache_dir: str | None, address: str | None = None,
-            steps: int = TIMED_STEPS, max_arms: int | None = None) -> Prediction:
-    """Measure the arms (``max_arms``: see ``measure_arms``) and add up the sweep's price."""
+            timing: Timing = Timing()) -> Prediction:
+    """Measure the arms (as much as ``timing`` says) and add up the sweep's price."""
     import torch
 
     settings, space = resolved.settings, resolved.space
     threads = torch.get_num_threads()
-    measured = measure_arms(resolved, cache_dir, address, steps, max_arms)
+    began = time.perf_counter()
+    measured = measure_arms(resolved, cache_dir, address, timing)
+    measured_s = time.perf_counter() - began
     torch.set_num_threads(threads)  # measure() set a trial's count; the driver gets its own
     asha = settings.scheduler == "asha"
     lines = [f"{'arm':<44} {'trials':>6} {'step s':>7} {'eval ms/img':>11} {'trial min':>9} "
@@ -341,7 +387,7 @@ def predict(resolved: ResolvedSweep, cache_dir: str | None, address: str | None 
     device = measured[0][1].device if measured else "cpu"
     return Prediction(trials, hours, hours_asha, hours * per_trial, unit,
                       wall_clock_s(durations, settings.max_concurrent) / 3600, disk, device,
-                      tuple(lines), hours_expected)
+                      tuple(lines), hours_expected, measured_s)
 
 
 def render(resolved: ResolvedSweep, p: Prediction, steps: int) -> str:
@@ -389,7 +435,7 @@ def run_estimate(resolved: ResolvedSweep, cache_dir: str | None, address: str | 
         with tempfile.TemporaryDirectory(prefix="fer-estimate-data-") as tmp:
             cache = cache_dir or tmp
             prepare_data(ExperimentConfig.from_flat(resolved.base), cache)
-            prediction = predict(resolved, cache, address, steps)
+            prediction = predict(resolved, cache, address, Timing(steps=steps))
     finally:
         if address:
             ray.shutdown()

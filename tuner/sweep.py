@@ -32,7 +32,7 @@ from search_spaces.params import derived_fields
 from tuner import guard
 from tuner.cli import DEFAULT_SPACE, parse_args
 from tuner.context import StoragePath, SweepContext
-from tuner.estimate import Prediction, predict, run_estimate
+from tuner.estimate import QUICK, Prediction, predict, run_estimate
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
 from tuner.next_steps import report_command
 from tuner.plan import ResolvedSweep, SweepError, resolve
@@ -52,10 +52,6 @@ PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 """Ray Tune's own knob, read by its controller from the environment only (Ray 2.60 has no
 argument for it), so it stays an environment variable; ``pending_trials`` sets it around fit()."""
 MAX_FAILURES = 2  # retries per trial, each from the trial's last checkpoint
-# The prediction a sweep records at its start is cheaper than --estimate's: fewer steps, and
-# the references plus the most frequent arms only (a 22-arm grid would otherwise time 22).
-PREDICT_STEPS = 2
-PREDICT_ARMS = 2
 CHECKPOINTS_KEPT = 1  # the latest is all a resume needs (each holds the best weights too)
 
 
@@ -91,10 +87,10 @@ def check_storage(storage: StoragePath, args: argparse.Namespace) -> None:
 
 def predict_quietly(resolved: ResolvedSweep, cache_dir: str,
                     address: str | None) -> Prediction | None:
-    """The sweep's predicted price (``tuner.estimate``, fewer steps than ``--estimate``); a
-    failure to predict is a note, never a reason not to run the sweep."""
+    """The sweep's predicted price (``tuner.estimate``, timing less than ``--estimate``: see
+    ``estimate.QUICK``); a failure to predict is a note, never a reason not to run the sweep."""
     try:
-        return predict(resolved, cache_dir, address, steps=PREDICT_STEPS, max_arms=PREDICT_ARMS)
+        return predict(resolved, cache_dir, address, QUICK)
     except Exception as err:  # noqa: BLE001 - the sweep itself will report a real problem
         print(f"note: no cost prediction for this sweep ({err!r})", flush=True)
         return None
