@@ -5,8 +5,9 @@ Two experiments:
 - ``SWEEPS``: a ``lambda`` sweep (λ × 3 seeds, known test metrics) and a ``pareto`` sweep (known
   CL / ATT-COS points with a known front), runs only: no artifacts.
 - ``TRAINED``: two trials really trained with ``fer_core.engine.Trainer`` on synthetic faces
-  (λ = 0 at layer 5, λ = 4 at layers 5+4), logged like ``tuner.trainable`` logs them: params,
-  final metrics, ``matrices/*.json|png`` and ``model/selected.pt``.
+  (λ = 0 at layer 5, λ = 4 at layers 5+4), logged as ``tuner.trainable`` logs them (params,
+  final metrics, ``matrices/*.json|png``) but with their weights as ``model/selected.pt``, the
+  format earlier versions logged, which the analysis and inference still read.
 
 The store is built once per test process (``shared_store``), since training costs seconds.
 """

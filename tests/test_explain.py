@@ -41,7 +41,7 @@ def write_rgb(path, rgb):
 
 @pytest.fixture(scope="module")
 def files(trained_model, tmp_path_factory):
-    """The shared trained model (``model/selected.pt``) and a folder: a face, a non-face, a
+    """The shared trained model (its ``model/selected.pt`` file) and a folder: a face, a non-face, a
     corrupt file."""
     root = tmp_path_factory.mktemp("explain")
     images = root / "images"
