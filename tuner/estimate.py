@@ -14,6 +14,7 @@ threads. A real sweep records its prediction (``estimate.json``) for its closing
 from __future__ import annotations
 
 import json
+import statistics
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from tuner.plan import ResolvedSweep
 
 ESTIMATE_FILE = "estimate.json"
 TIMED_STEPS = 3
-WARMUP_STEPS = 1  # the first step pays for allocator warm-up and lazy initialisation
+WARMUP_STEPS = 2  # the first steps pay for allocator warm-up and lazy initialisation
 COST_NEUTRAL = ("seed", "lr", "lr_step", "lr_gamma", "momentum", "nesterov", "weight_decay",
                 "fail_at_epoch", "checkpoint_every")
 """Flat fields that change no step's cost; ``lambda_au`` counts only as zero or not."""
@@ -106,7 +107,7 @@ class Timing:
     depend on λ or the aligned layers."""
 
 
-QUICK = Timing(steps=2, max_arms=2, eval_batches=2, share_final=True)
+QUICK = Timing(steps=3, max_arms=2, eval_batches=2, share_final=True)
 
 
 def final_key(flat: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -135,19 +136,25 @@ def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_S
     loader = trainer.loaders["train"]
     batches = iter(loader)
     trainer.model.train()
+    seconds = []
     for i in range(WARMUP_STEPS + steps):
-        if i == WARMUP_STEPS:
-            _sync(trainer.device)
-            began = time.perf_counter()
+        _sync(trainer.device)
+        began = time.perf_counter()
         try:
             batch = next(batches)
         except StopIteration:  # a split smaller than the steps timed: go round again
             batches = iter(loader)
             batch = next(batches)
         trainer.train_step(batch)
-    _sync(trainer.device)
-    step_s = (time.perf_counter() - began) / steps
+        _sync(trainer.device)
+        if i >= WARMUP_STEPS:
+            seconds.append(time.perf_counter() - began)
+    # The median: one step slowed by another process (a 2-step mean was 40 % high once) does
+    # not set the price of every step of the sweep.
+    step_s = statistics.median(seconds)
     val = trainer.loaders["val"]
+    trainer.evaluate("val", max_batches=1)  # untimed: the first batch was 12 ms/img, later 9
+    _sync(trainer.device)
     began = time.perf_counter()
     result = trainer.evaluate("val", max_batches=eval_batches)
     _sync(trainer.device)
@@ -394,8 +401,8 @@ def render(resolved: ResolvedSweep, p: Prediction, steps: int) -> str:
     """The ``--estimate`` report; its last line is ``estimated_trial_hours=<x>``."""
     s, space = resolved.settings, resolved.space
     out = [f"estimate for space {space.name} on {p.device} ({s.resources_cpu:g} CPU, "
-           f"{s.resources_gpu:g} GPU per trial): {WARMUP_STEPS}+{steps} training steps and one "
-           "validation pass timed per arm; nothing was started", *p.lines,
+           f"{s.resources_gpu:g} GPU per trial): {WARMUP_STEPS}+{steps} training steps (their "
+           "median) and one validation pass timed per arm; nothing was started", *p.lines,
            f"trials:        {p.trials:g} ({s.num_configs} configurations × {s.seeds} seeds; "
            "a grid runs its whole grid)",
            f"trial-hours:   {p.trial_hours:.3f} (every trial to its last epoch)",
