@@ -28,6 +28,7 @@ from tuner.estimate import (
     wall_clock_s,
 )
 from tuner.plan import resolve
+from tuner.pricing import spare_cores
 from tuner.sweep import main
 
 
@@ -133,14 +134,34 @@ def test_prediction_round_trips_and_compares(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_records_its_prediction_and_reports_it(ray_runtime, tmp_path, monkeypatch, capsys):
+def test_spare_cores_are_those_no_trial_can_take():
+    settings = resolve(parse_args(["--space", "smoke", "--max-concurrent", "1"])).settings
+    assert spare_cores(2, 2.0, settings) == 1  # 1 trial of 1 CPU on 2 cores
+    assert spare_cores(2, 1.0, settings) == 1  # Ray given 1 CPU of 2 (--num-cpus 1)
+    two = replace(settings, max_concurrent=2)
+    assert spare_cores(2, 2.0, two) == 0  # the default sweep here: timed before the trials
+    assert spare_cores(8, 2.0, two) == 6
+    assert spare_cores(2, 8.0, two) == 0  # Ray told of more CPUs than there are cores
+    assert spare_cores(8, 8.0, replace(settings, resources_gpu=1.0)) == 0  # shares the GPU
+
+
+# 1 trial at a time: timed beside the trials on a core they leave free; 2 (the smoke space's
+# default): on this 2-core machine, timed before them.
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_sweep_records_its_prediction_and_reports_it(ray_runtime, tmp_path, monkeypatch, capsys,
+                                                     concurrent):
     monkeypatch.chdir(tmp_path)
     storage = tmp_path / "ray_results"
     assert main(["--space", "smoke", "--name", "s", "--storage-path", str(storage),
-                 "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
+                 # One store name per case: a passed test's tmp_path is removed (pyproject's
+                 # retention policy), the next case gets the same folder, and MLflow keeps the
+                 # first file's engine open.
+                 "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow{concurrent}.db",
+                 "--max-concurrent", str(concurrent)]) == 0
     out = capsys.readouterr().out
     prediction = Prediction.load(StoragePath.parse(storage / "s"))
     assert prediction is not None and prediction.trial_hours > 0
+    assert prediction.beside_trials == (len(os.sched_getaffinity(0)) - concurrent >= 1)
     # The summary sets the expected hours (ASHA simulated) against the actual ones.
     expected = prediction.trial_hours_expected or prediction.trial_hours
     assert f"trial-hours: predicted {expected:.3f}" in out

@@ -273,7 +273,10 @@ class Prediction:
     """Expected under the sweep's scheduler (ASHA simulated by ``tuner.asha``); None in the
     ``estimate.json`` of a sweep started before it existed."""
     measured_s: float | None = None
-    """Seconds the measuring took (the sweep waited for them before its first trial)."""
+    """Seconds the measuring took."""
+    beside_trials: bool = False
+    """A sweep timed it beside its first trials, on a core they left free
+    (``tuner.pricing``); else before them, the trials waiting ``measured_s``."""
 
     def save(self, folder: StoragePath) -> None:
         (folder / ESTIMATE_FILE).write_text(json.dumps(asdict(self), indent=2))

@@ -32,10 +32,11 @@ from search_spaces.params import derived_fields
 from tuner import guard
 from tuner.cli import DEFAULT_SPACE, parse_args
 from tuner.context import StoragePath, SweepContext
-from tuner.estimate import QUICK, Prediction, predict, run_estimate
+from tuner.estimate import Prediction, run_estimate
 from tuner.gate import GATE_FILE, GateRecord, GateRules, SweepGate
 from tuner.next_steps import report_command
 from tuner.plan import ResolvedSweep, SweepError, resolve
+from tuner.pricing import Pricing
 from tuner.provenance import git_commit, prepare_data
 from tuner.resume import NothingToResume, find_sweep
 from tuner.searchers import SCHEDULERS, SEARCHERS
@@ -85,17 +86,6 @@ def check_storage(storage: StoragePath, args: argparse.Namespace) -> None:
             "as /mnt/fer/data_cache)")
 
 
-def predict_quietly(resolved: ResolvedSweep, cache_dir: str,
-                    address: str | None) -> Prediction | None:
-    """The sweep's predicted price (``tuner.estimate``, timing less than ``--estimate``: see
-    ``estimate.QUICK``); a failure to predict is a note, never a reason not to run the sweep."""
-    try:
-        return predict(resolved, cache_dir, address, QUICK)
-    except Exception as err:  # noqa: BLE001 - the sweep itself will report a real problem
-        print(f"note: no cost prediction for this sweep ({err!r})", flush=True)
-        return None
-
-
 def make_trainable(ctx: SweepContext, resources: dict[str, float]) -> Any:
     """The trial function with the sweep context bound once and its resources declared."""
     return tune.with_resources(tune.with_parameters(train_trial, context=ctx), resources)
@@ -112,8 +102,9 @@ def init_ray(args: argparse.Namespace) -> bool:
     return True
 
 
-def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext]:
-    """Data, MLflow parent run, sweep folder and a fresh Tuner for a new sweep."""
+def start(resolved: ResolvedSweep,
+          args: argparse.Namespace) -> tuple[tune.Tuner, SweepContext, Pricing | None]:
+    """Data, MLflow parent run, sweep folder, a fresh Tuner and the price for a new sweep."""
     storage = storage_root(args)
     check_storage(storage, args)
     folder = storage / resolved.name
@@ -130,9 +121,6 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
 
     print(f"preparing data ({resolved.base.get('dataset')}) in {cache_dir} ...", flush=True)
     fingerprint = prepare_data(ExperimentConfig.from_flat(resolved.base), cache_dir)
-    # With no node able to hold a trial yet (cluster_note), a timing task would wait as the
-    # trials will; the pending watch decides then, and the sweep goes without a prediction.
-    prediction = None if cluster_note else predict_quietly(resolved, cache_dir, args.address)
     commit = git_commit()
     settings = resolved.settings
     parent = runs.start_parent(
@@ -146,9 +134,12 @@ def start(resolved: ResolvedSweep, args: argparse.Namespace) -> tuple[tune.Tuner
     ctx = SweepContext(resolved.base, target, commit, fingerprint, cache_dir, settings)
     try:
         tuner = build_tuner(resolved, ctx, args, storage, cluster_note)
-        if prediction is not None:  # the closing summary sets it against the actual hours
-            prediction.save(folder)
-        return tuner, ctx
+        # With no node able to hold a trial yet (cluster_note), a timing task would wait as
+        # the trials will; the pending watch decides then, and the sweep goes without a price.
+        pricing = None if cluster_note else Pricing(resolved, cache_dir, args.address, folder)
+        if pricing is not None:  # the closing summary sets it against the actual hours
+            pricing.start()
+        return tuner, ctx, pricing
     except BaseException:
         runs.end_run(client, parent, tr.FAILED)
         raise
@@ -344,7 +335,8 @@ def pending_trials(n: int) -> Iterator[None]:
         os.environ.pop(PENDING_ENV, None)
 
 
-def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray: bool) -> int:
+def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray: bool,
+        pricing: Pricing | None = None) -> int:
     """Fit, then summarise and end the parent run whatever happened."""
     began = time.monotonic()
     status = tr.KILLED
@@ -357,6 +349,8 @@ def run(tuner: tune.Tuner, ctx: SweepContext, args: argparse.Namespace, owns_ray
         status = tr.FAILED
         raise
     finally:
+        if pricing is not None and status == tr.FINISHED and not ctrl_c.pressed:
+            pricing.wait()  # timed beside the trials, it may still run (very short trials)
         text = report(ctx, status, time.monotonic() - began,
                       storage_root(args) / ctx.target.sweep_name)
         print("\n" + text + "\n\n" + how_to_look(ctx, storage_root(args)), flush=True)
@@ -384,12 +378,13 @@ def main(argv: list[str] | None = None) -> int:
         started_ray = not ray.is_initialized()
         if args.resume:
             tuner, ctx = restore(args)
+            pricing = None
         else:
-            tuner, ctx = start(resolve(args), args)
+            tuner, ctx, pricing = start(resolve(args), args)
     except (SweepError, NothingToResume) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return run(tuner, ctx, args, owns_ray=started_ray and ray.is_initialized())
+    return run(tuner, ctx, args, owns_ray=started_ray and ray.is_initialized(), pricing=pricing)
 
 
 if __name__ == "__main__":
