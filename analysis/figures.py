@@ -43,7 +43,7 @@ from analysis.source import check_store
 from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core import metric_names as mn
-from fer_core.cli import cli_main
+from fer_core.cli import cli_main, exit_with
 from fer_core.registry import Registry
 from tuner.artifacts import draw_heatmap
 from tuner.summary import dominates
@@ -397,4 +397,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_with(main())

@@ -30,7 +30,7 @@ from analysis.figures import make_figures as _make_figures
 from analysis.runs import add_source_args
 from analysis.source import check_store
 from analysis.tables import TABLES, Table, default_table
-from fer_core.cli import cli_main
+from fer_core.cli import cli_main, exit_with
 from tuner.provenance import git_commit
 from tuner.tracking.redact import redact
 
@@ -203,4 +203,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_with(main())

@@ -30,7 +30,7 @@ from analysis.defaults import TABLE_DEFAULTS
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.source import check_store, why_empty
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
-from fer_core.cli import cli_main
+from fer_core.cli import cli_main, exit_with
 
 
 def method_labels() -> dict[str, str]:
@@ -304,4 +304,4 @@ if __name__ == "__main__":
     # analysis.tables: run that module's main so the registry is the one filled.
     from analysis.tables import main as _main
 
-    raise SystemExit(_main())
+    exit_with(_main())

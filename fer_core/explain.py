@@ -25,7 +25,7 @@ import torch
 from fer_core import CLASSES
 from fer_core.au import expression_aus, render_au_maps
 from fer_core.cams import upsample_cams
-from fer_core.cli import EXIT_USAGE, check_device, cli_main
+from fer_core.cli import EXIT_USAGE, check_device, cli_main, exit_with
 from fer_core.data.base import crop, square_box
 from fer_core.data.io import BadImage, read_image
 from fer_core.data.landmarks import detect_landmarks
@@ -281,4 +281,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from fer_core.cams import METHODS
 from fer_core.checkpoint import CHECKPOINT_FILE
-from fer_core.cli import UserError, check_device, cli_main
+from fer_core.cli import UserError, check_device, cli_main, exit_with
 from fer_core.config import ExperimentConfig, parse_overrides
 from fer_core.data import DATASETS
 from fer_core.engine import Callback, Trainer
@@ -74,4 +73,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -57,8 +57,9 @@ def trained_model(tmp_path_factory):
 
     A resnet18 CAM trained for one epoch on 140 synthetic 64 px faces (λ 2, layers 5+4; output
     stride 16, so layer 5 is a 4×4 map). Keys: ``trainer``, ``checkpoint`` (the folder of
-    ``Trainer.save_checkpoint``), ``selected`` (a ``model/selected.pt``, the weights file earlier sweep trials logged; today's
-    log an MLflow model, which ``fer_core.inference`` reads too).
+    ``Trainer.save_checkpoint``), ``selected`` (a ``model/selected.pt``, the weights file
+    earlier sweep trials logged; today's log an MLflow model, which ``fer_core.inference``
+    reads too).
     """
     from fer_core.config import ExperimentConfig
     from fer_core.engine import Trainer

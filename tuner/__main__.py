@@ -1,7 +1,6 @@
 """``python -m tuner`` is ``python -m tuner.sweep``."""
 
-import sys
-
+from fer_core.cli import exit_with
 from tuner.sweep import main
 
-sys.exit(main())
+exit_with(main())

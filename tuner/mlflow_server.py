@@ -1,8 +1,7 @@
 """``python -m tuner.mlflow_server``: see ``tuner.tracking.server``."""
 
-import sys
-
+from fer_core.cli import exit_with
 from tuner.tracking.server import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

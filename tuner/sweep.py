@@ -25,7 +25,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from ray import tune
 
-from fer_core.cli import cli_main
+from fer_core.cli import cli_main, exit_with
 from fer_core.config import ExperimentConfig
 from search_spaces import SPACES
 from search_spaces.params import derived_fields
@@ -388,4 +388,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
-from fer_core.cli import UserError, at_least, check_choice, cli_main
+from fer_core.cli import UserError, at_least, check_choice, cli_main, exit_with
 from fer_core.config import AU_VARIANTS
 from fer_core.data import DATASETS, SPLITS, build_dataset
 from fer_core.data._cli import add_option_argument, parse_options, with_options
@@ -55,4 +54,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

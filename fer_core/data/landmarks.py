@@ -21,7 +21,6 @@ import csv
 import importlib.util
 import multiprocessing
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.cli import UserError, at_least, cli_main
+from fer_core.cli import UserError, at_least, cli_main, exit_with
 from fer_core.data._cli import add_option_argument, parse_options, with_options
 from fer_core.data.base import CATALOGS, Catalog, Record, decode_face
 from fer_core.data.cache import DEFAULT_CACHE_DIR, Entry, LandmarkCache, cache_file
@@ -368,4 +367,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

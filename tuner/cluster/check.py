@@ -21,7 +21,6 @@ import argparse
 import importlib.metadata
 import importlib.util
 import json
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,7 +30,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft7Validator
 
-from fer_core.cli import UserError, cli_main
+from fer_core.cli import UserError, cli_main, exit_with
 from fer_core.registry import Registry
 from tuner.cluster import rules
 
@@ -358,4 +357,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())
