@@ -45,6 +45,7 @@ class SweepTimes:
     """Command start to the first trial's run: imports, Ray, MLflow store, data, prediction,
     the worker's start."""
     prediction: float
+    """Seconds the sweep waited for its cost prediction (0 when timed beside the trials)."""
     in_trials: float
     """The trials' runs, summed (training, evaluation, tracking, checkpoints)."""
     after_trials: float
@@ -81,9 +82,11 @@ def run_sweep(work: Path, args: argparse.Namespace) -> tuple[SweepTimes, list[di
     first = min(r.info.start_time for r in runs)
     last = max(r.info.end_time for r in runs)
     prediction = Prediction.load(StoragePath.parse(work / "ray_results" / "bench"))
+    # Timed beside the trials on a spare core (tuner.pricing), nobody waited for it.
+    waited = prediction is not None and not prediction.beside_trials
     times = SweepTimes(
         wall, (first - began_ms) / 1000,
-        (prediction.measured_s or 0.0) if prediction else 0.0,
+        (prediction.measured_s or 0.0) if waited else 0.0,
         sum(r.info.end_time - r.info.start_time for r in runs) / 1000,
         (began_ms + 1000 * wall - last) / 1000)
     return times, [dict(r.data.params) for r in runs]
@@ -151,7 +154,7 @@ def main() -> None:
     # Means per side: the sweep's start (to its first trial) against the plain process's start
     # (imports), its trials against the plain loop, and its end.
     over = mean("in_trials") - plain_loop_s
-    print(f"sweep_start_s={mean('before_trials'):.1f} (of which cost prediction "
+    print(f"sweep_start_s={mean('before_trials'):.1f} (of which waiting for the cost prediction "
           f"{mean('prediction'):.1f}) plain_start_s={plain / 2 - plain_loop_s:.1f} "
           f"in_trials_over_plain_s={over:.1f} ({over / n:.2f} per trial) "
           f"sweep_end_s={mean('after_trials'):.1f}")

@@ -21,6 +21,7 @@ Lines (one JSON object each):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -140,12 +141,17 @@ class Journal:
 class Delivery:
     """Sends operations of one trial's journal to MLflow."""
 
-    client: MlflowClient
     target: TrackingTarget
     trial_id: str
     live: bool = True
     """False for a replay: an ``attach`` then counts the attempt without reopening the run."""
     run_id: str | None = None
+
+    @functools.cached_property
+    def client(self) -> MlflowClient:
+        """Made at the first send, in the tracker's thread: a process's first client opens
+        MLflow's store (~1.5 s for a SQLite file), which the trial's thread need not wait for."""
+        return self.target.client()
 
     def run(self) -> str:
         """The trial's run id (an ``attach`` found or created it, now or in an earlier

@@ -63,7 +63,7 @@ def replay(path: Path, uri: str | None = None) -> ReplayResult:
     header, ops, acks = Journal.read(path)
     target = delivery_target(header.target, uri)
     journal = Journal(path, target, header.trial_id)
-    delivery = Delivery(target.client(), target, header.trial_id, live=False)
+    delivery = Delivery(target, header.trial_id, live=False)
     result = ReplayResult(rejected=[])
     pending = [op for op in ops if op["seq"] not in acks]
     for i, op in enumerate(pending):

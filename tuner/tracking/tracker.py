@@ -66,7 +66,7 @@ class TrialTracker:
         self.capacity = capacity
         self.close_grace_s = close_grace_s
         self.journal = Journal(Path(folder) / JOURNAL_FILE, target, trial_id)
-        self._delivery = Delivery(target.client(), target, trial_id)
+        self._delivery = Delivery(target, trial_id)
         self._cond = threading.Condition()
         self._memory: deque[Op] = deque()
         self._rejected = 0
