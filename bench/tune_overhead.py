@@ -4,16 +4,18 @@
     python bench/tune_overhead.py --trials 3           # quick; fixed start-up costs dominate
 
 Both sides are what a user waits for from the command to its return, each in a fresh Python
-process: the sweep CLI (imports, Ray start, MLflow store, data, cost prediction, trials in a Ray
-worker, summary, Ray shutdown) and a plain script that trains exactly the configurations the
+process: the sweep CLI (imports, Ray start, MLflow store, data, trials in a Ray worker, summary,
+Ray shutdown; its cost prediction runs beside the trials on the core they leave free, see
+``tuner.pricing``) and a plain script that trains exactly the configurations the
 sweep ran (read back from MLflow) one after another (imports, data, trials). Both train on one
 CPU thread (the sweep: one 1-CPU trial at a time) with a fresh data cache each. The sides run in
 the order sweep, plain, plain, sweep and the ratio uses the sums: on a shared machine whose load
 drifts, a drift that is linear in time cancels out.
 
 It prints where the sweep's extra time goes (from its MLflow runs: before the first trial, inside
-the trials, after the last; the cost prediction's share), the ratio without the prediction, and
-``tune_overhead_ratio=<sweep wall / plain wall>`` last.
+the trials, after the last; how long the sweep waited for its cost prediction, 0 when it ran
+beside the trials), the ratio without that wait, and ``tune_overhead_ratio=<sweep wall / plain
+wall>`` last.
 """
 
 from __future__ import annotations
@@ -154,8 +156,8 @@ def main() -> None:
     # Means per side: the sweep's start (to its first trial) against the plain process's start
     # (imports), its trials against the plain loop, and its end.
     over = mean("in_trials") - plain_loop_s
-    print(f"sweep_start_s={mean('before_trials'):.1f} (of which waiting for the cost prediction "
-          f"{mean('prediction'):.1f}) plain_start_s={plain / 2 - plain_loop_s:.1f} "
+    print(f"sweep_start_s={mean('before_trials'):.1f} (of which waiting for the cost "
+          f"prediction {mean('prediction'):.1f}) plain_start_s={plain / 2 - plain_loop_s:.1f} "
           f"in_trials_over_plain_s={over:.1f} ({over / n:.2f} per trial) "
           f"sweep_end_s={mean('after_trials'):.1f}")
     print(f"tune_overhead_ratio_without_prediction="
