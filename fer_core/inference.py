@@ -23,6 +23,7 @@ Logged models are looked up here, in the given tracking store: MLflow's own ``ru
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,13 @@ def _is_mlflow_uri(source: str) -> bool:
     return source.startswith(MLFLOW_SCHEMES)
 
 
-def _download(source: str, tracking_uri: str | None) -> Path:
+def _download(source: str, tracking_uri: str | None, folder: Path) -> Path:
     import mlflow.artifacts
 
     uri = source.rstrip("/")
     try:
         uri = _artifact_uri(uri, tracking_uri)
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder),
                                                         tracking_uri=tracking_uri))
     except Exception as err:  # mlflow raises several types; all mean "not there"
         raise ModelSourceError(
@@ -150,10 +151,13 @@ def _registry_source(uri: str, tracking_uri: str) -> str:
     return client.get_model_version(name, version).source
 
 
-def resolve_file(source: str | os.PathLike, tracking_uri: str | None = None) -> Path:
-    """The local model file behind ``source`` (downloaded first when it is an MLflow URI)."""
+def resolve_file(source: str | os.PathLike, tracking_uri: str | None,
+                 download_dir: Path) -> Path:
+    """The local model file behind ``source`` (downloaded into ``download_dir`` first when it
+    is an MLflow URI)."""
     text = str(source)
-    path = _download(text, tracking_uri) if _is_mlflow_uri(text) else Path(text).expanduser()
+    path = (_download(text, tracking_uri, download_dir) if _is_mlflow_uri(text)
+            else Path(text).expanduser())
     if path.is_dir():
         found = [path / name for name in MODEL_FILES if (path / name).is_file()]
         if not found and export.is_mlflow_model(path):  # e.g. models:/NAME@best
@@ -186,19 +190,24 @@ def _weights(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[st
 
 def load_model(source: str | os.PathLike, tracking_uri: str | None = None,
                device: str | torch.device = "cpu") -> LoadedModel:
-    """Build the method from the file's config and load its weights (eval mode)."""
-    path = resolve_file(source, tracking_uri)
+    """Build the method from the file's config and load its weights (eval mode).
+
+    A model downloaded from MLflow is read into memory, and its files are removed (MLflow's own
+    default would leave ~45 MB in a temporary folder per load)."""
+    with tempfile.TemporaryDirectory(prefix="fer-model-") as downloads:
+        path = resolve_file(source, tracking_uri, Path(downloads))
+        if path.is_dir():  # an MLflow PyTorch model (fer_core.export): the method, pickled
+            try:
+                model, flat = export.load_mlflow_model(path)
+            except ValueError as err:
+                raise ModelSourceError(str(err)) from None
+            device = torch.device(device)
+            cfg = ExperimentConfig.from_flat(flat, strict=False)
+            return LoadedModel(model.to(device).eval(), cfg, str(source), device)
+        # weights_only=False: the files hold a config dict next to tensors; they are this
+        # project's own outputs (never load a file from an untrusted source).
+        payload = torch.load(path, map_location="cpu", weights_only=False)
     device = torch.device(device)
-    if path.is_dir():  # an MLflow PyTorch model (fer_core.export): the method, pickled
-        try:
-            model, flat = export.load_mlflow_model(path)
-        except ValueError as err:
-            raise ModelSourceError(str(err)) from None
-        cfg = ExperimentConfig.from_flat(flat, strict=False)
-        return LoadedModel(model.to(device).eval(), cfg, str(source), device)
-    # weights_only=False: the files hold a config dict next to tensors; they are this project's
-    # own outputs (never load a file from an untrusted source).
-    payload = torch.load(path, map_location="cpu", weights_only=False)
     state, flat = _weights(payload, path)
     cfg = ExperimentConfig.from_flat(flat, strict=False)
     model = build_method(cfg.method, cfg.model, num_classes=NUM_CLASSES,

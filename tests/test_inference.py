@@ -1,5 +1,6 @@
 """Loading a trained model from every source ``fer_core.inference`` accepts, and what it says."""
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,17 @@ def test_cams_follow_the_requested_class(trained):
                               explain_batch(loaded, x).cams)
 
 
-def test_runs_uri_of_an_older_run_downloads_its_selected_pt(trained, tmp_path):
+def temp_dir_for(monkeypatch, tmp_path: Path) -> Path:
+    """A temp folder of its own for this test, to see what a load leaves behind in it."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    return temp
+
+
+def test_runs_uri_of_an_older_run_downloads_its_selected_pt(trained, tmp_path, monkeypatch):
     model, _, batch = trained
+    temp = temp_dir_for(monkeypatch, tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     exp = client.create_experiment("inference", artifact_location=str(tmp_path / "artifacts"))
@@ -71,6 +81,7 @@ def test_runs_uri_of_an_older_run_downloads_its_selected_pt(trained, tmp_path):
                                explain_batch(reference, batch["image"]).probs)
     with pytest.raises(ModelSourceError, match="runs:/0123"):
         load_model("runs:/0123456789abcdef", tracking_uri=uri)
+    assert list(temp.iterdir()) == []  # the download was removed once loaded
 
 
 def test_bad_sources_name_the_path_and_the_fix(tmp_path):
@@ -89,6 +100,7 @@ def test_runs_uri_loads_the_logged_model_from_the_given_store(trained, tmp_path,
     finds it in the store passed, whatever MLflow's process-wide default store is."""
     model, trainer, batch = trained
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    temp = temp_dir_for(monkeypatch, tmp_path)
     client = MlflowClient(tracking_uri=uri)
     exp = client.create_experiment("logged", artifact_location=str(tmp_path / "artifacts"))
     run = client.create_run(exp).info.run_id
@@ -105,6 +117,7 @@ def test_runs_uri_loads_the_logged_model_from_the_given_store(trained, tmp_path,
     model_id = outputs.run_model_id(client, run)
     by_id = load_model(f"models:/{model_id}", tracking_uri=uri)
     torch.testing.assert_close(explain_batch(by_id, batch["image"]).probs, expected)
+    assert list(temp.iterdir()) == []  # each download was removed once loaded
 
 
 def test_a_sweep_trials_final_checkpoint_names_the_uri_to_load(trained, tmp_path, monkeypatch):
