@@ -194,6 +194,7 @@ def load_model(source: str | os.PathLike, tracking_uri: str | None = None,
 
     A model downloaded from MLflow is read into memory, and its files are removed (MLflow's own
     default would leave ~45 MB in a temporary folder per load)."""
+    device = torch.device(device)
     with tempfile.TemporaryDirectory(prefix="fer-model-") as downloads:
         path = resolve_file(source, tracking_uri, Path(downloads))
         if path.is_dir():  # an MLflow PyTorch model (fer_core.export): the method, pickled
@@ -201,13 +202,11 @@ def load_model(source: str | os.PathLike, tracking_uri: str | None = None,
                 model, flat = export.load_mlflow_model(path)
             except ValueError as err:
                 raise ModelSourceError(str(err)) from None
-            device = torch.device(device)
             cfg = ExperimentConfig.from_flat(flat, strict=False)
             return LoadedModel(model.to(device).eval(), cfg, str(source), device)
         # weights_only=False: the files hold a config dict next to tensors; they are this
         # project's own outputs (never load a file from an untrusted source).
         payload = torch.load(path, map_location="cpu", weights_only=False)
-    device = torch.device(device)
     state, flat = _weights(payload, path)
     cfg = ExperimentConfig.from_flat(flat, strict=False)
     model = build_method(cfg.method, cfg.model, num_classes=NUM_CLASSES,

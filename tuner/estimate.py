@@ -26,6 +26,7 @@ from search_spaces.params import fixed_values
 from tuner.asha import asha_epochs, expected_epochs
 from tuner.context import StoragePath
 from tuner.plan import ResolvedSweep
+from tuner.settings import SweepSettings
 
 ESTIMATE_FILE = "estimate.json"
 TIMED_STEPS = 3
@@ -309,6 +310,11 @@ def stand_in(costs: Sequence[ArmCost]) -> ArmCost:
                    final_s=mean("final_s"))
 
 
+def timing_threads(settings: SweepSettings) -> int:
+    """Torch threads the arms are timed with: a trial's CPUs (at least one)."""
+    return max(1, int(settings.resources_cpu))
+
+
 def measure_arms(resolved: ResolvedSweep, cache_dir: str | None, address: str | None,
                  timing: Timing = Timing()) -> list[tuple[Arm, ArmCost, TrialShape]]:
     """Time the arms (as much as ``timing`` says) where a trial would run: one Ray task with
@@ -322,8 +328,7 @@ def measure_arms(resolved: ResolvedSweep, cache_dir: str | None, address: str | 
         flat = dict(arm.config)
         if settings.resources_gpu == 0 and flat.get("device", "auto") == "auto":
             flat["device"] = "cpu"  # Ray hides the GPUs from a trial that asks for none
-        threads = max(1, int(settings.resources_cpu))
-        args = (flat, cache_dir, timing.steps, threads, timing.eval_batches,
+        args = (flat, cache_dir, timing.steps, timing_threads(settings), timing.eval_batches,
                 finals.get(final_key(flat)))
         if address:
             import ray

@@ -14,7 +14,7 @@ import threading
 from dataclasses import replace
 
 from tuner.context import StoragePath
-from tuner.estimate import QUICK, Prediction, predict
+from tuner.estimate import QUICK, Prediction, predict, timing_threads
 from tuner.plan import ResolvedSweep
 from tuner.settings import SweepSettings
 
@@ -56,18 +56,17 @@ class Pricing:
             resolved, cache_dir, address, folder)
         self.thread: threading.Thread | None = None
 
-    def start(self) -> Pricing:
+    def start(self) -> None:
         """Time now (before the trials), or in a background thread beside them when a local
-        sweep leaves free as many cores as the timing uses (a trial's threads)."""
-        threads = max(1, int(self.resolved.settings.resources_cpu))  # as estimate.measure_arms
-        if self.address or local_spare_cores(self.resolved.settings) < threads:
+        sweep leaves free as many cores as the timing uses."""
+        settings = self.resolved.settings
+        if self.address or local_spare_cores(settings) < timing_threads(settings):
             self._price(False)
-            return self
+            return
         # A daemon: a sweep stopped by Ctrl-C exits without waiting for its price.
         self.thread = threading.Thread(target=self._price, args=(True,), daemon=True,
                                        name="cost-prediction")
         self.thread.start()
-        return self
 
     def _price(self, beside_trials: bool) -> None:
         prediction = predict_quietly(self.resolved, self.cache_dir, self.address)
