@@ -27,8 +27,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 """Exit codes shared by every CLI (see the README's exit-code table)."""
 
 
-class UserError(Exception):
-    """A mistake in the command's input; its message names the value and the fix."""
+class UserError(ValueError):
+    """A mistake in the command's input; its message names the value and the fix.
+
+    A ``ValueError`` so that library callers catching bad values keep working; the CLI wrapper
+    tells it apart from every other ``ValueError``, which is a bug."""
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
