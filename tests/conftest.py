@@ -1,11 +1,18 @@
 """Shared test settings: small thread counts (CI has 2 cores) and local-only Ray."""
 
+import contextlib
+import io
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
+from slow_guard import pytest_addoption, pytest_runtest_makereport  # noqa: F401 (hooks)
+
+pytest_plugins = ["pytester"]  # tests/test_slow_guard.py runs pytest on small test files
 
 # Local test clusters need no token auth; real clusters keep Ray's default (auth on).
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -75,3 +82,38 @@ def trained_model(tmp_path_factory):
     artifacts.write_model(trainer.best_state, trainer.cfg.to_flat(), root / tr.ARTIFACT_MODEL)
     return dict(trainer=trainer, checkpoint=root / "checkpoint",
                 selected=root / tr.ARTIFACT_MODEL / tr.MODEL_FILE, cache=root / "cache")
+
+
+@dataclass(frozen=True)
+class FinishedSweep:
+    """A sweep run to its end: where it wrote, what it printed and its exit code."""
+
+    root: Path
+    """The folder it ran in (its working directory)."""
+    storage: Path
+    """``--storage-path``: the sweep's folder is ``storage / name``."""
+    uri: str
+    """Its MLflow store."""
+    name: str
+    code: int
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory) -> FinishedSweep:
+    """The ``smoke`` space with its defaults, run once per session by ``tuner.sweep.main`` in
+    this process (on the module's Ray when one is up, else on one it starts and stops).
+
+    For the tests that only read a finished sweep: its store, its folder, its printed summary.
+    They must not write into it (a report goes under ``root``, in a folder of its own).
+    """
+    from tuner.sweep import main
+
+    root = tmp_path_factory.mktemp("smoke-sweep")
+    storage, uri = root / "ray_results", f"sqlite:///{root}/mlflow.db"
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.chdir(root)
+        code = main(["--space", "smoke", "--name", "s", "--storage-path", str(storage),
+                     "--mlflow-uri", uri])
+    return FinishedSweep(root, storage, uri, "s", code, out.getvalue())

@@ -115,7 +115,7 @@ def _class_means(maps: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -
                      for k in EXPRESSION_CLASSES])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="re-runs the trained models over the test split")
 def test_maps_average_each_class_over_the_test_split(store):
     fig = fg.maps_figure(source(store, st.TRAINED))
     axes = panels(fig)

@@ -43,7 +43,7 @@ class Page(HTMLParser):
             self.cells.append(data.strip())
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="every figure, the class maps of trained models included")
 def test_report_has_every_table_and_links_every_figure_file(store, tmp_path):
     out = tmp_path / "report"
     md_path, html_path = report.write_report(st.TRAINED, store.uri, out, options=CPU)

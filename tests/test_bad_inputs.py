@@ -1,29 +1,37 @@
-"""A corpus of bad inputs, each given to a real CLI in its own process.
+"""A corpus of bad inputs, each given to a real CLI.
 
 For every case: the exit code, one ``error:`` line naming the offending value, no traceback, a
-bounded time (the subprocess timeout), and nothing left behind: no RUNNING MLflow run in the
-case's store, no process of the case still alive (matched by the case's folder, which holds
-its Ray temp dir, and by the session the case ran in).
+bounded time, and nothing left behind: no RUNNING MLflow run in the case's store, no process of
+the case still alive (matched by the case's folder, which holds its Ray temp dir, by the session
+the case's process led, and by the children it left to this process).
 
-The sweep cases pay for importing the sweep (torch, timm, Ray, MLflow: tens of seconds on a busy
-2-core machine) and are marked ``slow``; the others fail within seconds of their imports.
+Most cases call the command's ``main(argv)`` in this process: a fresh interpreter would add only
+its imports (torch, timm, Ray, MLflow: seconds to tens of seconds on a busy 2-core machine).
+What only a process shows, ``python -m <command>`` ending with the status ``main`` returned,
+is checked by one case per command run as its own process (``process=True``), and by the
+sweep cases that start a local Ray, whose processes must all be gone when the command ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import psutil
 import pytest
 from helpers import free_port
 
@@ -39,7 +47,19 @@ class Case:
     argv: tuple[str, ...]  # after ``python -m``; {d} is the corpus folder, {c} the case's own
     code: int
     names: str  # the offending value, as the message must show it ({d}/{c} formatted)
-    slow: bool = False
+    process: bool = False  # run as ``python -m`` in its own process (else ``main`` in this one)
+    lists: Callable[[], Iterable[str]] | None = None  # the valid values the message must list
+
+    @property
+    def slow(self) -> bool:
+        """A case in its own process pays for importing torch, timm, Ray or MLflow again."""
+        return self.process
+
+
+def table_numbers() -> list[str]:
+    from analysis.tables import TABLES
+
+    return [str(n) for n in TABLES]
 
 
 def sweep(*args: str) -> tuple[str, ...]:
@@ -56,7 +76,8 @@ TABLES = ("analysis.tables", "--table", "1")
 
 CASES = [
     # fer_core.data preview: images, layouts, names, numbers
-    Case("preview-n-0", (*PREVIEW, "--dataset", "synthetic", "-n", "0"), 2, "-n 0"),
+    Case("preview-n-0", (*PREVIEW, "--dataset", "synthetic", "-n", "0"), 2, "-n 0",
+         process=True),
     Case("preview-size-4", (*PREVIEW, "--dataset", "synthetic", "--size", "4"), 2, "--size 4"),
     Case("preview-unknown-option", (*PREVIEW, "--dataset", "synthetic", "--option", "bogus=1"),
          2, "bogus"),
@@ -84,7 +105,7 @@ CASES = [
                                     "2", "-o", "{c}/grid.xyz"), 2, "xyz"),
     # landmark extraction
     Case("landmarks-all-images-bad", (*LANDMARKS, "--dataset", "folder", "--root", "{d}/allbad"),
-         2, "{d}/allbad"),
+         2, "{d}/allbad", process=True),
     Case("landmarks-workers-0", (*LANDMARKS[:1], "--workers", "0", "--dataset", "folder",
                                  "--root", "{d}/allbad"), 2, "--workers 0"),
     Case("landmarks-missing-root", (*LANDMARKS, "--dataset", "rafdb", "--root", "{d}/nowhere"),
@@ -95,7 +116,7 @@ CASES = [
                                            "{d}/allbad", "--import", "{d}/nowhere.csv"),
          2, "{d}/nowhere.csv"),
     # fer_core.train
-    Case("train-unknown-field", (*TRAIN, "--set", "lamda_au=4"), 2, "lambda_au"),
+    Case("train-unknown-field", (*TRAIN, "--set", "lamda_au=4"), 2, "lambda_au", process=True),
     Case("train-epochs-0", (*TRAIN, "--set", "epochs=0"), 2, "epochs=0"),
     Case("train-cuda-without-gpu", (*TRAIN, "--set", "device=cuda:7"), 2, "cuda:7"),
     Case("train-resume-without-checkpoint", (*TRAIN, "--resume"), 2, "{c}/out/checkpoint.pt"),
@@ -105,7 +126,8 @@ CASES = [
     Case("train-out-is-a-file", ("fer_core.train", "--out", "{d}/afile"), 2, "{d}/afile"),
     # fer_core.explain
     Case("explain-missing-checkpoint", (*EXPLAIN, "{d}/corrupt.jpg", "--checkpoint",
-                                        "{d}/nowhere.pt", "-o", "{c}/x.png"), 2, "{d}/nowhere.pt"),
+                                        "{d}/nowhere.pt", "-o", "{c}/x.png"), 2, "{d}/nowhere.pt",
+         process=True),
     Case("explain-missing-image", (*EXPLAIN, "{d}/gone.png", "--checkpoint", "{d}/nowhere.pt",
                                    "-o", "{c}/x.png"), 2, "gone.png"),
     Case("explain-cuda-without-gpu", (*EXPLAIN, "{d}/text.jpg", "--checkpoint", "{d}/nowhere.pt",
@@ -116,7 +138,8 @@ CASES = [
                                    "-o", "{c}/x.png", "--class", "Bored"), 2, "Bored"),
     # analysis
     Case("tables-unreachable-server", (*TABLES, "--experiment", "x", "--mlflow-uri",
-                                       "http://127.0.0.1:{port}"), 2, "127.0.0.1:{port}"),
+                                       "http://127.0.0.1:{port}"), 2, "127.0.0.1:{port}",
+         process=True),
     Case("tables-missing-store", (*TABLES, "--experiment", "x", "--mlflow-uri",
                                   "sqlite:///{d}/nowhere.db"), 2, "{d}/nowhere.db"),
     Case("tables-unknown-experiment", (*TABLES, "--experiment", "nope", "--mlflow-uri",
@@ -124,43 +147,44 @@ CASES = [
     Case("tables-no-trial-runs", (*TABLES, "--experiment", "foreign", "--mlflow-uri",
                                   "sqlite:///{d}/store.db"), 2, "1 not a run of this project"),
     Case("tables-unknown-table", ("analysis.tables", "--table", "9", "--experiment", "x"), 2,
-         "9"),
+         "9", lists=table_numbers),
     Case("figures-unknown-format", ("analysis.figures", "--experiment", "x", "--format", "gif",
-                                    "-o", "{c}/figs"), 2, "gif"),
+                                    "-o", "{c}/figs"), 2, "gif", process=True),
     Case("report-unreachable-server", ("analysis.report", "--experiment", "x", "--mlflow-uri",
                                        "http://127.0.0.1:{port}", "-o", "{c}/r"), 2,
-         "127.0.0.1:{port}"),
+         "127.0.0.1:{port}", process=True),
     # cluster configs
     Case("cluster-check-missing-file", ("tuner.cluster.check", "{d}/nowhere.yaml"), 2,
-         "{d}/nowhere.yaml"),
+         "{d}/nowhere.yaml", process=True),
     Case("cluster-check-not-yaml", ("tuner.cluster.check", "{d}/bad.yaml"), 1, "{d}/bad.yaml"),
     # the tracking server and the journal replay
     Case("mlflow-server-port-out-of-range", ("tuner.mlflow_server", "--port", "99999",
-                                             "--dry-run"), 2, "99999"),
+                                             "--dry-run"), 2, "99999", process=True),
     Case("mlflow-replay-missing-journal", ("tuner.mlflow_replay", "{d}/nowhere.jsonl"), 2,
-         "{d}/nowhere.jsonl"),
+         "{d}/nowhere.jsonl", process=True),
     # tuner.sweep: usage, data preflight, connections, resources
     Case("sweep-max-concurrent-0", sweep("--max-concurrent", "0"), 2, "--max-concurrent: 0",
-         slow=True),
-    Case("sweep-unknown-field", sweep("--set", "lamda_au=3"), 2, "lambda_au", slow=True),
-    Case("sweep-unknown-space", ("tuner.sweep", "--space", "nosuch"), 2, "nosuch", slow=True),
+         process=True),
+    Case("sweep-unknown-field", sweep("--set", "lamda_au=3"), 2, "lambda_au"),
+    Case("sweep-unknown-space", ("tuner.sweep", "--space", "nosuch"), 2, "nosuch"),
     Case("sweep-missing-root", sweep("--dataset", "rafdb", "--data-root", "{d}/nowhere"), 2,
-         "{d}/nowhere", slow=True),
+         "{d}/nowhere"),
     Case("sweep-all-images-bad", sweep("--dataset", "folder", "--data-root", "{d}/allbad"), 2,
-         "{c}/rr/data_cache/preflight-folder.txt", slow=True),
+         "{c}/rr/data_cache/preflight-folder.txt"),
     Case("sweep-class-missing", sweep("--dataset", "folder", "--data-root", "{d}/noclass"), 2,
-         "Disgust", slow=True),
+         "Disgust"),
     Case("sweep-unreachable-address", sweep("--address", "127.0.0.1:{port}"), 2,
-         "127.0.0.1:{port}", slow=True),
+         "127.0.0.1:{port}"),
     Case("sweep-unreachable-mlflow", sweep("--mlflow-uri", "http://127.0.0.1:{port}"), 2,
-         "127.0.0.1:{port}", slow=True),
+         "127.0.0.1:{port}"),
     Case("sweep-store-folder-missing", sweep("--mlflow-uri", "sqlite:///{d}/nowhere/m.db"), 2,
-         "{d}/nowhere", slow=True),
+         "{d}/nowhere"),
+    # these two start a local Ray: its processes must be gone when the command ends
     Case("sweep-too-many-gpus", sweep("--gpus-per-trial", "64", "--num-cpus", "1"), 2,
-         "--gpus-per-trial 64", slow=True),
+         "--gpus-per-trial 64", process=True),
     Case("sweep-too-many-cpus", sweep("--cpus-per-trial", "4096", "--num-cpus", "1"), 2,
-         "--cpus-per-trial 4096", slow=True),
-    Case("sweep-resume-unknown", sweep("--resume", "--name", "nosuch"), 2, "nosuch", slow=True),
+         "--cpus-per-trial 4096", process=True),
+    Case("sweep-resume-unknown", sweep("--resume", "--name", "nosuch"), 2, "nosuch"),
 ]
 
 
@@ -223,7 +247,7 @@ def corpus(tmp_path_factory) -> Path:
     return d
 
 
-def leftovers(case_dir: Path, session: int) -> list[str]:
+def leftovers(case_dir: Path, session: int | None) -> list[str]:
     """Processes still alive that belong to the case (its folder in their command line, or
     the session the case's process led)."""
     found = []
@@ -252,18 +276,63 @@ def running_runs(case_dir: Path) -> int:
     return count
 
 
-def run_case(case: Case, corpus: Path) -> tuple[subprocess.CompletedProcess, float, Path, int,
-                                                dict[str, str]]:
-    """Run one case in a fresh folder and session; returns its result, seconds, folder, session
-    id and the values its placeholders got."""
+@dataclass(frozen=True)
+class Ran:
+    """What a case did: its exit code and output, how long it took, where it ran."""
+
+    code: int
+    stdout: str
+    stderr: str
+    took: float
+    case_dir: Path
+    session: int | None  # the session its process led (None: it ran in this process)
+    fill: dict[str, str]
+
+
+def case_env(case_dir: Path) -> dict[str, str]:
+    """What a case's command sees besides the inherited environment."""
+    return {"RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(case_dir / "ray"),
+            "FER_CACHE": str(case_dir / "cache"), "PYTHONPATH": str(PROJECT)}
+
+
+def in_process(argv: list[str], case_dir: Path, capsys) -> tuple[int, str, str]:
+    """``python -m argv[0] argv[1:]`` as the command's ``main(argv)`` in this process, in the
+    case's folder and environment, within ``LIMIT_S``; its exit code and output."""
+    module = argv[0] if argv[0] != "fer_core.data" else "fer_core.data.__main__"
+
+    def hung(*_):
+        raise TimeoutError(f"{argv[0]}: no answer within {LIMIT_S} s")
+
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp, contextlib.ExitStack() as stack:
+        mp.chdir(case_dir)
+        for name, value in case_env(case_dir).items():
+            mp.setenv(name, value)
+        mp.delenv("FER_DEBUG", raising=False)
+        previous = signal.signal(signal.SIGALRM, hung)
+        stack.callback(signal.signal, signal.SIGALRM, previous)
+        stack.callback(signal.alarm, 0)
+        signal.alarm(LIMIT_S)
+        try:
+            code = importlib.import_module(module).main(argv[1:])
+        except SystemExit as done:  # argparse's usage errors
+            code = done.code if isinstance(done.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_case(case: Case, corpus: Path, capsys) -> Ran:
+    """Run one case in a fresh folder: in this process, or in its own process and session."""
     case_dir = Path(tempfile.mkdtemp(prefix="bi", dir="/tmp"))  # short: Ray's socket paths
     port = free_port()
     fill = {"d": str(corpus), "c": str(case_dir), "port": str(port)}
     argv = [a.format(**fill) for a in case.argv]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(case_dir / "ray"),
-           "FER_CACHE": str(case_dir / "cache"), "PYTHONPATH": str(PROJECT)}
-    env.pop("FER_DEBUG", None)
     began = time.monotonic()
+    if not case.process:
+        code, out, err = in_process(argv, case_dir, capsys)
+        return Ran(code, out, err, time.monotonic() - began, case_dir, None, fill)
+    env = {**os.environ, **case_env(case_dir)}
+    env.pop("FER_DEBUG", None)
     proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=case_dir, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -273,36 +342,48 @@ def run_case(case: Case, corpus: Path) -> tuple[subprocess.CompletedProcess, flo
         os.killpg(proc.pid, 9)
         out, err = proc.communicate()
         pytest.fail(f"{case.id}: no answer within {LIMIT_S} s\n{err[-2000:]}")
-    took = time.monotonic() - began
-    result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
-    return result, took, case_dir, proc.pid, fill
+    return Ran(proc.returncode, out, err, time.monotonic() - began, case_dir, proc.pid, fill)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] * c.slow)
-                                  for c in CASES])
-def test_bad_input_fails_clearly(case: Case, corpus: Path):
-    result, took, case_dir, session, fill = run_case(case, corpus)
+def children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c.id, marks=[pytest.mark.slow(
+        reason="its own interpreter imports torch, Ray or MLflow again")] * c.slow)
+    for c in CASES])
+def test_bad_input_fails_clearly(case: Case, corpus: Path, capsys):
+    before = children()
+    result = run_case(case, corpus, capsys)
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output[-3000:]
-    assert result.returncode == case.code, output[-3000:]
-    name = case.names.format(**fill)
+    assert result.code == case.code, output[-3000:]
+    name = case.names.format(**result.fill)
     if case.code == 2:
         lines = [line for line in result.stderr.splitlines()
                  if line.startswith("error:") or ": error: " in line]
         assert len(lines) == 1, result.stderr[-3000:]
         assert name in lines[0], lines[0]
+        for valid in case.lists() if case.lists else ():
+            assert valid in lines[0], (valid, lines[0])
     else:
         assert name in output, output[-3000:]
     deadline = time.monotonic() + 15  # a local Ray's processes take a few seconds to go
-    while (alive := leftovers(case_dir, session)) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    while ((alive := leftovers(result.case_dir, result.session) + sorted(children() - before))
+           and time.monotonic() < deadline):
+        time.sleep(0.2)
     assert not alive, alive
-    assert running_runs(case_dir) == 0
+    assert running_runs(result.case_dir) == 0
     if case.argv[0] == "tuner.sweep":  # stopped before the MLflow store or a sweep folder existed
-        assert not (case_dir / "mlflow.db").exists()
-        assert not [p for p in (case_dir / "rr").glob("*") if p.name != "data_cache"]
-    print(f"{case.id}: exit {result.returncode} in {took:.1f} s")
-    shutil.rmtree(case_dir, ignore_errors=True)
+        assert not (result.case_dir / "mlflow.db").exists()
+        assert not [p for p in (result.case_dir / "rr").glob("*") if p.name != "data_cache"]
+    print(f"{case.id}: exit {result.code} in {result.took:.1f} s")
+    shutil.rmtree(result.case_dir, ignore_errors=True)
+
+
+def test_every_command_is_checked_as_its_own_process():
+    assert {c.argv[0] for c in CASES if c.process} == {c.argv[0] for c in CASES}
 
 
 def test_the_corpus_is_large_and_varied():
@@ -321,7 +402,7 @@ def run_sweep(args: list[str], folder: Path, limit: int = 900) -> subprocess.Com
                           cwd=folder, env=env, capture_output=True, text=True, timeout=limit)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a sweep in its own process, every trial failing through its retries")
 def test_a_sweep_whose_every_trial_fails_exits_1_and_lists_them(tmp_path):
     # fail_at_epoch=1 fails before the first checkpoint, so every retry fails again.
     run = run_sweep(["--trials", "1", "--num-cpus", "1", "--set", "fail_at_epoch=1"], tmp_path)
@@ -335,7 +416,7 @@ def test_a_sweep_whose_every_trial_fails_exits_1_and_lists_them(tmp_path):
     assert "Resume:" in run.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a sweep in its own process waits out --pending-timeout")
 def test_a_request_no_node_offers_ends_after_the_pending_timeout(tmp_path, ray_runtime):
     # A cluster without autoscaler node types: whether a GPU node will come is not knowable
     # up front, so the sweep waits --pending-timeout seconds, then ends with a message.

@@ -32,7 +32,7 @@ SWEEP = "ui-smoke"
 EXPERIMENT = "ui-test"
 TIMEOUT_MS = 60_000  # the MLflow UI's first load compiles a large bundle on 2 busy cores
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(reason="a pareto sweep, an MLflow server and chromium")
 
 
 def shoot(page, name: str) -> None:

@@ -199,7 +199,7 @@ def trial_dirs(tmp_path: Path, name: str) -> list[Path]:
     return list((tmp_path / "ray_results" / name).glob("train_trial_*"))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="four smoke sweeps on real Ray")
 def test_done_trials_are_skipped_reused_and_rerun_on_request(
         ray_runtime, pinned_commit, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -244,7 +244,7 @@ def test_done_trials_are_skipped_reused_and_rerun_on_request(
     assert rerun["parent"].data.metrics["sweep.trials_skipped"] == 0
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a lambda sweep on real Ray until its budget ends it")
 def test_budget_stops_launching_and_names_what_was_left(ray_runtime, tmp_path, monkeypatch,
                                                         capsys):
     monkeypatch.chdir(tmp_path)
@@ -273,7 +273,7 @@ def test_budget_stops_launching_and_names_what_was_left(ray_runtime, tmp_path, m
     assert summary_json(tmp_path, parent)["gate"]["not_launched"] == 9 - len(children)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="two pareto sweeps on real Ray")
 def test_optuna_learns_the_results_of_skipped_trials(ray_runtime, pinned_commit, tmp_path,
                                                      monkeypatch):
     import optuna
@@ -315,7 +315,7 @@ def test_the_gate_computes_the_fields_tune_leaves_as_placeholders():
     assert (resolved.model.backbone, resolved.align.layers) == ("deit_tiny_patch16_224", (12,))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="the methods grid: 22 trials on real Ray")
 def test_the_methods_grid_runs_every_method_on_its_network_and_then_is_reused(
         ray_runtime, pinned_commit, tmp_path, monkeypatch):
     from search_spaces.methods import OWN_NETWORK

@@ -209,7 +209,7 @@ def test_apvit_patch_pooling_keeps_highest_abs_sum_patches():
     torch.testing.assert_close(entering[0][:, 1:], expected)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="builds and runs the full IR-50 APViT")
 def test_apvit_ir50_default_network():
     m = build_method(MethodConfig(method="apvit"), ModelConfig(backbone="ir50"), img_size=112)
     n_params = sum(p.numel() for p in m.parameters())

@@ -118,7 +118,7 @@ def cluster():
 NODE_LOSS_EPOCHS = 12  # ~0.6 s each at the tiny sizes: long enough to kill it mid-way
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a multi-node Ray cluster and a sweep through a node kill")
 def test_trial_resumes_on_another_node_when_its_node_dies(cluster, tmp_path, record_property):
     uri = uri_of(tmp_path)
     folder = tmp_path / "rr" / "node"
@@ -188,7 +188,7 @@ def test_trial_resumes_on_another_node_when_its_node_dies(cluster, tmp_path, rec
 
 
 # ---------------------------------------------------------------- 2. the driver dies
-@pytest.mark.slow
+@pytest.mark.slow(reason="a multi-node Ray cluster, a sweep driver killed and resumed")
 def test_killed_driver_on_a_cluster_resumes_with_exactly_the_planned_trials(
         cluster, tmp_path, monkeypatch, record_property):
     monkeypatch.chdir(tmp_path)
@@ -255,7 +255,7 @@ def transitions(counts: list[tuple[float, int]], t0: float) -> list[tuple[float,
     return [(round(t - t0, 1), n) for t, n in changes]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a fake autoscaling cluster adding and removing nodes")
 def test_autoscaler_adds_nodes_for_concurrent_trials_and_removes_them_after(
         autoscaling_cluster, tmp_path, record_property):
     uri = uri_of(tmp_path)

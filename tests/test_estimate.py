@@ -133,7 +133,7 @@ def test_prediction_round_trips_and_compares(tmp_path):
                               "(-10 %)")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="resolves a sweep, which builds its networks")
 def test_spare_cores_are_those_no_trial_can_take():
     settings = resolve(parse_args(["--space", "smoke", "--max-concurrent", "1"])).settings
     assert spare_cores(2, 2.0, settings) == 1  # 1 trial of 1 CPU on 2 cores
@@ -146,19 +146,25 @@ def test_spare_cores_are_those_no_trial_can_take():
 
 
 # 1 trial at a time: timed beside the trials on a core they leave free; 2 (the smoke space's
-# default): on this 2-core machine, timed before them.
+# default): on this 2-core machine, timed before them. That one is the session's smoke sweep.
+@pytest.mark.slow(reason="a smoke sweep end to end on real Ray")
 @pytest.mark.parametrize("concurrent", [1, 2])
 def test_sweep_records_its_prediction_and_reports_it(ray_runtime, tmp_path, monkeypatch, capsys,
-                                                     concurrent):
-    monkeypatch.chdir(tmp_path)
-    storage = tmp_path / "ray_results"
-    assert main(["--space", "smoke", "--name", "s", "--storage-path", str(storage),
-                 # One store name per case: a passed test's tmp_path is removed (pyproject's
-                 # retention policy), the next case gets the same folder, and MLflow keeps the
-                 # first file's engine open.
-                 "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow{concurrent}.db",
-                 "--max-concurrent", str(concurrent)]) == 0
-    out = capsys.readouterr().out
+                                                     request, concurrent):
+    if concurrent == SPACES.get("smoke").max_concurrent:
+        sweep = request.getfixturevalue("smoke_sweep")
+        assert sweep.code == 0
+        storage, out = sweep.storage, sweep.stdout
+    else:
+        monkeypatch.chdir(tmp_path)
+        storage = tmp_path / "ray_results"
+        assert main(["--space", "smoke", "--name", "s", "--storage-path", str(storage),
+                     # One store name per case: a passed test's tmp_path is removed (pyproject's
+                     # retention policy), the next case gets the same folder, and MLflow keeps
+                     # the first file's engine open.
+                     "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow{concurrent}.db",
+                     "--max-concurrent", str(concurrent)]) == 0
+        out = capsys.readouterr().out
     prediction = Prediction.load(StoragePath.parse(storage / "s"))
     assert prediction is not None and prediction.trial_hours > 0
     assert prediction.beside_trials == (len(os.sched_getaffinity(0)) - concurrent >= 1)

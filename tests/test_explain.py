@@ -31,7 +31,7 @@ from tuner import artifacts
 from tuner.tracking import schema as tr
 
 PROB_LINE = re.compile(r"^(\w+) (\d\.\d{4})$")
-slow = pytest.mark.slow  # the shared model takes ~12 s to train on 2 cores
+slow = pytest.mark.slow(reason="the session's trained model: ~12 s to train on 2 cores")
 
 
 def write_rgb(path, rgb):

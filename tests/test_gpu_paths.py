@@ -54,7 +54,7 @@ def test_channels_last_trains_on_cpu():
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="torch.compile on the CPU")
 def test_compile_trains_on_cpu_and_checkpoints_plain_keys(tmp_path):
     t = trainer(compile=True, device="cpu", epochs=1)
     assert t.forward is not t.model

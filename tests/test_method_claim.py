@@ -24,7 +24,7 @@ def _test_att_cos(lambda_au: float, seed: int, cache: str) -> float:
     return Trainer(cfg, progress=False, cache_dir=cache).fit()["test_att_cos"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="trains paired seeds with and without the AU term")
 def test_au_guidance_raises_att_cos_beyond_seed_noise(tmp_path):
     cache = str(tmp_path / "cache")
     base = [_test_att_cos(0.0, s, cache) for s in SEEDS]

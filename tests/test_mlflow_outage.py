@@ -70,7 +70,7 @@ def trial_runs(target: runs.TrackingTarget) -> list:
     return runs.sweep_trial_runs(MlflowClient(tracking_uri=target.uri), target)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="waits through an MLflow server outage and its close grace")
 def test_outage_mid_trial_delays_nothing_and_loses_nothing(server, fail_fast, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="tuner.tracking.tracker")
     target = sweep_target(server.url, "outage")
@@ -188,7 +188,7 @@ def wait_for(predicate, what: str, timeout: float = 180.0, proc=None) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a sweep in its own process trains through an MLflow server outage")
 def test_sweep_trial_keeps_training_through_a_server_outage(server, ray_runtime, tmp_path):
     experiment = "sweep-outage"
     argv = [sys.executable, "-m", "tuner.sweep", "--space", "smoke", "--trials", "1",

@@ -52,7 +52,7 @@ def server_environ(port: int) -> dict[str, str]:
     raise AssertionError(f"no mlflow server process for port {port}")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="an MLflow server process and a sweep through it")
 def test_cli_serves_on_loopback_only_takes_a_sweep_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tuner.mlflow_server", "--port", str(port)],

@@ -72,7 +72,7 @@ def test_a_sweep_with_its_optuna_storage_down_stops_before_anything_starts(tmp_p
     assert not (tmp_path / "ray_results").exists() and not (tmp_path / "mlflow.db").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a PostgreSQL cluster and an MLflow server on it")
 def test_a_sweep_against_a_server_whose_database_is_down_is_a_clear_error(tmp_path, capsys):
     with LocalPostgres(databases=("mlflow",)) as pg:
         config = server.resolve_config(pg.uri("mlflow"), str(tmp_path / "artifacts"),

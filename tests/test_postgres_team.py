@@ -21,7 +21,7 @@ from search_spaces import SPACES
 from tuner.tracking import schema as tr
 from tuner.tracking.redact import REDACTED
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(reason="a 2-node Ray cluster, a sweep, MLflow on PostgreSQL")
 
 
 def start_server(db_uri: str, folder: Path) -> tuple[subprocess.Popen, str, Path]:

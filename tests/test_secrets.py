@@ -50,7 +50,7 @@ SECRETS = ("S3cretPw", "hunter2", "wJalrXUtnFEMI", "tok-9f8e7d", "pa55word", "al
            "AKIAEXAMPLE")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="writes and reads back a real store's runs and artifacts")
 def test_no_secret_reaches_a_real_store(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)

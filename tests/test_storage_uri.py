@@ -119,7 +119,7 @@ def test_a_storage_uri_without_cache_dir_stops_before_ray_or_mlflow(tmp_path, mo
 
 # ---------------------------------------------------------------- a real sweep on a file:// URI
 # (ray_runtime: the module's local Ray, tests/conftest.py)
-@pytest.mark.slow
+@pytest.mark.slow(reason="a sweep on real Ray, then its resume")
 def test_sweep_on_a_file_uri_completes_and_resumes_by_that_uri(ray_runtime, tmp_path,
                                                                monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

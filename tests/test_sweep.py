@@ -182,12 +182,22 @@ def test_the_gate_and_plan_path_imports_no_torch():
 
 
 # ---------------------------------------------------------------- real sweeps
-@pytest.mark.slow
-def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
+def xai_metric_names(layers: str) -> set[str]:
+    """Every ``test_xai_*`` name a trial logs at the default evaluation (``docs/method.md``,
+    ``fer_core.xai.names``): each metric and its random-map baseline, and the localisation
+    metrics of each aligned layer's attention (the randomisation steps are checked apart)."""
+    from fer_core.xai import names as xn
+
+    every = {m.key for m in xn.METRICS} | {m.random_key for m in xn.METRICS}
+    return every | {f"{m.key}_att_l{layer}" for m in xn.METRICS if m.group == "localisation"
+                    for layer in layers.split("+")}
+
+
+@pytest.mark.slow(reason="reads the session's smoke sweep (3 trials end to end on real Ray)")
+def test_smoke_sweep_end_to_end(smoke_sweep, monkeypatch):
+    tmp_path, uri, out = smoke_sweep.root, smoke_sweep.uri, smoke_sweep.stdout
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    assert main(["--space", "smoke", "--name", "s", *sweep_args(tmp_path, uri)]) == 0
-    out = capsys.readouterr().out
+    assert smoke_sweep.code == 0
     assert "best trial per arm" in out and f"mlflow ui --backend-store-uri {uri}" in out
     assert "Claim" in out  # tuner.claim: measured, or why not (tests/test_claim.py has values)
     command = next(line for line in out.splitlines() if line.startswith("Report:"))
@@ -238,7 +248,9 @@ def test_smoke_sweep_end_to_end(ray_runtime, tmp_path, monkeypatch, capsys):
         (final,) = trial_dir.glob(f"checkpoint_*/{CHECKPOINT_FILE}")  # one kept
         assert torch.load(final, weights_only=False)["final"]["test_cl"] == metrics["test_cl"]
         assert final.stat().st_size < 1e6
-        assert any(m.startswith("test_xai_") for m in metrics)  # the smoke sizes turn them on
+        missing = xai_metric_names(params["layers"]) - set(metrics)  # the smoke sizes turn
+        assert not missing, sorted(missing)  # every one of them on
+        assert any(m.startswith("test_xai_mprt_") and m[-1].isdigit() for m in metrics)
         loaded.append(run)
     # analysis.maps loads a trial's model by runs:/<run id> (its logged model)
     model = load_model(f"runs:/{loaded[0].info.run_id}", tracking_uri=uri)
@@ -257,7 +269,7 @@ def mlflow_server(tmp_path):
         yield server.url
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a sweep on real Ray, a crashed trial retried, an MLflow server")
 def test_crashed_trial_is_retried_from_its_checkpoint_in_the_same_run(
         ray_runtime, mlflow_server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -276,7 +288,7 @@ def test_crashed_trial_is_retried_from_its_checkpoint_in_the_same_run(
     assert client.list_artifacts(run.info.run_id, "matrices")  # uploaded through the server
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a sweep driver in its own process, killed, then resumed")
 def test_killed_driver_resumes_with_exactly_the_requested_trials(
         ray_runtime, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

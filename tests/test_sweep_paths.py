@@ -21,7 +21,7 @@ from helpers import sweep_runs
 from skimage import data
 
 PROJECT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(reason="sweeps and the landmark CLI, each in its own process")
 
 
 def python(*argv: str, cwd: Path, limit: int = 900) -> subprocess.CompletedProcess:

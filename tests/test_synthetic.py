@@ -254,7 +254,7 @@ def _train_and_score(
     return train_acc, test_acc
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="trains a small CNN twice on shortcut data")
 def test_shortcut_makes_train_accuracy_far_exceed_test_accuracy(tmp_path):
     torch.set_num_threads(2)
     cheat_train, cheat_test = _train_and_score(tmp_path, shortcut=0.9)

@@ -27,7 +27,7 @@ PINNED = dict(synthetic_n=28, img_size=32, batch_size=14, epochs=1, lambda_au=2.
               device="cpu", max_train_batches=1)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="a trial on real Ray, crashed and restored")
 def test_a_trial_restored_from_its_final_checkpoint_repeats_nothing(ray_runtime, tmp_path):
     # Defined here, not at module level: Ray's workers cannot import this test module, and a
     # local function travels by value.
