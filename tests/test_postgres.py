@@ -7,6 +7,7 @@ import time
 import psycopg2
 import pytest
 from helpers import free_port
+from mlflow import MlflowClient
 from pg import fresh_database, pid_alive, postgres_cluster  # noqa: F401
 
 from tuner.devdb import LocalPostgres
@@ -33,16 +34,31 @@ def test_cluster_asks_for_its_password_and_leaves_nothing_behind():
     pg.stop()  # a second stop is harmless
 
 
-def test_restart_keeps_the_data(postgres):
+def test_a_trials_tracking_goes_on_across_a_database_restart(postgres, tmp_path):
+    # The project's writer of a trial's run (TrialTracker) on an MLflow store in PostgreSQL:
+    # an epoch logged before the restart, one after it on the same tracker, nothing lost.
+    from helpers import metric_steps, sweep_target
+
+    from tuner.tracking import schema as tr
+    from tuner.tracking.tracker import TrialTracker
+
     uri = fresh_database(postgres)
-    with psycopg2.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute("create table t (x int); insert into t values (7)")
+    target = sweep_target(uri, "restart")
+    tracker = TrialTracker(target, "t1", tmp_path / "trial")
+    tracker.attach("trial_t1", {tr.TAG_ARM: "a"}, {"lambda_au": "4.0"})
+    tracker.log_metrics({"val_cl": 10.0}, step=1)
+    assert tracker.flush() == 0
     before = postgres.server_pid()
     postgres.restart(down_s=0.2)
     assert postgres.server_pid() != before and not pid_alive(before)
-    with psycopg2.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute("select x from t")
-        assert cur.fetchall() == [(7,)]
+    tracker.log_metrics({"val_cl": 20.0}, step=2)
+    tracker.end(tr.FINISHED)
+    assert tracker.close() == 0  # every item delivered, none left in the journal
+    (run,) = MlflowClient(tracking_uri=uri).search_runs(
+        [target.experiment_id], f"tags.{tr.TAG_TRIAL_ID} = 't1'")
+    assert run.info.status == "FINISHED" and run.data.params["lambda_au"] == "4.0"
+    assert metric_steps(uri, run.info.run_id) == [1, 2]
+    assert run.data.metrics["val_cl"] == 20.0
 
 
 # ---------------------------------------------------------------- a database that is down
