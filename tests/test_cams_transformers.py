@@ -274,7 +274,8 @@ def _train_steps(name: str, lambda_au: float, device: str, amp: bool = False) ->
 @pytest.mark.parametrize("lambda_au", [0.0, 4.0])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_three_sgd_steps_with_and_without_au_loss(name: str, lambda_au: float):
-    _train_steps(name, lambda_au, "cpu")
+    totals = _train_steps(name, lambda_au, "cpu")
+    assert len(totals) == 3 and totals[-1] < totals[0]  # three steps on one batch: it learns
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -296,5 +297,6 @@ def test_alignment_gradient_reaches_first_layer(name: str):
 @pytest.mark.parametrize("amp", [False, True])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_three_sgd_steps_on_cuda(name: str, amp: bool):
-    _train_steps(name, 4.0, "cuda", amp=amp)
+    totals = _train_steps(name, 4.0, "cuda", amp=amp)
+    assert len(totals) == 3 and totals[-1] < totals[0]  # three steps on one batch: it learns
 

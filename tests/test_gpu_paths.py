@@ -171,7 +171,9 @@ def test_gradient_cams_run_under_autocast():
 
 @pytest.mark.gpu
 def test_channels_last_on_cuda():
-    _run_on_cuda("cam", channels_last=True)
+    t = _run_on_cuda("cam", channels_last=True)
+    convs = [p for p in t.model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
 
 
 @pytest.mark.gpu
