@@ -28,19 +28,55 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="module")
-def ray_runtime():
-    """One local Ray per test module that runs sweeps in-process: 2 CPUs, a private temp dir.
+class SharedRay:
+    """One local Ray for the whole session (2 CPUs, a private temp dir), started when a test
+    first asks for it: starting one costs seconds and ~700 MB, and most Ray tests only need a
+    plain local runtime. A test that must find none running (it starts its own cluster, or
+    checks that a command starts nothing) asks for ``no_ray``, which stops it; the next test
+    asking for ``ray_runtime`` starts it again."""
 
-    Yields the GCS address (for subprocess drivers given ``--address``).
-    """
-    import ray
+    def __init__(self) -> None:
+        self.temp: str | None = None
+        self.address: str | None = None
 
-    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are limited
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
+    def up(self) -> str:
+        import ray
+
+        if self.address is None:
+            assert not ray.is_initialized(), "a test left its own Ray connected"
+            self.temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths
+            ray.init(num_cpus=2, include_dashboard=False, _temp_dir=self.temp)
+            self.address = ray.get_runtime_context().gcs_address
+        assert ray.is_initialized(), "a test shut the shared Ray down: ask for no_ray instead"
+        return self.address
+
+    def down(self) -> None:
+        import ray
+
+        if self.address is not None:
+            ray.shutdown()
+            shutil.rmtree(self.temp, ignore_errors=True)
+            self.temp = self.address = None
+
+
+@pytest.fixture(scope="session")
+def shared_ray():
+    runtime = SharedRay()
+    yield runtime
+    runtime.down()
+
+
+@pytest.fixture()
+def ray_runtime(shared_ray) -> str:
+    """The session's local Ray, up: its GCS address (for subprocess drivers given
+    ``--address``). Sweeps run by ``tuner.sweep.main`` in this process use it and leave it up."""
+    return shared_ray.up()
+
+
+@pytest.fixture()
+def no_ray(shared_ray) -> None:
+    """No Ray runtime in this process: the session's is stopped if it is up."""
+    shared_ray.down()
 
 
 @pytest.fixture(scope="module")
@@ -100,15 +136,16 @@ class FinishedSweep:
 
 
 @pytest.fixture(scope="session")
-def smoke_sweep(tmp_path_factory) -> FinishedSweep:
+def smoke_sweep(tmp_path_factory, shared_ray) -> FinishedSweep:
     """The ``smoke`` space with its defaults, run once per session by ``tuner.sweep.main`` in
-    this process (on the module's Ray when one is up, else on one it starts and stops).
+    this process, on the session's Ray.
 
     For the tests that only read a finished sweep: its store, its folder, its printed summary.
     They must not write into it (a report goes under ``root``, in a folder of its own).
     """
     from tuner.sweep import main
 
+    shared_ray.up()
     root = tmp_path_factory.mktemp("smoke-sweep")
     storage, uri = root / "ray_results", f"sqlite:///{root}/mlflow.db"
     out = io.StringIO()

@@ -108,7 +108,7 @@ lost trial's resources (its placement group) are released only then."""
 
 
 @pytest.fixture()
-def cluster():
+def cluster(no_ray):
     """Head (0 CPUs) + 2 worker nodes with 1 CPU each; shut down even when the test fails."""
     with local_cluster(workers=2, system_config=FAST_NODE_DEATH) as c:
         yield c
@@ -229,7 +229,7 @@ FAKE_MAX_WORKERS = 3
 
 
 @pytest.fixture()
-def autoscaling_cluster():
+def autoscaling_cluster(no_ray):
     """A 0-CPU head whose autoscaler adds up to 3 fake 1-CPU nodes; this process connected to
     it (to watch ``ray.nodes()``). Disconnected and stopped even when the test fails."""
     with fake_autoscaling_cluster(max_workers=FAKE_MAX_WORKERS, idle_timeout_minutes=0.1) as fc:

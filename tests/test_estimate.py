@@ -104,7 +104,8 @@ def test_quick_timing_shares_the_end_of_trial_work_between_lambda_arms(tmp_path)
 
 
 @pytest.mark.parametrize("space", list(SPACES))
-def test_estimate_prints_a_price_and_starts_nothing(space, tmp_path, monkeypatch, capsys):
+def test_estimate_prints_a_price_and_starts_nothing(space, tmp_path, monkeypatch, capsys,
+                                                  no_ray):
     monkeypatch.chdir(tmp_path)
     storage, db = tmp_path / "ray_results", tmp_path / "mlflow.db"
     assert not ray.is_initialized()
