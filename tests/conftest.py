@@ -1,4 +1,5 @@
-"""Shared test settings: small thread counts (CI has 2 cores) and local-only Ray."""
+"""Shared test settings (small thread counts: CI has 2 cores; local-only Ray), the guard of the
+fast tier (tests/slow_guard.py) and what the suite builds once (docs/testing.md)."""
 
 import contextlib
 import io
