@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fer_core import metric_names as mn
+from fer_core.cli import UserError
 from search_spaces.sizes import PAPER_POINT
 
 PAPER_LAMBDA = float(PAPER_POINT["lambda_au"])
@@ -35,7 +36,7 @@ VALIDATED_BY = mn.BEST_VAL_CL
 SWEEP = "python -m tuner.sweep --space {space}"
 
 
-class NoArm(ValueError):
+class NoArm(UserError):
     """A compared arm has no run in the selection; the message names the sweep that makes it."""
 
 

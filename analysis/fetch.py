@@ -22,6 +22,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from fer_core.cli import MissingPath, UserError
 from tuner.tracking import schema as tr
 
 DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
@@ -32,8 +33,8 @@ def _scheme(uri: str) -> str:
     return uri.split(":", 1)[0].split("+", 1)[0].lower()
 
 
-def _missing(experiment: str, uri: str, names: list[str]) -> ValueError:
-    return ValueError(f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}")
+def _missing(experiment: str, uri: str, names: list[str]) -> UserError:
+    return UserError(f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}")
 
 
 def _wide(runs: pd.DataFrame, params: pd.DataFrame, metrics: pd.DataFrame,
@@ -57,7 +58,7 @@ def from_database(experiment: str, uri: str) -> pd.DataFrame:
     if _scheme(uri) == "sqlite":
         path = Path(uri.split(":///", 1)[-1])
         if not path.is_file():  # connecting would create an empty database there
-            raise ValueError(f"no MLflow store at {path} (from {uri})")
+            raise MissingPath(f"no MLflow store at {path} (from {uri})")
     engine = sa.create_engine(uri)
     try:
         with engine.connect() as conn:
@@ -86,7 +87,7 @@ def from_database(experiment: str, uri: str) -> pd.DataFrame:
             metrics = long(latest, latest.c.is_nan)
             tags = long(tag)
     except sa.exc.OperationalError as err:  # not an MLflow database, or not reachable
-        raise ValueError(f"cannot read MLflow's tables at {uri}: {err.orig}") from err
+        raise UserError(f"cannot read MLflow's tables at {uri}: {err.orig}") from err
     finally:
         engine.dispose()
     # MLflow stores NaN as 0 with the is_nan flag set.

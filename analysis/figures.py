@@ -43,7 +43,7 @@ from analysis.source import check_store
 from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core import metric_names as mn
-from fer_core.cli import cli_main, exit_with
+from fer_core.cli import UserError, cli_main, exit_with
 from fer_core.registry import Registry
 from tuner.artifacts import draw_heatmap
 from tuner.summary import dominates
@@ -63,7 +63,7 @@ PARETO_AXES = ((mn.TEST_ATT_COS, "ATT-COS (test)"), (mn.TEST_CL, "CL (%, test)")
 """(x, y) of the Pareto figure; both maximised."""
 
 
-class MissingRuns(ValueError):
+class MissingRuns(UserError):
     """The selection lacks the runs (or their artifacts) a figure needs; says which."""
 
 
@@ -156,13 +156,13 @@ def check_one_setting(runs: pd.DataFrame, figure: str) -> None:
             else runs[column]
         distinct = sorted(set(values.map(str)))
         if len(distinct) > 1:
-            raise ValueError(f"figure {figure!r}: the runs mix {column} = {distinct}; choose one "
+            raise UserError(f"figure {figure!r}: the runs mix {column} = {distinct}; choose one "
                              f"with --where {column}=VALUE")
     for lam, group in runs.groupby("lambda_au"):
         repeated = group["seed"][group["seed"].duplicated()]
         if len(repeated):
             sweeps = sorted(set(group.loc[group["seed"] == repeated.iloc[0], "sweep"]))
-            raise ValueError(f"figure {figure!r}: λ={lam:g} has several runs with seed "
+            raise UserError(f"figure {figure!r}: λ={lam:g} has several runs with seed "
                              f"{repeated.iloc[0]} (sweeps {sweeps}); choose one with "
                              f"--where sweep=NAME")
 
@@ -338,7 +338,7 @@ def make_figures(source: FigureSource, names: Sequence[str], out: Path,
     for name in names:
         try:
             fig = FIGURES.get(name).build(source)
-        except ValueError as err:  # MissingRuns, mixed settings, data or model not readable
+        except UserError as err:  # MissingRuns, mixed settings, data or model not readable
             outcomes.append(Outcome(name, reason=str(err)))
             continue
         outcomes.append(Outcome(name, save(fig, out, name, formats)))
@@ -378,11 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_store(args.mlflow_uri)
     options = FigureOptions(args.best_by, tuple(args.run_id), args.data_root, args.device,
                             args.batch_size, not args.no_progress)
-    try:
-        runs = load_selection(args.experiment, args.mlflow_uri, args.where)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    runs = load_selection(args.experiment, args.mlflow_uri, args.where)
     source = FigureSource(args.experiment, args.mlflow_uri, runs, options)
     names = FIGURES.names() if args.figure == "all" else [args.figure]
     outcomes = make_figures(source, names, args.output, args.format)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from analysis.figures import make_figures as _make_figures
 from analysis.runs import add_source_args
 from analysis.source import check_store
 from analysis.tables import TABLES, Table, default_table
-from fer_core.cli import cli_main, exit_with
+from fer_core.cli import UserError, cli_main, exit_with
 from tuner.provenance import git_commit
 from tuner.tracking.redact import redact
 
@@ -79,7 +78,7 @@ def build_tables(runs: pd.DataFrame, experiment: str) -> list[TableResult]:
         try:
             results.append(TableResult(number, spec.title, default_table(runs, number,
                                                                          experiment)))
-        except ValueError as err:  # an arm is absent, or a cell would mix models: names the fix
+        except UserError as err:  # an arm is absent, or a cell would mix models: names the fix
             results.append(TableResult(number, spec.title, reason=str(err)))
     return results
 
@@ -192,12 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_store(args.mlflow_uri)
     options = FigureOptions(data_root=args.data_root, device=args.device,
                             progress=not args.no_progress)
-    try:
-        md, page = write_report(args.experiment, args.mlflow_uri, args.output, args.where,
-                                args.figure, options)
-    except ValueError as err:  # unknown experiment, bad --where
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    md, page = write_report(args.experiment, args.mlflow_uri, args.output, args.where,
+                            args.figure, options)
     print(f"wrote {md} and {page}")
     return 0
 

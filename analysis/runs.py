@@ -111,7 +111,7 @@ def load_runs(
 
     ``include_failed`` keeps runs whose status is not FINISHED (FAILED, KILLED, or RUNNING in a
     live sweep); ``include_early_stopped`` keeps trials ASHA stopped before their last epoch.
-    Raises ``ValueError`` when the experiment does not exist in the store.
+    Raises :class:`~fer_core.cli.UserError` when the experiment does not exist in the store.
     """
     found = trial_runs(experiment, tracking_uri)
     frame = tidy(found)

@@ -30,7 +30,7 @@ from analysis.defaults import TABLE_DEFAULTS
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.source import check_store, why_empty
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
-from fer_core.cli import cli_main, exit_with
+from fer_core.cli import UserError, cli_main, exit_with
 
 
 def method_labels() -> dict[str, str]:
@@ -152,7 +152,7 @@ def _check_cell(runs: pd.DataFrame, where: str, with_au: bool, row_param: str) -
     for knob in knobs:
         values = sorted(runs[knob].dropna().astype(str).unique())
         if len(values) > 1:
-            raise ValueError(f"{where} mixes {knob} = {values}; choose one with "
+            raise UserError(f"{where} mixes {knob} = {values}; choose one with "
                              f"--where {knob}=VALUE")
     repeated = runs["seed"][runs["seed"].duplicated()]
     if len(repeated):
@@ -166,7 +166,7 @@ def _check_cell(runs: pd.DataFrame, where: str, with_au: bool, row_param: str) -
                             and not c.startswith(("test_", "best_"))])
         # Same config twice (a --rerun, or two sweeps): name the sweeps to choose between.
         differ = differ or differing(["sweep", "space"])
-        raise ValueError(f"{where} has {len(twins)} runs with seed {seed}, differing in "
+        raise UserError(f"{where} has {len(twins)} runs with seed {seed}, differing in "
                          f"{'; '.join(differ[:3]) or 'nothing but their run'}; narrow the runs "
                          f"with --where KEY=VALUE")
 
@@ -238,7 +238,7 @@ def select(runs: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
     for clause in where:
         key, sep, value = clause.partition("=")
         if not sep or key not in runs:
-            raise ValueError(f"--where {clause!r}: expected KEY=VALUE with KEY one of "
+            raise UserError(f"--where {clause!r}: expected KEY=VALUE with KEY one of "
                              f"{sorted(runs.columns)}")
         column = runs[key]
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
@@ -252,8 +252,8 @@ def default_table(runs: pd.DataFrame, number: int, experiment: str) -> Table:
     """Table ``number`` over its default selection (``analysis.defaults``: which AU-guided
     setting the w/ AU cells show when the runs hold several, named in the title).
 
-    Raises ``ValueError`` with the reason and the fix when an arm has no run, a cell would mix
-    models, or no selected run has the table's metrics.
+    Raises :class:`~fer_core.cli.UserError` with the reason and the fix when an arm has no
+    run, a cell would mix models, or no selected run has the table's metrics.
     """
     spec = TABLES[number]
     chosen, note = TABLE_DEFAULTS.get(number, lambda r: (r, ""))(runs)
@@ -263,7 +263,7 @@ def default_table(runs: pd.DataFrame, number: int, experiment: str) -> Table:
     if not any(cell.estimate.n for cell in table.cells.values()):
         wanted = sorted({c.metric for c in spec.columns})
         names = ", ".join(wanted[:3]) + (" …" if len(wanted) > 3 else "")
-        raise ValueError(f"none of the selected runs has {names}")
+        raise UserError(f"none of the selected runs has {names}")
     return table
 
 
@@ -284,13 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
     check_store(args.mlflow_uri)
-    try:
-        runs = select(load_runs(args.experiment, args.mlflow_uri), args.where)
-        if runs.empty:
-            raise why_empty(args.experiment, args.mlflow_uri, args.where)
-        text = render.FORMATS[args.format](default_table(runs, args.table, args.experiment))
-    except ValueError as error:
-        parser.exit(2, f"error: {error}\n")
+    runs = select(load_runs(args.experiment, args.mlflow_uri), args.where)
+    if runs.empty:
+        raise why_empty(args.experiment, args.mlflow_uri, args.where)
+    text = render.FORMATS[args.format](default_table(runs, args.table, args.experiment))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)

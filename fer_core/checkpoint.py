@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fer_core.cli import MissingPath
+
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -60,7 +62,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingPath(
             f"no checkpoint at {path}: pass a checkpoint file or a directory holding "
             f"{CHECKPOINT_FILE} (written by Trainer.save_checkpoint)"
         )

@@ -11,6 +11,8 @@ import math
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from typing import TYPE_CHECKING, Any, get_type_hints
 
+from fer_core.cli import UserError
+
 LAYER_REDUCES = ("mean", "sum")
 AU_VARIANTS = ("reference", "paper", "generic")
 DEVICES = ("auto", "cpu", "cuda")
@@ -18,12 +20,12 @@ AMP_DTYPES = ("float16", "bfloat16")  # float16 needs gradient scaling, bfloat16
 
 
 def _fail(name: str, value: Any, fix: str) -> None:
-    raise ValueError(f"invalid config value {name}={value!r}: {fix}")
+    raise UserError(f"invalid config value {name}={value!r}: {fix}")
 
 
 def fail(name: str, value: Any, fix: str) -> None:
-    """Raise the config's ``ValueError`` for ``name=value`` with ``fix`` (for CAM methods'
-    own hyperparameter dataclasses, so every config error reads alike)."""
+    """Raise the config's :class:`~fer_core.cli.UserError` for ``name=value`` with ``fix``
+    (for CAM methods' own hyperparameter dataclasses, so every config error reads alike)."""
     _fail(name, value, fix)
 
 
@@ -281,7 +283,7 @@ class ExperimentConfig:
         if unknown and strict:
             hints = "".join(f" ({k!r}: did you mean {', '.join(close)}?)" for k in unknown
                             if (close := difflib.get_close_matches(k, list(owner), n=3)))
-            raise ValueError(f"unknown config field(s) {unknown}{hints}; "
+            raise UserError(f"unknown config field(s) {unknown}{hints}; "
                              f"valid fields: {sorted(owner)}")
         parts: dict[str, dict[str, Any]] = {s: {} for s in sections()}
         for key, value in flat.items():
@@ -339,7 +341,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"bad override {item!r}: write it as key=value, e.g. lambda_au=4")
+            raise UserError(f"bad override {item!r}: write it as key=value, e.g. lambda_au=4")
         out[key.strip()] = value.strip()
     return out
 
