@@ -240,16 +240,23 @@ class TrainConfig:
                   "use a whole number of epochs ≥ 1 (1 = every epoch)")
 
 
+LIGHT_SECTIONS: dict[str, type] = {
+    "data": DataConfig, "model": ModelConfig, "align": AlignConfig, "optim": OptimConfig,
+    "train": TrainConfig,
+}
+"""The sections whose class needs no CAM method discovery (all but ``method``)."""
+
+
 def sections() -> dict[str, type]:
     """Section name → its dataclass (``method``'s is built on first use, see MethodConfig)."""
-    return {
-        "data": DataConfig,
-        "model": ModelConfig,
-        "method": _method_config_class(),
-        "align": AlignConfig,
-        "optim": OptimConfig,
-        "train": TrainConfig,
-    }
+    return {"data": DataConfig, "model": ModelConfig, "method": _method_config_class(),
+            **{name: LIGHT_SECTIONS[name] for name in ("align", "optim", "train")}}
+
+
+def _build_section(klass: type, flat: dict[str, Any]) -> Any:
+    """``klass`` from the keys of ``flat`` that are its fields, converted to their types."""
+    hints = get_type_hints(klass)
+    return klass(**{k: coerce(k, v, hints[k]) for k, v in flat.items() if k in hints})
 
 
 @dataclass(frozen=True)
@@ -278,19 +285,18 @@ class ExperimentConfig:
         With ``strict`` unknown keys raise (listing close matches); otherwise they are ignored,
         which lets a Tune config carry keys of its own.
         """
+        # The sections other than the method's first: their values are checked without
+        # discovering the CAM methods (which imports torch), so a CLI reports them at once.
+        built = {name: _build_section(klass, flat) for name, klass in LIGHT_SECTIONS.items()}
         owner = field_owners()
         unknown = [k for k in flat if k not in owner]
         if unknown and strict:
             hints = "".join(f" ({k!r}: did you mean {', '.join(close)}?)" for k in unknown
                             if (close := difflib.get_close_matches(k, list(owner), n=3)))
             raise UserError(f"unknown config field(s) {unknown}{hints}; "
-                             f"valid fields: {sorted(owner)}")
-        parts: dict[str, dict[str, Any]] = {s: {} for s in sections()}
-        for key, value in flat.items():
-            if key in owner:
-                section, hint = owner[key]
-                parts[section][key] = coerce(key, value, hint)
-        return cls(**{s: sections()[s](**kw) for s, kw in parts.items()})
+                            f"valid fields: {sorted(owner)}")
+        built["method"] = _build_section(_method_config_class(), flat)
+        return cls(**{name: built[name] for name in sections()})
 
     def replace(self, **flat: Any) -> ExperimentConfig:
         """A copy with some flat fields changed (validated again)."""

@@ -80,6 +80,12 @@ VARIANTS: Mapping[str, tuple[tuple[int, ...], ...]] = MappingProxyType(
 
 DEFAULT_VARIANT = "reference"
 
+SMOOTHING: tuple[str, ...] = ("box", "none")
+"""``box``: soft edges equivalent to the reference (default); ``none``: hard full-res ellipses."""
+
+SMOOTH_GRID = 28
+"""Cells per image side of the low-resolution grid used by ``smooth="box"`` (the reference's)."""
+
 
 def expression_aus(variant: str = DEFAULT_VARIANT) -> tuple[tuple[int, ...], ...]:
     """AU ids per canonical class id for ``variant``; an unknown name is a user error."""

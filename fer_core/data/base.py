@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from fer_core import CLASSES
 from fer_core.cli import MissingPath, UserError
@@ -156,8 +155,11 @@ def shipped_landmarks(record: Record) -> np.ndarray | None:
     return points
 
 
-class FaceImages(Dataset):
+class FaceImages:
     """Samples (:class:`Sample`) of a list of records; bad images are skipped and reported.
+
+    A map-style dataset (``__len__``, ``__getitem__``) that a torch ``DataLoader`` takes as it
+    is; not a subclass of torch's ``Dataset``, so that naming datasets imports no torch.
 
     Files that are missing or empty are left out when the dataset is built (``verify=True``
     also decodes every image then). A file that fails to decode later is reported and replaced by

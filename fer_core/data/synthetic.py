@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from fer_core import NUM_CLASSES
 from fer_core.cli import UserError
@@ -171,8 +170,10 @@ def load_or_generate(
     return arrays, path
 
 
-class SyntheticFaces(Dataset):
+class SyntheticFaces:
     """One split of synthetic faces; items follow the ``fer_core.data.base.Sample`` contract.
+
+    A map-style dataset like :class:`~fer_core.data.base.FaceImages` (no torch import).
 
     Attributes beyond the samples: ``labels``, ``landmarks``, ``intensity`` (expression strength,
     0 for Neutral), ``shortcut`` (bool, the image carries the class square), ``path`` (cache file).
