@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-
-import mlflow
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from fer_core.cli import MissingPath, UserError
 from tuner.tracking import schema as tr
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 PAGE = 1000  # runs per MlflowClient.search_runs page (the REST API's bound is 50,000)
@@ -52,6 +53,7 @@ def _wide(runs: pd.DataFrame, params: pd.DataFrame, metrics: pd.DataFrame,
 
 def from_database(experiment: str, uri: str) -> pd.DataFrame:
     """The trial runs of ``experiment`` read with plain selects from MLflow's database."""
+    import pandas as pd
     import sqlalchemy as sa
     from mlflow.store.tracking.dbmodels import models as m
 
@@ -98,6 +100,9 @@ def from_database(experiment: str, uri: str) -> pd.DataFrame:
 
 def from_client(experiment: str, uri: str) -> pd.DataFrame:
     """The trial runs of ``experiment`` through ``MlflowClient`` (any store MLflow reads)."""
+    import mlflow
+    import pandas as pd
+
     client = mlflow.MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -128,5 +133,7 @@ READERS: dict[str, Callable[[str, str], pd.DataFrame]] = {s: from_database for s
 
 def trial_runs(experiment: str, uri: str | None = None) -> pd.DataFrame:
     """The wide frame of ``experiment``'s trial runs at ``uri`` (default: MLflow's URI)."""
+    import mlflow
+
     uri = uri or mlflow.get_tracking_uri()
     return READERS.get(_scheme(uri), from_client)(experiment, uri)

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from analysis import render
 from analysis.figures import FIGURES, FigureOptions, FigureSource, Outcome, load_selection
@@ -32,6 +31,9 @@ from analysis.tables import TABLES, Table, default_table
 from fer_core.cli import UserError, cli_main, exit_with
 from tuner.provenance import git_commit
 from tuner.tracking.redact import redact
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FIGURE_DIR = "figures"
 FIGURE_FORMATS = ("png", "pdf")
@@ -175,9 +177,6 @@ def write_report(experiment: str, tracking_uri: str | None, out: Path,
 
 @cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never a window
     p = argparse.ArgumentParser(prog="python -m analysis.report",
                                 description=__doc__.split("\n")[0])
     add_source_args(p)
@@ -188,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=Path("report"))
     args = p.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never a window
     check_store(args.mlflow_uri)
     options = FigureOptions(data_root=args.data_root, device=args.device,
                             progress=not args.no_progress)

@@ -22,8 +22,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from analysis import render
 from analysis.defaults import TABLE_DEFAULTS
@@ -31,6 +30,9 @@ from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.source import check_store, why_empty
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
 from fer_core.cli import UserError, cli_main, exit_with
+
+if TYPE_CHECKING:  # pandas is imported where frames are built, so --help answers at once
+    import pandas as pd
 
 
 def method_labels() -> dict[str, str]:
@@ -194,6 +196,8 @@ def _mark_best(cells: dict[tuple[str, str], Cell], columns: Sequence[Column]) ->
 
 def build_table(runs: pd.DataFrame, spec: TableSpec, experiment: str) -> Table:
     """Cells, tests and provenance of ``spec`` over ``runs`` (a :func:`load_runs` frame)."""
+    import pandas as pd
+
     # Table 3's layer sets are those of the w/ AU runs: at λ = 0 the layers are not used.
     source = runs[runs["with_au"].astype(bool)] if spec.baseline_row else runs
     present = source[spec.row_param].dropna().astype(str) if spec.row_param in runs else []
@@ -235,6 +239,8 @@ def _reference(spec: TableSpec, row: str, header: str) -> tuple[str, str] | None
 
 def select(runs: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
     """Runs whose config matches every ``KEY=VALUE`` (numbers compared as numbers)."""
+    import pandas as pd
+
     for clause in where:
         key, sep, value = clause.partition("=")
         if not sep or key not in runs:
