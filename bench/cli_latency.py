@@ -7,7 +7,7 @@ A user who mistypes a flag waits for the answer; heavy libraries (torch, timm, R
 imported before the arguments are read make that wait seconds long. Each CLI runs as a fresh
 ``python -m <module>`` process from a temporary folder (nothing is written next to the caller),
 once with ``--help`` (must exit 0) and once with a typical usage error: an unknown name, a value
-out of range or a missing path (must exit 2 with an ``error`` line). A command that answers with
+out of range or a missing path (must exit 2 with one ``error`` line). A command that answers with
 another exit code is reported as wrong: its time would not measure the same thing.
 
 Prints one row per CLI (median seconds of each case) and, last,
@@ -48,26 +48,25 @@ class Case:
     args: tuple[str, ...]
     expected: int
 
-    def run(self, cwd: str) -> tuple[float, int, str]:
-        """Wall seconds, exit status and the last stderr line of one fresh process."""
+    def run(self, cwd: str) -> tuple[float, int, list[str]]:
+        """Wall seconds, exit status and the stderr lines of one fresh process."""
         began = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", self.module, *self.args], cwd=cwd,
                               capture_output=True, text=True, timeout=300, check=False)
-        seconds = time.perf_counter() - began
-        lines = done.stderr.strip().splitlines()
-        return seconds, done.returncode, lines[-1] if lines else ""
+        return time.perf_counter() - began, done.returncode, done.stderr.strip().splitlines()
 
 
 def median_seconds(case: Case, repeat: int, cwd: str) -> tuple[float, str]:
     """Median wall seconds of ``repeat`` runs, and '' or what was wrong with the answer."""
     times, problem = [], ""
     for _ in range(repeat):
-        seconds, code, last = case.run(cwd)
+        seconds, code, lines = case.run(cwd)
         times.append(seconds)
+        errors = [line for line in lines if line.startswith("error:") or ": error: " in line]
         if code != case.expected:
-            problem = f"exit {code}, expected {case.expected}: {last[:120]}"
-        elif case.expected == 2 and "error" not in last:
-            problem = f"exit 2 without an error line: {last[:120]}"
+            problem = f"exit {code}, expected {case.expected}: {(lines or [''])[-1][:120]}"
+        elif case.expected == 2 and len(errors) != 1:
+            problem = f"exit 2 with {len(errors)} error lines: {(lines or [''])[-1][:120]}"
     return statistics.median(times), problem
 
 
