@@ -110,3 +110,60 @@ def test_bad_input_to_train_stays_a_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(error_lines(err)) == 2 and "Traceback" not in err
     assert "lambda_au=-1" in err and "'nosuch'" in err
+
+
+HOOK = '''
+"""Test hook: every Python process started with this folder on PYTHONPATH gets a
+fer_core.engine whose Trainer.run_epoch raises a KeyError (a bug inside a trial)."""
+import importlib.abc
+import importlib.machinery
+import sys
+
+
+class BreakRunEpoch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "fer_core.engine":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+
+            def broken(self, epoch):
+                raise KeyError("val_cl")
+
+            module.Trainer.run_epoch = broken
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, BreakRunEpoch())
+'''
+
+
+@pytest.mark.slow  # a smoke sweep: Ray's start, a trial worker importing torch (minutes here)
+def test_a_key_error_inside_a_sweep_trial_is_reported_with_its_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HOOK)
+    project = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled",
+           "PYTHONPATH": f"{hook}{os.pathsep}{project}"}
+    env.pop("FER_DEBUG", None)
+    run = subprocess.run([sys.executable, "-m", "tuner.sweep", "--smoke-test", "--space", "smoke",
+                          "--storage-path", str(tmp_path / "rr"), "--trials", "1",
+                          "--num-cpus", "1", "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == EXIT_FAILED, run.stderr[-3000:]
+    errors = list((tmp_path / "rr").rglob("error.txt"))
+    assert errors, run.stderr[-3000:]
+    trace = errors[0].read_text()
+    assert "KeyError: 'val_cl'" in trace and "in broken" in trace  # the trial's own traceback
+    assert "FAILED" in run.stderr and "KeyError" in run.stderr
