@@ -22,24 +22,33 @@ names the sweep that makes it.
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from fer_core import metric_names as mn
-from search_spaces.sizes import PAPER_POINT
+from fer_core.cli import UserError
 
-PAPER_LAMBDA = float(PAPER_POINT["lambda_au"])
-PAPER_LAYERS = str(PAPER_POINT["layers"])
+if TYPE_CHECKING:  # pandas is imported where frames are built, so the CLIs answer at once
+    import pandas as pd
+
+
+def paper_point() -> tuple[float, str]:
+    """The paper's (λ, layer set) as the runs hold them (``search_spaces.sizes.PAPER_POINT``;
+    read on use: the search spaces import Ray)."""
+    from search_spaces.sizes import PAPER_POINT
+
+    return float(PAPER_POINT["lambda_au"]), str(PAPER_POINT["layers"])
+
 VALIDATED_BY = mn.BEST_VAL_CL
 SWEEP = "python -m tuner.sweep --space {space}"
 
 
-class NoArm(ValueError):
+class NoArm(UserError):
     """A compared arm has no run in the selection; the message names the sweep that makes it."""
 
 
 def _layers(runs: pd.DataFrame) -> pd.Series:
+    import pandas as pd
+
     return runs["layers"].astype(str) if "layers" in runs else pd.Series("", index=runs.index)
 
 
@@ -49,6 +58,8 @@ def _settings(au: pd.DataFrame) -> dict[tuple[float, str], pd.DataFrame]:
 
 
 def _validated(group: pd.DataFrame) -> float:
+    import numpy as np
+
     if VALIDATED_BY not in group:
         return -np.inf
     values = group[VALIDATED_BY].astype(float)
@@ -78,6 +89,8 @@ def _need(runs: pd.DataFrame, with_au: bool, space: str, table: str) -> None:
 
 def method_tables(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Tables 1–2: λ = 0 runs and, per method, one w/ AU setting; the caption's note."""
+    import pandas as pd
+
     _need(runs, False, "methods", "Tables 1–2")
     _need(runs, True, "methods", "Tables 1–2")
     au = runs[runs["with_au"].astype(bool)]
@@ -85,7 +98,7 @@ def method_tables(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     kept, notes = [runs[~runs["with_au"].astype(bool)]], []
     for method, group in au.groupby(methods, sort=True):
         settings = _settings(group)
-        key, why = _best(settings, lambda k: k == (PAPER_LAMBDA, PAPER_LAYERS))
+        key, why = _best(settings, lambda k: k == paper_point())
         kept.append(settings[key])
         if len(settings) > 1:
             reason = ("the paper's setting" if why == "paper" else
@@ -97,14 +110,17 @@ def method_tables(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 def layer_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Table 3: λ = 0 runs and, per layer set, one λ; the caption's note."""
+    import pandas as pd
+
     _need(runs, False, "layers", "Table 3")
     _need(runs, True, "layers", "Table 3")
     au = runs[runs["with_au"].astype(bool)]
     kept, picked, mixed = [runs[~runs["with_au"].astype(bool)]], {}, False
+    paper_lambda = paper_point()[0]
     for layers, group in au.groupby(_layers(au), sort=True):
         by_lambda = {(lam, layers): g for lam, g in group.groupby(group["lambda_au"]
                                                                    .astype(float))}
-        key, _ = _best(by_lambda, lambda k: k[0] == PAPER_LAMBDA)
+        key, _ = _best(by_lambda, lambda k: k[0] == paper_lambda)
         kept.append(by_lambda[key])
         picked[layers] = key[0]
         mixed |= len(by_lambda) > 1
@@ -115,7 +131,7 @@ def layer_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     if len(lambdas) == 1:
         return chosen, f"w/ AU: λ = {lambdas.pop():g} in every row"
     each = ", ".join(f"{layers}: {lam:g}" for layers, lam in picked.items())
-    return chosen, (f"λ per layer set ({each}; λ = {PAPER_LAMBDA:g} where it ran, else the best "
+    return chosen, (f"λ per layer set ({each}; λ = {paper_lambda:g} where it ran, else the best "
                     f"validation CL); rows differ in λ too: {SWEEP.format(space='layers')} "
                     f"compares layer sets at one λ")
 
@@ -127,7 +143,8 @@ def lambda_curve(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     if layers.nunique() <= 1:
         return runs, ""
     counts = {label: au.loc[layers == label, "lambda_au"].nunique() for label in set(layers)}
-    label = PAPER_LAYERS if PAPER_LAYERS in counts else max(
+    paper_layers = paper_point()[1]
+    label = paper_layers if paper_layers in counts else max(
         sorted(counts), key=lambda k: counts[k])
     kept = runs[~runs["with_au"].astype(bool) | (_layers(runs) == label)]
     note = f"layer{'s' if '+' in label else ''} {label}"

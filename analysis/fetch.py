@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
-import pandas as pd
-
+from fer_core.cli import MissingPath, UserError
 from tuner.tracking import schema as tr
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 PAGE = 1000  # runs per MlflowClient.search_runs page (the REST API's bound is 50,000)
@@ -32,8 +34,8 @@ def _scheme(uri: str) -> str:
     return uri.split(":", 1)[0].split("+", 1)[0].lower()
 
 
-def _missing(experiment: str, uri: str, names: list[str]) -> ValueError:
-    return ValueError(f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}")
+def _missing(experiment: str, uri: str, names: list[str]) -> UserError:
+    return UserError(f"no MLflow experiment {experiment!r} at {uri}; experiments there: {names}")
 
 
 def _wide(runs: pd.DataFrame, params: pd.DataFrame, metrics: pd.DataFrame,
@@ -51,13 +53,14 @@ def _wide(runs: pd.DataFrame, params: pd.DataFrame, metrics: pd.DataFrame,
 
 def from_database(experiment: str, uri: str) -> pd.DataFrame:
     """The trial runs of ``experiment`` read with plain selects from MLflow's database."""
+    import pandas as pd
     import sqlalchemy as sa
     from mlflow.store.tracking.dbmodels import models as m
 
     if _scheme(uri) == "sqlite":
         path = Path(uri.split(":///", 1)[-1])
         if not path.is_file():  # connecting would create an empty database there
-            raise ValueError(f"no MLflow store at {path} (from {uri})")
+            raise MissingPath(f"no MLflow store at {path} (from {uri})")
     engine = sa.create_engine(uri)
     try:
         with engine.connect() as conn:
@@ -86,7 +89,7 @@ def from_database(experiment: str, uri: str) -> pd.DataFrame:
             metrics = long(latest, latest.c.is_nan)
             tags = long(tag)
     except sa.exc.OperationalError as err:  # not an MLflow database, or not reachable
-        raise ValueError(f"cannot read MLflow's tables at {uri}: {err.orig}") from err
+        raise UserError(f"cannot read MLflow's tables at {uri}: {err.orig}") from err
     finally:
         engine.dispose()
     # MLflow stores NaN as 0 with the is_nan flag set.
@@ -97,6 +100,9 @@ def from_database(experiment: str, uri: str) -> pd.DataFrame:
 
 def from_client(experiment: str, uri: str) -> pd.DataFrame:
     """The trial runs of ``experiment`` through ``MlflowClient`` (any store MLflow reads)."""
+    import mlflow
+    import pandas as pd
+
     client = mlflow.MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -127,5 +133,7 @@ READERS: dict[str, Callable[[str, str], pd.DataFrame]] = {s: from_database for s
 
 def trial_runs(experiment: str, uri: str | None = None) -> pd.DataFrame:
     """The wide frame of ``experiment``'s trial runs at ``uri`` (default: MLflow's URI)."""
+    import mlflow
+
     uri = uri or mlflow.get_tracking_uri()
     return READERS.get(_scheme(uri), from_client)(experiment, uri)

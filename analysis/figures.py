@@ -30,12 +30,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from mlflow import MlflowClient
+from typing import TYPE_CHECKING
 
 from analysis.defaults import lambda_curve
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
@@ -43,11 +38,15 @@ from analysis.source import check_store
 from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core import metric_names as mn
-from fer_core.cli import cli_main, exit_with
+from fer_core.cli import UserError, cli_main, exit_with
 from fer_core.registry import Registry
-from tuner.artifacts import draw_heatmap
-from tuner.summary import dominates
 from tuner.tracking import schema as tr
+
+if TYPE_CHECKING:  # imported where a figure is built, so --help and usage errors answer at once
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from mlflow import MlflowClient
 
 SPACE = "space"  # the runs' column naming each trial's sweep space
 FORMATS = ("png", "pdf", "svg")
@@ -63,7 +62,7 @@ PARETO_AXES = ((mn.TEST_ATT_COS, "ATT-COS (test)"), (mn.TEST_CL, "CL (%, test)")
 """(x, y) of the Pareto figure; both maximised."""
 
 
-class MissingRuns(ValueError):
+class MissingRuns(UserError):
     """The selection lacks the runs (or their artifacts) a figure needs; says which."""
 
 
@@ -122,6 +121,8 @@ def describe(run: pd.Series) -> str:
 
 def best_runs(runs: pd.DataFrame, best_by: str) -> list[tuple[str, pd.Series]]:
     """(arm label, best run) for w/ AU then w/o AU; raises :class:`MissingRuns` if one lacks."""
+    import numpy as np
+
     if runs.empty:
         raise MissingRuns("no finished trial among the selected runs: both arms (w/ AU, "
                           "w/o AU) are missing")
@@ -156,19 +157,21 @@ def check_one_setting(runs: pd.DataFrame, figure: str) -> None:
             else runs[column]
         distinct = sorted(set(values.map(str)))
         if len(distinct) > 1:
-            raise ValueError(f"figure {figure!r}: the runs mix {column} = {distinct}; choose one "
+            raise UserError(f"figure {figure!r}: the runs mix {column} = {distinct}; choose one "
                              f"with --where {column}=VALUE")
     for lam, group in runs.groupby("lambda_au"):
         repeated = group["seed"][group["seed"].duplicated()]
         if len(repeated):
             sweeps = sorted(set(group.loc[group["seed"] == repeated.iloc[0], "sweep"]))
-            raise ValueError(f"figure {figure!r}: λ={lam:g} has several runs with seed "
+            raise UserError(f"figure {figure!r}: λ={lam:g} has several runs with seed "
                              f"{repeated.iloc[0]} (sweeps {sweeps}); choose one with "
                              f"--where sweep=NAME")
 
 
 # ---------------------------------------------------------------- Fig. 5: λ
 def _lambda_panel(ax: Axes, groups: dict[float, pd.DataFrame], metric: str, label: str) -> None:
+    import numpy as np
+
     def values(group: pd.DataFrame) -> list[float]:
         return list(group[metric]) if metric in group else []
 
@@ -196,6 +199,8 @@ def _lambda_panel(ax: Axes, groups: dict[float, pd.DataFrame], metric: str, labe
 
 @register("lambda", "Fig. 5: CL, CAM-COS and ATT-COS against λ")
 def lambda_figure(source: FigureSource) -> Figure:
+    from matplotlib.figure import Figure
+
     runs = source.runs
     if (runs[SPACE] == "lambda").any():  # the sweep made for this figure, when present
         runs = runs[runs[SPACE] == "lambda"]
@@ -231,6 +236,11 @@ def read_matrix(client: MlflowClient, run_id: str, name: str, folder: str,
 
 @register("matrices", "Figs. 10–11: confusion and cosine matrices of the best run of each arm")
 def matrices_figure(source: FigureSource) -> Figure:
+    from matplotlib.figure import Figure
+    from mlflow import MlflowClient
+
+    from tuner.artifacts import draw_heatmap
+
     chosen = best_runs(source.runs, source.options.best_by)
     client = MlflowClient(source.tracking_uri)
     with tempfile.TemporaryDirectory(prefix="fer-matrices-") as tmp:
@@ -280,12 +290,17 @@ def maps_figure(source: FigureSource) -> Figure:
 # ---------------------------------------------------------------- Pareto
 def pareto_mask(points: Sequence[Sequence[float]]) -> list[bool]:
     """Whether each point (all objectives maximised) is dominated by no other point."""
+    from tuner.summary import dominates
+
     return [not any(dominates(other, p) for j, other in enumerate(points) if j != i)
             for i, p in enumerate(points)]
 
 
 @register("pareto", "CL against ATT-COS of a pareto sweep, non-dominated front marked")
 def pareto_figure(source: FigureSource) -> Figure:
+    import numpy as np
+    from matplotlib.figure import Figure
+
     (x, x_label), (y, y_label) = PARETO_AXES
     runs = source.runs[source.runs[SPACE] == "pareto"]
     if x in runs and y in runs:
@@ -338,7 +353,7 @@ def make_figures(source: FigureSource, names: Sequence[str], out: Path,
     for name in names:
         try:
             fig = FIGURES.get(name).build(source)
-        except ValueError as err:  # MissingRuns, mixed settings, data or model not readable
+        except UserError as err:  # MissingRuns, mixed settings, data or model not readable
             outcomes.append(Outcome(name, reason=str(err)))
             continue
         outcomes.append(Outcome(name, save(fig, out, name, formats)))
@@ -371,18 +386,14 @@ def parser() -> argparse.ArgumentParser:
 
 @cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never a window
-    args = parser().parse_args(argv)
     check_store(args.mlflow_uri)
     options = FigureOptions(args.best_by, tuple(args.run_id), args.data_root, args.device,
                             args.batch_size, not args.no_progress)
-    try:
-        runs = load_selection(args.experiment, args.mlflow_uri, args.where)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    runs = load_selection(args.experiment, args.mlflow_uri, args.where)
     source = FigureSource(args.experiment, args.mlflow_uri, runs, options)
     names = FIGURES.names() if args.figure == "all" else [args.figure]
     outcomes = make_figures(source, names, args.output, args.format)

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from fer_core import CLASSES, EXPRESSION_CLASSES, NUM_CLASSES
 from fer_core.au import render_au_maps
+from fer_core.cli import UserError
 from fer_core.config import DataConfig
 from fer_core.engine import resolve_device
 from fer_core.inference import LoadedModel, ModelSourceError, explain_batch, load_model
@@ -28,7 +29,7 @@ from fer_core.loaders import build_loader, build_split
 CMAP = "jet"
 
 
-class DataUnavailable(ValueError):
+class DataUnavailable(UserError):
     """The run's data cannot be read on this machine; the message names its data_root."""
 
 
@@ -103,7 +104,7 @@ def run_maps(run_id: str, label: str, tracking_uri: str | None, data_root: str |
     data = loaded.cfg.data if data_root is None else replace(loaded.cfg.data, data_root=data_root)
     try:
         dataset = build_split(data, "test")
-    except (OSError, ValueError) as err:
+    except (OSError, UserError) as err:
         raise DataUnavailable(
             f"run {run_id} was trained on dataset {data.dataset!r} with "
             f"data_root={data.data_root!r}, which cannot be read here ({err}). Run where that "
@@ -121,7 +122,7 @@ def _columns(runs: Sequence[ClassMaps]) -> list[tuple[str, np.ndarray]]:
     first = runs[0]
     for other in runs[1:]:
         if (astuple(other.data), other.au_variant) != (astuple(first.data), first.au_variant):
-            raise ValueError(f"runs {first.run_id} and {other.run_id} were evaluated on "
+            raise UserError(f"runs {first.run_id} and {other.run_id} were evaluated on "
                              f"different data or AU variants ({first.data} / {first.au_variant}"
                              f" vs {other.data} / {other.au_variant}); draw them one --run-id "
                              f"at a time")
@@ -137,7 +138,7 @@ def _columns(runs: Sequence[ClassMaps]) -> list[tuple[str, np.ndarray]]:
 def maps_figure(runs: Sequence[ClassMaps], title: str = "") -> Figure:
     """Rows = the six expression classes; columns = AU map, each run's attention and CAM."""
     if not runs:
-        raise ValueError("maps_figure needs at least one run's maps")
+        raise UserError("maps_figure needs at least one run's maps")
     columns = _columns(runs)
     rows = len(EXPRESSION_CLASSES)
     fig = Figure(figsize=(1.2 + 1.7 * len(columns), 1.0 + 1.7 * rows), layout="constrained")

@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from analysis import render
 from analysis.figures import FIGURES, FigureOptions, FigureSource, Outcome, load_selection
@@ -30,9 +28,12 @@ from analysis.figures import make_figures as _make_figures
 from analysis.runs import add_source_args
 from analysis.source import check_store
 from analysis.tables import TABLES, Table, default_table
-from fer_core.cli import cli_main, exit_with
+from fer_core.cli import UserError, cli_main, exit_with
 from tuner.provenance import git_commit
 from tuner.tracking.redact import redact
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FIGURE_DIR = "figures"
 FIGURE_FORMATS = ("png", "pdf")
@@ -79,7 +80,7 @@ def build_tables(runs: pd.DataFrame, experiment: str) -> list[TableResult]:
         try:
             results.append(TableResult(number, spec.title, default_table(runs, number,
                                                                          experiment)))
-        except ValueError as err:  # an arm is absent, or a cell would mix models: names the fix
+        except UserError as err:  # an arm is absent, or a cell would mix models: names the fix
             results.append(TableResult(number, spec.title, reason=str(err)))
     return results
 
@@ -176,9 +177,6 @@ def write_report(experiment: str, tracking_uri: str | None, out: Path,
 
 @cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never a window
     p = argparse.ArgumentParser(prog="python -m analysis.report",
                                 description=__doc__.split("\n")[0])
     add_source_args(p)
@@ -189,15 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-o", "--output", type=Path, default=Path("report"))
     args = p.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never a window
     check_store(args.mlflow_uri)
     options = FigureOptions(data_root=args.data_root, device=args.device,
                             progress=not args.no_progress)
-    try:
-        md, page = write_report(args.experiment, args.mlflow_uri, args.output, args.where,
-                                args.figure, options)
-    except ValueError as err:  # unknown experiment, bad --where
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    md, page = write_report(args.experiment, args.mlflow_uri, args.output, args.where,
+                            args.figure, options)
     print(f"wrote {md} and {page}")
     return 0
 

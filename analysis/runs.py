@@ -31,12 +31,14 @@ metrics of a fully trained model.
 from __future__ import annotations
 
 import argparse
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from analysis.fetch import trial_runs
 from fer_core import metric_names as mn
 from tuner.tracking import schema as tr
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_COLUMNS = ("run_id", "status", "early_stopped", "arm", "sweep", "space", "git_commit",
                "seed", "with_au")
@@ -45,6 +47,8 @@ TEXT_PARAMS = frozenset({"layers", "adl_layers"})
 
 
 def _parse(text: object) -> object:
+    import pandas as pd
+
     if text is None or (isinstance(text, float) and pd.isna(text)) or text == "None":
         return None
     return text
@@ -52,6 +56,8 @@ def _parse(text: object) -> object:
 
 def _typed(values: pd.Series, name: str) -> pd.Series:
     """One param column typed back from text (see the module docstring)."""
+    import pandas as pd
+
     raw = values.map(_parse)
     present = [v for v in raw if v is not None]
     if name in TEXT_PARAMS or not present:
@@ -70,11 +76,15 @@ def _typed(values: pd.Series, name: str) -> pd.Series:
 
 
 def _empty() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame({c: pd.Series(dtype=object) for c in RUN_COLUMNS})
 
 
 def tidy(found: pd.DataFrame) -> pd.DataFrame:
     """The schema's frame out of ``analysis.fetch.trial_runs`` output (trial runs, any status)."""
+    import pandas as pd
+
     if found.empty:
         return _empty()
 
@@ -111,8 +121,10 @@ def load_runs(
 
     ``include_failed`` keeps runs whose status is not FINISHED (FAILED, KILLED, or RUNNING in a
     live sweep); ``include_early_stopped`` keeps trials ASHA stopped before their last epoch.
-    Raises ``ValueError`` when the experiment does not exist in the store.
+    Raises :class:`~fer_core.cli.UserError` when the experiment does not exist in the store.
     """
+    import pandas as pd
+
     found = trial_runs(experiment, tracking_uri)
     frame = tidy(found)
     keep = pd.Series(True, index=frame.index)

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 
@@ -42,6 +41,8 @@ def _finite(values: Iterable[float]) -> np.ndarray:
 
 def estimate(values: Iterable[float], confidence: float = CONFIDENCE) -> Estimate:
     """Mean and Student-t interval of the finite ``values`` (NaN = a run without this metric)."""
+    from scipy import stats
+
     data = _finite(values)
     n = int(data.size)
     if n == 0:
@@ -59,6 +60,8 @@ def paired_test(reference: Mapping[int, float], treated: Mapping[int, float]) ->
 
     The p-value is two-sided and NaN when every difference is the same (no variance to test).
     """
+    from scipy import stats
+
     seeds = sorted(s for s in reference.keys() & treated.keys()
                    if math.isfinite(reference[s]) and math.isfinite(treated[s]))
     if len(seeds) < 2:

@@ -17,8 +17,7 @@ Registered as ``analysis.tables --table 4`` (``TABLES[4]`` plus its finisher).
 from __future__ import annotations
 
 from dataclasses import replace
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from analysis.stats import estimate
 from analysis.tables import (
@@ -32,6 +31,9 @@ from analysis.tables import (
     method_rows,
 )
 from fer_core.xai.names import BY_NAME, METRICS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RANDOM_ROW = "random"
 RANDOM_LABEL = "Random map (chance)"
@@ -67,6 +69,8 @@ def _metric_of(column: Column):
 
 def random_cells(runs: pd.DataFrame, spec: TableSpec) -> dict[tuple[str, str], Cell]:
     """The random-map row: per column, per seed, the mean ``_random`` value over the arm's runs."""
+    import pandas as pd
+
     cells = {}
     for column in spec.columns:
         arm = runs[runs["with_au"] == column.with_au]

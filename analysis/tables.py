@@ -22,15 +22,17 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from analysis import render
 from analysis.defaults import TABLE_DEFAULTS
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.source import check_store, why_empty
 from analysis.stats import Estimate, PairedTest, estimate, paired_test
-from fer_core.cli import cli_main, exit_with
+from fer_core.cli import UserError, cli_main, exit_with
+
+if TYPE_CHECKING:  # pandas is imported where frames are built, so --help answers at once
+    import pandas as pd
 
 
 def method_labels() -> dict[str, str]:
@@ -152,7 +154,7 @@ def _check_cell(runs: pd.DataFrame, where: str, with_au: bool, row_param: str) -
     for knob in knobs:
         values = sorted(runs[knob].dropna().astype(str).unique())
         if len(values) > 1:
-            raise ValueError(f"{where} mixes {knob} = {values}; choose one with "
+            raise UserError(f"{where} mixes {knob} = {values}; choose one with "
                              f"--where {knob}=VALUE")
     repeated = runs["seed"][runs["seed"].duplicated()]
     if len(repeated):
@@ -166,7 +168,7 @@ def _check_cell(runs: pd.DataFrame, where: str, with_au: bool, row_param: str) -
                             and not c.startswith(("test_", "best_"))])
         # Same config twice (a --rerun, or two sweeps): name the sweeps to choose between.
         differ = differ or differing(["sweep", "space"])
-        raise ValueError(f"{where} has {len(twins)} runs with seed {seed}, differing in "
+        raise UserError(f"{where} has {len(twins)} runs with seed {seed}, differing in "
                          f"{'; '.join(differ[:3]) or 'nothing but their run'}; narrow the runs "
                          f"with --where KEY=VALUE")
 
@@ -194,6 +196,8 @@ def _mark_best(cells: dict[tuple[str, str], Cell], columns: Sequence[Column]) ->
 
 def build_table(runs: pd.DataFrame, spec: TableSpec, experiment: str) -> Table:
     """Cells, tests and provenance of ``spec`` over ``runs`` (a :func:`load_runs` frame)."""
+    import pandas as pd
+
     # Table 3's layer sets are those of the w/ AU runs: at λ = 0 the layers are not used.
     source = runs[runs["with_au"].astype(bool)] if spec.baseline_row else runs
     present = source[spec.row_param].dropna().astype(str) if spec.row_param in runs else []
@@ -235,10 +239,12 @@ def _reference(spec: TableSpec, row: str, header: str) -> tuple[str, str] | None
 
 def select(runs: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
     """Runs whose config matches every ``KEY=VALUE`` (numbers compared as numbers)."""
+    import pandas as pd
+
     for clause in where:
         key, sep, value = clause.partition("=")
         if not sep or key not in runs:
-            raise ValueError(f"--where {clause!r}: expected KEY=VALUE with KEY one of "
+            raise UserError(f"--where {clause!r}: expected KEY=VALUE with KEY one of "
                              f"{sorted(runs.columns)}")
         column = runs[key]
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
@@ -252,8 +258,8 @@ def default_table(runs: pd.DataFrame, number: int, experiment: str) -> Table:
     """Table ``number`` over its default selection (``analysis.defaults``: which AU-guided
     setting the w/ AU cells show when the runs hold several, named in the title).
 
-    Raises ``ValueError`` with the reason and the fix when an arm has no run, a cell would mix
-    models, or no selected run has the table's metrics.
+    Raises :class:`~fer_core.cli.UserError` with the reason and the fix when an arm has no
+    run, a cell would mix models, or no selected run has the table's metrics.
     """
     spec = TABLES[number]
     chosen, note = TABLE_DEFAULTS.get(number, lambda r: (r, ""))(runs)
@@ -263,7 +269,7 @@ def default_table(runs: pd.DataFrame, number: int, experiment: str) -> Table:
     if not any(cell.estimate.n for cell in table.cells.values()):
         wanted = sorted({c.metric for c in spec.columns})
         names = ", ".join(wanted[:3]) + (" …" if len(wanted) > 3 else "")
-        raise ValueError(f"none of the selected runs has {names}")
+        raise UserError(f"none of the selected runs has {names}")
     return table
 
 
@@ -284,13 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
     check_store(args.mlflow_uri)
-    try:
-        runs = select(load_runs(args.experiment, args.mlflow_uri), args.where)
-        if runs.empty:
-            raise why_empty(args.experiment, args.mlflow_uri, args.where)
-        text = render.FORMATS[args.format](default_table(runs, args.table, args.experiment))
-    except ValueError as error:
-        parser.exit(2, f"error: {error}\n")
+    runs = select(load_runs(args.experiment, args.mlflow_uri), args.where)
+    if runs.empty:
+        raise why_empty(args.experiment, args.mlflow_uri, args.where)
+    text = render.FORMATS[args.format](default_table(runs, args.table, args.experiment))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)

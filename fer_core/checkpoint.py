@@ -11,15 +11,23 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+from fer_core.cli import MissingPath
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: CLIs read CHECKPOINT_FILE before any work starts.
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def rng_state() -> dict[str, Any]:
+    import torch
+
     state = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
@@ -31,6 +39,8 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    import torch
+
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -43,6 +53,8 @@ def save(payload: dict[str, Any], directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / CHECKPOINT_FILE
+    import torch
+
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     os.close(fd)
     try:
@@ -60,10 +72,12 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingPath(
             f"no checkpoint at {path}: pass a checkpoint file or a directory holding "
             f"{CHECKPOINT_FILE} (written by Trainer.save_checkpoint)"
         )
+    import torch
+
     # weights_only=False: the payload holds RNG states and the config dict, not only tensors;
     # checkpoints are the project's own files.
     return torch.load(path, map_location=map_location, weights_only=False)

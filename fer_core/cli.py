@@ -1,12 +1,24 @@
 """What every command line of the project does with errors.
 
-A user's mistake (a missing file, an unknown name, a value out of range) ends the command with
-one line ``error: ...`` on stderr and exit status 2; the traceback is shown only when debugging
-(``FER_DEBUG=1`` in the environment). Ctrl-C ends with status 130. A bug still shows its traceback.
+Exit codes (``docs/errors.md``): 0 done, 1 failed (a bug, or work that ran and failed), 2 a
+usage error, 130 interrupted (Ctrl-C).
 
-The project raises ``ValueError`` (config and argument checks), ``KeyError`` (registries: an
-unknown name, with the valid ones listed), ``FileNotFoundError`` (dataset layouts) and
-:class:`UserError` for such mistakes; :func:`cli_main` turns them into that one line.
+A user's mistake ends the command with one line ``error: ...`` on stderr and exit status 2 (the
+traceback too when debugging: ``FER_DEBUG=1`` in the environment). Two kinds of exception are a
+user's mistake, and only these:
+
+- :class:`UserError` (and its subclasses, e.g. a registry's :class:`UnknownName`), raised where
+  input is checked: config values, names, paths, dataset layouts, options;
+- an ``OSError`` about a path the user gave: its ``filename`` (or ``filename2``) is a path named
+  on the command line, lies under one (a file inside a given folder), or is a folder above one
+  (creating a given output path). Paths on the command line are the arguments themselves, the
+  part after ``=`` (``--set data_root=DIR``, ``--root=DIR``) and the part after ``://`` of a
+  URI (``sqlite:///runs/m.db``), each taken relative to the working folder.
+
+Anything else — a ``ValueError``, ``KeyError`` or ``OSError`` on a path the program chose, raised
+anywhere, inside training too — is a bug: its traceback is printed on stderr, followed by one
+line saying so, and the exit status is 1. Commands may add exception types of their own that
+mean a user's mistake (``cli_main(extra=...)``).
 """
 
 from __future__ import annotations
@@ -24,7 +36,11 @@ DEBUG_ENV = "FER_DEBUG"
 """Set to 1 to see the traceback behind an ``error:`` line."""
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-"""Exit codes shared by every CLI (see the README's exit-code table)."""
+"""Exit codes shared by every CLI (``docs/errors.md``)."""
+
+BUG_LINE = ("error: internal error (a bug, not a mistake in the input): the traceback above "
+            "says where; please report it with that traceback")
+"""The line after a bug's traceback."""
 
 
 class UserError(ValueError):
@@ -34,10 +50,22 @@ class UserError(ValueError):
     tells it apart from every other ``ValueError``, which is a bug."""
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    UserError, ValueError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-    PermissionError, FileExistsError,
-)
+class UnknownName(UserError, KeyError):
+    """An unknown name asked of a registry; the message lists the valid ones.
+
+    Also a ``KeyError``, so that code looking names up with ``try/except KeyError`` keeps
+    working."""
+
+    __str__ = BaseException.__str__  # KeyError's would quote the message
+
+
+class MissingPath(UserError, FileNotFoundError):
+    """A file or folder the input names (or a dataset layout needs) is not there; the message
+    names it and, for a dataset, its expected layout. Also a ``FileNotFoundError`` for library
+    callers that catch that."""
+
+    __str__ = BaseException.__str__  # OSError's would format errno and filename fields
+
 
 F = TypeVar("F", bound=Callable[..., int])
 
@@ -66,10 +94,58 @@ def fail(err: BaseException, code: int = EXIT_USAGE) -> int:
     return code
 
 
+def crash(err: BaseException) -> int:
+    """Print a bug's traceback and the line saying it is one; :data:`EXIT_FAILED`."""
+    sys.stdout.flush()
+    traceback.print_exception(err)
+    print(BUG_LINE, file=sys.stderr, flush=True)
+    return EXIT_FAILED
+
+
+def given_paths(argv: Sequence[str]) -> list[str]:
+    """The absolute paths a command line may name (see the module docstring)."""
+    found: list[str] = []
+    for arg in map(str, argv):
+        for text in (arg, arg.partition("=")[2], arg.partition("://")[2]):
+            if text.startswith("//"):  # sqlite:////abs/path: the path is /abs/path
+                text = text[1:]
+            if text and not text.startswith("-"):
+                found.append(os.path.abspath(text))
+    return found
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _about(failed: str, given: str) -> bool:
+    """``failed`` is ``given``, inside it, or a folder above it other than ``/`` and the
+    working folder (every relative argument lies below those two)."""
+    if failed == given or _inside(failed, given):
+        return True
+    return _inside(given, failed) and failed not in (os.sep, os.getcwd())
+
+
+def on_given_path(err: BaseException, argv: Sequence[str]) -> bool:
+    """``err`` is an ``OSError`` about a path named on the command line ``argv``."""
+    if not isinstance(err, OSError):
+        return False
+    names = [n for n in (err.filename, err.filename2) if isinstance(n, (str, bytes, os.PathLike))]
+    paths = given_paths(argv)
+    return any(_about(os.path.abspath(os.fsdecode(n)), p) for n in names for p in paths)
+
+
+def _argv_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Sequence[str]:
+    """The command line a ``main(argv=None)`` was called with (``sys.argv`` when None)."""
+    argv = args[0] if args else kwargs.get("argv")
+    return sys.argv[1:] if argv is None else list(argv)
+
+
 def cli_main(extra: Iterable[type[BaseException]] = ()) -> Callable[[F], F]:
-    """Decorator for a ``main(argv) -> int``: user errors become one ``error:`` line and exit 2,
-    Ctrl-C exits 130. ``extra`` adds exception types the command treats as user errors."""
-    handled = (*USER_ERRORS, *extra)
+    """Decorator for a ``main(argv) -> int``: a user's mistake becomes one ``error:`` line and
+    exit 2, a bug its traceback and exit 1, Ctrl-C exit 130 (module docstring). ``extra`` adds
+    exception types the command treats as a user's mistake."""
+    handled = (UserError, *extra)
 
     def wrap(main: F) -> F:
         @functools.wraps(main)
@@ -81,6 +157,12 @@ def cli_main(extra: Iterable[type[BaseException]] = ()) -> Callable[[F], F]:
                 return EXIT_INTERRUPTED
             except handled as err:
                 return fail(err)
+            except OSError as err:
+                if on_given_path(err, _argv_of(args, kwargs)):
+                    return fail(err)
+                return crash(err)
+            except Exception as err:  # noqa: BLE001  every other exception is a bug
+                return crash(err)
 
         return run  # type: ignore[return-value]
 
@@ -178,6 +260,6 @@ non_negative_int = _number(int, 0, strict=False)
 positive_float = _number(float, 0, strict=True)
 """``argparse`` type: a number > 0 (CPUs per trial)."""
 non_negative_float = _number(float, 0, strict=False)
+"""``argparse`` type: a number >= 0 (GPUs per trial)."""
 share = _number(float, 0, strict=False, high=1)
 """``argparse`` type: a share in [0, 1]."""
-"""``argparse`` type: a number >= 0 (GPUs per trial)."""

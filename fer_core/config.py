@@ -11,6 +11,8 @@ import math
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from typing import TYPE_CHECKING, Any, get_type_hints
 
+from fer_core.cli import UserError
+
 LAYER_REDUCES = ("mean", "sum")
 AU_VARIANTS = ("reference", "paper", "generic")
 DEVICES = ("auto", "cpu", "cuda")
@@ -18,12 +20,12 @@ AMP_DTYPES = ("float16", "bfloat16")  # float16 needs gradient scaling, bfloat16
 
 
 def _fail(name: str, value: Any, fix: str) -> None:
-    raise ValueError(f"invalid config value {name}={value!r}: {fix}")
+    raise UserError(f"invalid config value {name}={value!r}: {fix}")
 
 
 def fail(name: str, value: Any, fix: str) -> None:
-    """Raise the config's ``ValueError`` for ``name=value`` with ``fix`` (for CAM methods'
-    own hyperparameter dataclasses, so every config error reads alike)."""
+    """Raise the config's :class:`~fer_core.cli.UserError` for ``name=value`` with ``fix``
+    (for CAM methods' own hyperparameter dataclasses, so every config error reads alike)."""
     _fail(name, value, fix)
 
 
@@ -238,16 +240,23 @@ class TrainConfig:
                   "use a whole number of epochs ≥ 1 (1 = every epoch)")
 
 
+LIGHT_SECTIONS: dict[str, type] = {
+    "data": DataConfig, "model": ModelConfig, "align": AlignConfig, "optim": OptimConfig,
+    "train": TrainConfig,
+}
+"""The sections whose class needs no CAM method discovery (all but ``method``)."""
+
+
 def sections() -> dict[str, type]:
     """Section name → its dataclass (``method``'s is built on first use, see MethodConfig)."""
-    return {
-        "data": DataConfig,
-        "model": ModelConfig,
-        "method": _method_config_class(),
-        "align": AlignConfig,
-        "optim": OptimConfig,
-        "train": TrainConfig,
-    }
+    return {"data": DataConfig, "model": ModelConfig, "method": _method_config_class(),
+            **{name: LIGHT_SECTIONS[name] for name in ("align", "optim", "train")}}
+
+
+def _build_section(klass: type, flat: dict[str, Any]) -> Any:
+    """``klass`` from the keys of ``flat`` that are its fields, converted to their types."""
+    hints = get_type_hints(klass)
+    return klass(**{k: coerce(k, v, hints[k]) for k, v in flat.items() if k in hints})
 
 
 @dataclass(frozen=True)
@@ -276,19 +285,18 @@ class ExperimentConfig:
         With ``strict`` unknown keys raise (listing close matches); otherwise they are ignored,
         which lets a Tune config carry keys of its own.
         """
+        # The sections other than the method's first: their values are checked without
+        # discovering the CAM methods (which imports torch), so a CLI reports them at once.
+        built = {name: _build_section(klass, flat) for name, klass in LIGHT_SECTIONS.items()}
         owner = field_owners()
         unknown = [k for k in flat if k not in owner]
         if unknown and strict:
             hints = "".join(f" ({k!r}: did you mean {', '.join(close)}?)" for k in unknown
                             if (close := difflib.get_close_matches(k, list(owner), n=3)))
-            raise ValueError(f"unknown config field(s) {unknown}{hints}; "
-                             f"valid fields: {sorted(owner)}")
-        parts: dict[str, dict[str, Any]] = {s: {} for s in sections()}
-        for key, value in flat.items():
-            if key in owner:
-                section, hint = owner[key]
-                parts[section][key] = coerce(key, value, hint)
-        return cls(**{s: sections()[s](**kw) for s, kw in parts.items()})
+            raise UserError(f"unknown config field(s) {unknown}{hints}; "
+                            f"valid fields: {sorted(owner)}")
+        built["method"] = _build_section(_method_config_class(), flat)
+        return cls(**{name: built[name] for name in sections()})
 
     def replace(self, **flat: Any) -> ExperimentConfig:
         """A copy with some flat fields changed (validated again)."""
@@ -339,7 +347,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"bad override {item!r}: write it as key=value, e.g. lambda_au=4")
+            raise UserError(f"bad override {item!r}: write it as key=value, e.g. lambda_au=4")
         out[key.strip()] = value.strip()
     return out
 

@@ -25,6 +25,7 @@ from fer_core import checkpoint as ckpt
 from fer_core import metric_names as mn
 from fer_core.au import render_au_maps
 from fer_core.cams import build_method
+from fer_core.cli import UserError
 from fer_core.config import ExperimentConfig
 from fer_core.loaders import build_loader
 from fer_core.losses import composite_loss, layer_attention
@@ -50,7 +51,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but no CUDA device is visible; use device=auto or cpu")
+        raise UserError("device='cuda' but no CUDA device is visible; use device=auto or cpu")
     return torch.device(name)
 
 
@@ -159,7 +160,7 @@ class Trainer:
         state = ckpt.load(path, map_location=self.device)
         if state.get("finished"):
             if state["epoch"] < self.cfg.train.epochs:
-                raise ValueError(
+                raise UserError(
                     f"{path} is the checkpoint of a finished {state['epoch']}-epoch run (no "
                     f"optimizer state): it cannot continue to epochs={self.cfg.train.epochs}; "
                     "start a new run with the number of epochs wanted")

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fer_core.cli import UserError
+
 MLMODEL_FILE = "MLmodel"  # what marks a folder as an MLflow model
 
 
@@ -89,6 +91,6 @@ def load_mlflow_model(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
         warnings.simplefilter("ignore")
         model = mlflow.pytorch.load_model(str(folder), map_location="cpu")
     if not isinstance(model, Classifier):
-        raise ValueError(f"{folder} holds a {type(model).__name__}, not a model logged by this "
+        raise UserError(f"{folder} holds a {type(model).__name__}, not a model logged by this "
                          "project (fer_core.export.Classifier)")
     return model.method, model.config

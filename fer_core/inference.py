@@ -35,6 +35,7 @@ from fer_core import NUM_CLASSES, export
 from fer_core.cams import build_method, upsample_cams
 from fer_core.cams.base import minmax_normalize
 from fer_core.checkpoint import CHECKPOINT_FILE
+from fer_core.cli import UserError
 from fer_core.config import ExperimentConfig
 from fer_core.losses import layer_attention
 
@@ -47,7 +48,7 @@ MODEL_FILES = ("selected.pt", CHECKPOINT_FILE)
 MLFLOW_SCHEMES = ("runs:", "mlflow-artifacts:", "models:")
 
 
-class ModelSourceError(ValueError):
+class ModelSourceError(UserError):
     """A checkpoint source that cannot be loaded; the message names it and the fix."""
 
 
@@ -200,7 +201,7 @@ def load_model(source: str | os.PathLike, tracking_uri: str | None = None,
         if path.is_dir():  # an MLflow PyTorch model (fer_core.export): the method, pickled
             try:
                 model, flat = export.load_mlflow_model(path)
-            except ValueError as err:
+            except UserError as err:
                 raise ModelSourceError(str(err)) from None
             cfg = ExperimentConfig.from_flat(flat, strict=False)
             return LoadedModel(model.to(device).eval(), cfg, str(source), device)

@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from fer_core import CLASSES
+from fer_core.cli import UserError
 
 HEAT_ALPHA = 0.5
 """Opacity of CAM / attention overlays: the face stays visible under the hottest regions."""
@@ -208,5 +209,5 @@ def check_format(out: str | os.PathLike) -> None:
     formats = Figure().canvas.get_supported_filetypes()
     suffix = Path(out).suffix.lower().lstrip(".")
     if suffix not in formats:
-        raise ValueError(f"cannot write {out}: unknown figure format {suffix!r}; use one of "
+        raise UserError(f"cannot write {out}: unknown figure format {suffix!r}; use one of "
                          f"{', '.join(sorted(formats))} (e.g. out.png or out.pdf)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from fer_core.cli import UnknownName
+
 T = TypeVar("T")
 
 
@@ -27,11 +29,13 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
+        """The object registered as ``name``; else :class:`~fer_core.cli.UnknownName` (a user
+        error that is also a ``KeyError``) listing the valid names."""
         try:
             return self._items[name]
         except KeyError:
             valid = ", ".join(self.names()) or "(none registered)"
-            raise KeyError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
+            raise UnknownName(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
 
     def names(self) -> list[str]:
         return list(self._items)

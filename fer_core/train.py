@@ -3,7 +3,8 @@
     python -m fer_core.train --set lambda_au=4 --set layers=5 --out runs/demo
 
 Writes ``<out>/checkpoint.pt`` after every epoch (``--resume`` continues from it), and
-``<out>/metrics.json`` with the per-epoch history and the final test metrics.
+``<out>/metrics.json`` with the per-epoch history and the final test metrics. The arguments,
+paths and config values are checked before torch is imported (``docs/errors.md``).
 """
 
 from __future__ import annotations
@@ -11,20 +12,27 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fer_core.cams import METHODS
 from fer_core.checkpoint import CHECKPOINT_FILE
 from fer_core.cli import UserError, check_device, cli_main, exit_with
 from fer_core.config import ExperimentConfig, parse_overrides
-from fer_core.data import DATASETS
-from fer_core.engine import Callback, Trainer
+
+if TYPE_CHECKING:
+    from fer_core.engine import Trainer
 
 
-class EpochPrinter(Callback):
-    """Prints one line per epoch and checkpoints, so a killed run loses at most one epoch."""
+class EpochPrinter:
+    """Prints one line per epoch and checkpoints, so a killed run loses at most one epoch.
+
+    A :class:`fer_core.engine.Callback` by its two hooks rather than by subclassing it, so that
+    this module imports torch only when training starts."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
+
+    def on_fit_end(self, trainer: Trainer, final: dict[str, float]) -> None:
+        """Nothing: ``main`` prints the test metrics."""
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         if trainer.checkpoint_due(epoch):
@@ -46,18 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true", help="hide per-batch progress bars")
     args = parser.parse_args(argv)
-    cfg = ExperimentConfig.from_flat(parse_overrides(args.set))
-    check_device("--set device=", cfg.train.device)
-    METHODS.get(cfg.method.method)  # unknown names list the valid ones before any data is built
-    DATASETS.get(cfg.data.dataset)
-    if cfg.data.dataset != "synthetic" and not cfg.data.data_root:
-        raise UserError(f"--set dataset={cfg.data.dataset} needs --set data_root=<its folder>")
+    overrides = parse_overrides(args.set)
     out = Path(args.out).resolve()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder for the checkpoint and metrics")
     if args.resume and not (out / CHECKPOINT_FILE).is_file():
         raise UserError(f"--resume: no checkpoint at {out / CHECKPOINT_FILE}; run without "
                         "--resume first, or pass the --out folder of an earlier run")
+    cfg = ExperimentConfig.from_flat(overrides)  # the method's fields import the CAM methods
+    check_device("--set device=", cfg.train.device)
+    from fer_core.cams import METHODS
+    from fer_core.data import DATASETS
+    from fer_core.engine import Trainer
+
+    METHODS.get(cfg.method.method)  # unknown names list the valid ones before any data is built
+    DATASETS.get(cfg.data.dataset)
+    if cfg.data.dataset != "synthetic" and not cfg.data.data_root:
+        raise UserError(f"--set dataset={cfg.data.dataset} needs --set data_root=<its folder>")
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(cfg, callbacks=[EpochPrinter(out)], progress=not args.no_progress)
     if args.resume:

@@ -15,7 +15,8 @@ from fer_core import CLASSES
 from fer_core.cams import build_method
 from fer_core.config import ExperimentConfig
 from fer_core.data.landmarks import detect_landmarks
-from fer_core.explain import (
+from fer_core.explain import main
+from fer_core.explainer import (
     DISPLAY_SIZE,
     FACE_MARGIN,
     Explainer,
@@ -23,7 +24,6 @@ from fer_core.explain import (
     explain_folder,
     frame_face,
     image_files,
-    main,
 )
 from fer_core.inference import load_model
 from fer_core.overlay import FailedImage, check_format, explanation_figure, grid_figure

@@ -17,6 +17,7 @@ from types import MappingProxyType
 import numpy as np
 
 from fer_core import CLASSES, NUM_CLASSES
+from fer_core.cli import UserError
 
 REFERENCE_SIDE = 224.0
 """Face-crop side (pixels) at which every geometry constant below is expressed."""
@@ -79,13 +80,19 @@ VARIANTS: Mapping[str, tuple[tuple[int, ...], ...]] = MappingProxyType(
 
 DEFAULT_VARIANT = "reference"
 
+SMOOTHING: tuple[str, ...] = ("box", "none")
+"""``box``: soft edges equivalent to the reference (default); ``none``: hard full-res ellipses."""
+
+SMOOTH_GRID = 28
+"""Cells per image side of the low-resolution grid used by ``smooth="box"`` (the reference's)."""
+
 
 def expression_aus(variant: str = DEFAULT_VARIANT) -> tuple[tuple[int, ...], ...]:
-    """AU ids per canonical class id for ``variant``; unknown names raise a ``ValueError``."""
+    """AU ids per canonical class id for ``variant``; an unknown name is a user error."""
     try:
         return VARIANTS[variant]
     except KeyError:
-        raise ValueError(
+        raise UserError(
             f"unknown AU variant {variant!r}; valid variants: {', '.join(VARIANTS)}"
         ) from None
 

@@ -21,14 +21,10 @@ from fer_core.au.codebook import (
     MAX_ELLIPSES,
     NUM_AUS,
     REFERENCE_SIDE,
+    SMOOTH_GRID,
+    SMOOTHING,
     expression_aus,
 )
-
-SMOOTHING: tuple[str, ...] = ("box", "none")
-"""``box``: soft edges equivalent to the reference (default); ``none``: hard full-res ellipses."""
-
-SMOOTH_GRID = 28
-"""Cells per image side of the low-resolution grid used by ``smooth="box"`` (the reference's)."""
 
 _EPS = 1e-6  # a map whose max - min is below this carries no spatial cue → invalid
 

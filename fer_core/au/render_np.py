@@ -13,10 +13,11 @@ from fer_core.au.codebook import (
     AU_REGIONS,
     DEFAULT_VARIANT,
     REFERENCE_SIDE,
+    SMOOTH_GRID,
+    SMOOTHING,
     Ellipse,
     expression_aus,
 )
-from fer_core.au.render import SMOOTH_GRID, SMOOTHING
 
 _EPS = 1e-6
 

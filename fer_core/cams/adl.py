@@ -17,6 +17,7 @@ from torch import nn
 
 from fer_core.cams.cam import CAM
 from fer_core.cams.registry import check_fractions, register_method
+from fer_core.cli import UserError
 from fer_core.config import parse_layers
 
 
@@ -65,6 +66,6 @@ class ADL(CAM):
         super().__init__(*args, **kwargs)
         cfg = self.params
         if self.backbone.is_transformer:
-            raise ValueError("ADL is defined for CNN feature maps; use a ResNet-family backbone")
+            raise UserError("ADL is defined for CNN feature maps; use a ResNet-family backbone")
         for layer in self.backbone.check_layers(cfg.adl_layers):
             self.backbone.wrap_layer(layer, AttentionDropout(cfg.adl_drop_rate, cfg.adl_threshold))

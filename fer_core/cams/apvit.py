@@ -22,6 +22,7 @@ from torch import nn
 
 from fer_core.cams.base import CamMethod, MethodOutput
 from fer_core.cams.registry import check_fractions, register_method
+from fer_core.cli import UserError
 from fer_core.config import ModelConfig, fail
 from fer_core.models import read_state_dict
 from fer_core.models.apvit_net import IR50_UNITS, ApViTNet, ApViTOutput
@@ -85,7 +86,7 @@ class IRTaps(nn.Module):
         out = tuple(int(v) for v in layers)
         bad = [v for v in out if v not in self.channels]
         if bad:
-            raise ValueError(
+            raise UserError(
                 f"layer(s) {bad} do not exist in apvit: valid layers are 1..{self.last_layer} "
                 "(1 = IR stem, 2..4 = IR stages 1..3; 4 feeds the ViT)"
             )
@@ -109,12 +110,12 @@ class APViT(CamMethod):
     def make_backbone(self, model_cfg: ModelConfig, img_size: int | None) -> IRTaps:
         variant = APVIT_VARIANTS.get(model_cfg.backbone)
         if variant is None:
-            raise ValueError(
+            raise UserError(
                 f"apvit builds its own IR extractor + ViT; backbone={model_cfg.backbone!r} is "
                 f"not one of its variants: {', '.join(APVIT_VARIANTS)} (the paper's is 'ir50')"
             )
         if model_cfg.output_stride != 32:
-            raise ValueError(
+            raise UserError(
                 f"apvit has a fixed stride (stage 3 at 1/8); use output_stride=32, got "
                 f"{model_cfg.output_stride}"
             )

@@ -19,6 +19,7 @@ from torch import nn
 
 from fer_core.cams.base import CamMethod, gap, pick
 from fer_core.cams.registry import register_method
+from fer_core.cli import UserError
 from fer_core.config import ModelConfig
 from fer_core.models import Backbone
 from fer_core.models.vit_attention import ClsAttentionRecorder
@@ -35,7 +36,7 @@ class TSCAM(CamMethod):
     def make_backbone(self, model_cfg: ModelConfig, img_size: int | None) -> Backbone:
         backbone = super().make_backbone(model_cfg, img_size)
         if not backbone.is_transformer:
-            raise ValueError(
+            raise UserError(
                 f"tscam needs a ViT/DeiT backbone (patch tokens + attention), got "
                 f"{model_cfg.backbone!r}; set backbone to e.g. 'deit_small_patch16_224'"
             )

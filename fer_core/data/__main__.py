@@ -35,7 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     matplotlib.use("Agg")  # files only; never a display
     from fer_core.data.preview import save_preview
+    from fer_core.overlay import check_format
 
+    check_format(args.out)  # before the dataset is read
     at_least("-n", args.n, 1, "samples in the grid")
     at_least("--size", args.size, 16, "pixels")
     check_choice("--variant", args.variant, AU_VARIANTS)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.cli import UserError
 from fer_core.data.base import (
     Catalog,
     Record,
@@ -65,7 +66,7 @@ def _label(code: str, where: str, dropped: dict[str, int]) -> int | None:
         key = f"code {int(value)} ({DROPPED_CODES[int(value)]})"
         dropped[key] = dropped.get(key, 0) + 1
         return None
-    raise ValueError(f"{where}: unknown AffectNet expression code {code!r} (valid: 0..10)")
+    raise UserError(f"{where}: unknown AffectNet expression code {code!r} (valid: 0..10)")
 
 
 def _scan_folders(root: Path, catalog: Catalog) -> None:
@@ -107,7 +108,7 @@ def _scan_lists(root: Path, catalog: Catalog, margin: float) -> None:
             rows = csv.DictReader(f)
             missing = [c for c in LIST_COLUMNS if c not in (rows.fieldnames or [])]
             if missing:
-                raise ValueError(f"{list_file}: missing columns {missing}; expected\n{LAYOUT}")
+                raise UserError(f"{list_file}: missing columns {missing}; expected\n{LAYOUT}")
             for lineno, row in enumerate(rows, start=2):
                 where = f"{list_file}:{lineno}"
                 label = _label(row["expression"], where, catalog.dropped)
@@ -117,7 +118,7 @@ def _scan_lists(root: Path, catalog: Catalog, margin: float) -> None:
                     x, y, w, h = (float(row[c]) for c in LIST_COLUMNS[1:5])
                     points = [float(v) for v in row["facial_landmarks"].split(";") if v.strip()]
                 except (TypeError, ValueError) as err:
-                    raise ValueError(f"{where}: malformed row ({err})") from None
+                    raise UserError(f"{where}: malformed row ({err})") from None
                 rel = row["subDirectory_filePath"]
                 shipped = np.array(points, np.float32) if len(points) == 136 else None
                 box = square_box(x, y, x + w, y + h, margin)
@@ -140,7 +141,7 @@ def scan_affectnet(
     """
     root = require(Path(root), "AffectNet root", LAYOUT)
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout={layout!r}; valid: {', '.join(LAYOUTS)}")
+        raise UserError(f"unknown layout={layout!r}; valid: {', '.join(LAYOUTS)}")
     if layout == "auto":
         layout = "folders" if (root / "train_set").is_dir() else "lists"
     frame = "affectnet-folders" if layout == "folders" else f"affectnet-lists-m{crop_margin:g}"

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from fer_core import CLASSES
+from fer_core.cli import MissingPath, UserError
 from fer_core.data.cache import DEFAULT_CACHE_DIR, LandmarkCache, cache_file, nan_landmarks
 from fer_core.data.io import (
     BAD_IMAGES_FILE,
@@ -155,8 +155,11 @@ def shipped_landmarks(record: Record) -> np.ndarray | None:
     return points
 
 
-class FaceImages(Dataset):
+class FaceImages:
     """Samples (:class:`Sample`) of a list of records; bad images are skipped and reported.
+
+    A map-style dataset (``__len__``, ``__getitem__``) that a torch ``DataLoader`` takes as it
+    is; not a subclass of torch's ``Dataset``, so that naming datasets imports no torch.
 
     Files that are missing or empty are left out when the dataset is built (``verify=True``
     also decodes every image then). A file that fails to decode later is reported and replaced by
@@ -254,7 +257,7 @@ def from_catalog(
             ``cache`` (always the extracted ones, e.g. dlib for AffectNet too) or ``shipped``.
     """
     if landmarks not in LANDMARK_SOURCES:
-        raise ValueError(f"unknown landmarks={landmarks!r}; valid: {', '.join(LANDMARK_SOURCES)}")
+        raise UserError(f"unknown landmarks={landmarks!r}; valid: {', '.join(LANDMARK_SOURCES)}")
     cache_dir = Path(cache_dir) if cache_dir is not None else catalog.root / DEFAULT_CACHE_DIR
     report = BadImageReport(bad_report if bad_report is not None else cache_dir / BAD_IMAGES_FILE)
     for path, reason in catalog.bad:
@@ -296,7 +299,7 @@ def register_file_dataset(name: str) -> Callable[[Callable[..., Catalog]], Calla
     def add(scan: Callable[..., Catalog]) -> Callable[..., Catalog]:
         def factory(split: str, root: str | os.PathLike | None = None, **options: Any):
             if root is None:
-                raise ValueError(f"dataset {name!r} needs root=<its directory>")
+                raise UserError(f"dataset {name!r} needs root=<its directory>")
             valid = {*SPLIT_OPTIONS, *list(inspect.signature(scan).parameters)[1:]}
             unknown = set(options) - valid
             if unknown:
@@ -318,12 +321,12 @@ def register_file_dataset(name: str) -> Callable[[Callable[..., Catalog]], Calla
 def build_dataset(name: str, split: str, root: str | None = None, **options: Any):
     """Build a registered dataset; unknown names or splits raise errors listing valid ones."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+        raise UserError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     return DATASETS.get(name)(split, root=root, **options)
 
 
 def require(path: Path, what: str, layout: str) -> Path:
     """``path`` if it exists, else a ``FileNotFoundError`` naming it and the expected layout."""
     if not path.exists():
-        raise FileNotFoundError(f"{what} not found: {path}\nExpected layout:\n{layout}")
+        raise MissingPath(f"{what} not found: {path}\nExpected layout:\n{layout}")
     return path

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core import CLASSES
+from fer_core.cli import UserError
 from fer_core.data.base import Catalog, Record, canonical_label, register_file_dataset, require
 from fer_core.data.cache import COORD_COLUMNS
 
@@ -27,7 +28,7 @@ def _label(value: str, where: str) -> int:
     try:
         return canonical_label(text)
     except ValueError:
-        raise ValueError(
+        raise UserError(
             f"{where}: unknown label {value!r}; use a class name ({', '.join(CLASSES)}) "
             f"or an id 0..{len(CLASSES) - 1}"
         ) from None
@@ -37,7 +38,7 @@ def _points(row: dict[str, str], where: str) -> np.ndarray:
     try:
         values = [float(row[c]) if row[c].strip() else np.nan for c in COORD_COLUMNS]
     except ValueError as err:
-        raise ValueError(f"{where}: malformed landmark value ({err})") from None
+        raise UserError(f"{where}: malformed landmark value ({err})") from None
     return np.array(values, np.float32).reshape(2, 68).T.copy()  # x1..x68, y1..y68 → (68, 2)
 
 
@@ -47,7 +48,7 @@ def _read_list(root: Path, list_file: Path, source: str) -> list[Record]:
         rows = csv.DictReader(f)
         columns = rows.fieldnames or []
         if "path" not in columns or "label" not in columns:
-            raise ValueError(f"{list_file}: header needs 'path' and 'label'; expected\n{LAYOUT}")
+            raise UserError(f"{list_file}: header needs 'path' and 'label'; expected\n{LAYOUT}")
         has_points = all(c in columns for c in COORD_COLUMNS)
         for lineno, row in enumerate(rows, start=2):
             where = f"{list_file}:{lineno}"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.cli import UserError, at_least, cli_main, exit_with
+from fer_core.cli import MissingPath, UserError, at_least, cli_main, exit_with
 from fer_core.data._cli import add_option_argument, parse_options, with_options
 from fer_core.data.base import CATALOGS, Catalog, Record, decode_face
 from fer_core.data.cache import DEFAULT_CACHE_DIR, Entry, LandmarkCache, cache_file
@@ -68,7 +68,7 @@ def predictor_path() -> Path:
         )
     path = Path(spec.origin).parent / "models" / PREDICTOR_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"iBUG-68 predictor missing from face-recognition-models: {path}")
+        raise MissingPath(f"iBUG-68 predictor missing from face-recognition-models: {path}")
     return path
 
 
@@ -205,7 +205,7 @@ def extract_catalog(
     ``detect`` (``DETECT_MODES``): ``auto`` fits faces with a known box without detecting them.
     """
     if detect not in DETECT_MODES:
-        raise ValueError(f"unknown detect={detect!r}; valid: {', '.join(DETECT_MODES)}")
+        raise UserError(f"unknown detect={detect!r}; valid: {', '.join(DETECT_MODES)}")
     from tqdm import tqdm
 
     cache_dir = Path(cache_dir) if cache_dir is not None else catalog.root / DEFAULT_CACHE_DIR
@@ -259,13 +259,13 @@ def _reference_rows(path: Path) -> Iterable[tuple[int, str, np.ndarray]]:
             if not row or (lineno == 1 and row[1:2] and not _is_number(row[1])):
                 continue  # blank line or header
             if len(row) != 137:
-                raise ValueError(
+                raise UserError(
                     f"{path}:{lineno}: expected id + 136 values, got {len(row)} fields"
                 )
             try:
                 values = np.array([float(v) for v in row[1:]], dtype=np.float32)
             except ValueError as err:
-                raise ValueError(f"{path}:{lineno}: {err}") from None
+                raise UserError(f"{path}:{lineno}: {err}") from None
             yield lineno, row[0], values.reshape(2, 68).T.copy()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fer_core.cli import UserError
 from fer_core.data.base import Catalog, Record, canonical_label, register_file_dataset, require
 from fer_core.data.base import square_box as _square_box
 
@@ -69,7 +70,7 @@ def scan_rafdb(root: str | os.PathLike, images: str = "auto", crop_margin: float
         base / "EmoLabel" / "list_patition_label.txt", "RAF-DB label file", LAYOUT
     )
     if images not in IMAGE_LAYOUTS:
-        raise ValueError(f"unknown images={images!r}; valid: {', '.join(IMAGE_LAYOUTS)}")
+        raise UserError(f"unknown images={images!r}; valid: {', '.join(IMAGE_LAYOUTS)}")
     if images == "auto":
         images = "aligned" if (base / "Image" / "aligned").is_dir() else "original"
     require(base / "Image" / images, f"RAF-DB {images} image folder", LAYOUT)
@@ -81,14 +82,14 @@ def scan_rafdb(root: str | os.PathLike, images: str = "auto", crop_margin: float
         where = f"{labels_file}:{lineno}"
         parts = line.split()
         if len(parts) != 2:
-            raise ValueError(f"{where}: expected '<name>.jpg <code>', got {line!r}")
+            raise UserError(f"{where}: expected '<name>.jpg <code>', got {line!r}")
         name, code = parts
         if not code.isdigit() or int(code) not in LABEL_CODES:
-            raise ValueError(f"{where}: unknown RAF-DB label code {code!r} (valid: 1..7)")
+            raise UserError(f"{where}: unknown RAF-DB label code {code!r} (valid: 1..7)")
         stem = Path(name).stem
         source = stem.split("_", 1)[0]
         if source not in ("train", "test"):
-            raise ValueError(f"{where}: name {name!r} starts with neither 'train_' nor 'test_'")
+            raise UserError(f"{where}: name {name!r} starts with neither 'train_' nor 'test_'")
         label = canonical_label(LABEL_CODES[int(code)])
         if images == "aligned":
             path = base / "Image" / "aligned" / f"{stem}_aligned.jpg"

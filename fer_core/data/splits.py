@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fer_core.cli import UserError
+
 SOURCE_SPLITS = ("train", "val", "test")
 
 
@@ -69,7 +71,7 @@ def select_split(
             return np.flatnonzero(source == "test") if val_from_test else shipped_val
         return train
     if split == "val" and val_fraction == 0:
-        raise ValueError(
+        raise UserError(
             "the val split is empty with val_fraction=0: use val_fraction > 0 (a hold-out of "
             "train) or val_from_test=True (validate on test, as the reference did)"
         )

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from fer_core import NUM_CLASSES
+from fer_core.cli import UserError
 from fer_core.data.base import DATASETS, SPLITS, Sample
 from fer_core.data.synthetic_faces import render_faces, sample_params
 
@@ -70,16 +70,16 @@ class SyntheticOptions:
 
     def __post_init__(self) -> None:
         if not 32 <= self.size <= 512:
-            raise ValueError(f"size must be in [32, 512] pixels (64-224 tested), got {self.size}")
+            raise UserError(f"size must be in [32, 512] pixels (64-224 tested), got {self.size}")
         if self.n < 1:
-            raise ValueError(f"n (images per split) must be >= 1, got {self.n}")
+            raise UserError(f"n (images per split) must be >= 1, got {self.n}")
         if self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
+            raise UserError(f"seed must be a non-negative integer, got {self.seed}")
         if not 0.0 <= self.shortcut <= 1.0:
-            raise ValueError(f"shortcut is a probability in [0, 1], got {self.shortcut}")
+            raise UserError(f"shortcut is a probability in [0, 1], got {self.shortcut}")
         lo, hi = self.intensity
         if not 0.0 <= lo <= hi <= 1.5:
-            raise ValueError(f"intensity must be (low, high) with 0 <= low <= high <= 1.5, got "
+            raise UserError(f"intensity must be (low, high) with 0 <= low <= high <= 1.5, got "
                              f"{self.intensity}")  # fmt: skip
 
     def cache_key(self, split: str) -> str:
@@ -117,7 +117,7 @@ def generate_split(split: str, opts: SyntheticOptions) -> dict[str, np.ndarray]:
     ``size`` only the resolution (same faces), which keeps paired comparisons clean.
     """
     if split not in _SPLIT_IDS:
-        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+        raise UserError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     rng = np.random.default_rng([opts.seed, _SPLIT_IDS[split]])
     labels = rng.permutation(np.arange(opts.n) % NUM_CLASSES)  # balanced classes
     intensity = np.where(labels == 0, 0.0, rng.uniform(*opts.intensity, size=opts.n))
@@ -170,8 +170,10 @@ def load_or_generate(
     return arrays, path
 
 
-class SyntheticFaces(Dataset):
+class SyntheticFaces:
     """One split of synthetic faces; items follow the ``fer_core.data.base.Sample`` contract.
+
+    A map-style dataset like :class:`~fer_core.data.base.FaceImages` (no torch import).
 
     Attributes beyond the samples: ``labels``, ``landmarks``, ``intensity`` (expression strength,
     0 for Neutral), ``shortcut`` (bool, the image carries the class square), ``path`` (cache file).
@@ -236,7 +238,7 @@ def build_synthetic(
         transform: optional callable applied to each sample dict.
     """
     if split not in _SPLIT_IDS:
-        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+        raise UserError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     opts = SyntheticOptions(
         size=int(size),
         n=int(DEFAULT_N[split] if n is None else n),

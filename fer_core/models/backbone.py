@@ -23,6 +23,8 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
+from fer_core.cli import MissingPath, UserError
+
 # Keys under which training scripts commonly nest a state dict inside a checkpoint.
 _NESTED_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "net")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile
@@ -43,7 +45,7 @@ class Backbone(nn.Module):
     def __init__(self, model: nn.Module, name: str) -> None:
         super().__init__()
         if not hasattr(model, "forward_intermediates"):
-            raise ValueError(
+            raise UserError(
                 f"timm model {name!r} has no forward_intermediates(); layer taps need a model "
                 "family that implements it (ResNet, ConvNeXt, EfficientNet, ViT/DeiT, ...)"
             )
@@ -68,7 +70,7 @@ class Backbone(nn.Module):
         out = tuple(int(v) for v in layers)
         bad = [v for v in out if not 1 <= v <= self.last_layer]
         if bad:
-            raise ValueError(
+            raise UserError(
                 f"layer(s) {bad} do not exist in {self.name}: valid layers are "
                 f"1..{self.last_layer} ({self._layer_help()})"
             )
@@ -135,9 +137,9 @@ def build_backbone(
         A :class:`Backbone`.
     """
     if output_stride not in (8, 16, 32):
-        raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+        raise UserError(f"output_stride must be 8, 16 or 32, got {output_stride}")
     if not timm.is_model(name):
-        raise ValueError(
+        raise UserError(
             f"unknown timm model {name!r}; see timm.list_models(), e.g. 'resnet50', "
             "'resnet18', 'deit_small_patch16_224'"
         )
@@ -145,7 +147,7 @@ def build_backbone(
     is_vit = _is_token_model(name)
     if is_vit:
         if output_stride != 32:
-            raise ValueError(
+            raise UserError(
                 f"output_stride={output_stride} is for CNNs; {name} has a fixed patch stride "
                 "(use output_stride=32)"
             )
@@ -156,7 +158,7 @@ def build_backbone(
     try:
         model = timm.create_model(name, **kwargs)
     except TypeError as err:  # e.g. a family without a dilation option
-        raise ValueError(f"cannot build {name} with {kwargs}: {err}") from err
+        raise UserError(f"cannot build {name} with {kwargs}: {err}") from err
     if pretrained is not None:
         load_weights(model, pretrained)
     return Backbone(model, name)
@@ -177,7 +179,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingPath(
             f"pretrained weight file {path!r} does not exist; give a local state-dict file "
             "(the model hub is not used) or pretrained=None for random initialisation"
         )
@@ -192,7 +194,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             obj = obj[key]
             break
     if not isinstance(obj, Mapping) or not all(torch.is_tensor(v) for v in obj.values()):
-        raise ValueError(f"{path!r} does not hold a state dict (name → tensor)")
+        raise UserError(f"{path!r} does not hold a state dict (name → tensor)")
     out = {}
     for k, v in obj.items():
         for prefix in _WRAPPER_PREFIXES:
@@ -234,9 +236,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches: same names, another architecture
-        raise ValueError(f"weights in {os.fspath(path)!r} do not fit the model: {err}") from err
+        raise UserError(f"weights in {os.fspath(path)!r} do not fit the model: {err}") from err
     if missing or unexpected:
-        raise ValueError(
+        raise UserError(
             f"weights in {os.fspath(path)!r} do not fit {model.pretrained_cfg.get('architecture')}"
             f": missing {missing[:8]}{'...' if len(missing) > 8 else ''}, unexpected "
             f"{unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
