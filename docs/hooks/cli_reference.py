@@ -46,6 +46,9 @@ COMMANDS: tuple[Command, ...] = (
 )
 """Every command of the project, in the order the reference shows them."""
 
+ALIASES: dict[str, str] = {"python -m tuner": "python -m tuner.sweep"}
+"""Commands that are another command under a shorter name."""
+
 
 class ParserBuildError(RuntimeError):
     """A command whose parser could not be built: the reference would be wrong."""
@@ -175,6 +178,7 @@ def cli_markdown(commands: tuple[Command, ...] = COMMANDS) -> str:
             "Generated from each command's argparse parser when the site is built, so it shows"
             " exactly what `--help` shows. Every command ends with the exit codes of"
             " [Troubleshooting](../troubleshooting.md#exit-codes).", ""]
+    head += [f"`{alias}` is `{command}`." for alias, command in ALIASES.items()] + [""]
     return "\n".join(head + [parser_markdown(build_parser(entry)) for entry in commands])
 
 
