@@ -22,9 +22,10 @@ PAGE = "reference/cli.md"
 class Command(NamedTuple):
     """One command line of the project.
 
-    ``factory`` names a function of ``module``: either one that returns the parser, or the
-    command's ``main(argv=None)``, whose parser is taken at the moment it parses (nothing after
-    that runs)."""
+    ``module`` is what ``command`` runs; ``factory`` names a function of it: the command's
+    ``main(argv=None)``, whose parser is taken at the moment it parses (nothing after that
+    runs), or a function that returns the parser. Pointing at the command's own module keeps an
+    entry right when the code behind the command moves."""
 
     command: str
     module: str
@@ -32,16 +33,16 @@ class Command(NamedTuple):
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("python -m tuner.sweep", "tuner.cli", "build_parser"),
-    Command("python -m tuner.mlflow_server", "tuner.tracking.server", "build_parser"),
-    Command("python -m tuner.mlflow_replay", "tuner.tracking.replay", "main"),
+    Command("python -m tuner.sweep", "tuner.sweep", "main"),
+    Command("python -m tuner.mlflow_server", "tuner.mlflow_server", "main"),
+    Command("python -m tuner.mlflow_replay", "tuner.mlflow_replay", "main"),
     Command("python -m tuner.cluster.check", "tuner.cluster.check", "main"),
     Command("python -m fer_core.train", "fer_core.train", "main"),
-    Command("python -m fer_core.explain", "fer_core.explain", "build_parser"),
+    Command("python -m fer_core.explain", "fer_core.explain", "main"),
     Command("python -m fer_core.data", "fer_core.data.__main__", "main"),
     Command("python -m fer_core.data.landmarks", "fer_core.data.landmarks", "main"),
     Command("python -m analysis.tables", "analysis.tables", "main"),
-    Command("python -m analysis.figures", "analysis.figures", "parser"),
+    Command("python -m analysis.figures", "analysis.figures", "main"),
     Command("python -m analysis.report", "analysis.report", "main"),
 )
 """Every command of the project, in the order the reference shows them."""
