@@ -84,7 +84,7 @@ def api_markdown() -> str:
              "`fer_core.CLASSES`: 0 Neutral, 1 Happiness, 2 Surprise, 3 Fear, 4 Anger, "
              "5 Disgust, 6 Sadness.", ""]
     current = None
-    for module, name, path in entries():
+    for module, _name, path in entries():
         if module != current:
             current = module
             doc = inspect.getdoc(importlib.import_module(module)) or ""
