@@ -41,13 +41,17 @@ DISPLAY = 192
 
 
 def train(lambda_au: float, folder: Path) -> Path:
-    """Train one arm and return the folder of its checkpoint (best validation CL)."""
+    """Train one arm and return the folder of its checkpoint (best validation CL); an arm
+    already trained in ``folder`` is reused."""
+    out = folder / f"lambda{lambda_au:g}"
+    if (out / "checkpoint.pt").is_file():
+        print(f"λ = {lambda_au:g}: reusing {out}", flush=True)
+        return out
     trainer = Trainer(ExperimentConfig.from_flat({**SIZES, "lambda_au": lambda_au}),
                       cache_dir=str(folder / "cache"), progress=False)
     metrics = trainer.fit()
     print(f"λ = {lambda_au:g}: test CL {metrics['test_cl']:.1f} %, "
           f"test ATT-COS {metrics['test_att_cos']:.3f}", flush=True)
-    out = folder / f"lambda{lambda_au:g}"
     trainer.save_checkpoint(str(out))
     return out
 
@@ -70,7 +74,7 @@ def draw(samples: list[dict], checkpoints: dict[str, Path], out: Path) -> None:
     to_model = build_transforms(train=False, size=SIZES["img_size"])
     fig, axes = plt.subplots(len(samples), 2 + len(models),
                              figsize=(2.3 * (2 + len(models)), 2.4 * len(samples)))
-    for r, (row, sample) in enumerate(zip(axes, samples)):
+    for r, (row, sample) in enumerate(zip(axes, samples, strict=True)):
         label = torch.tensor([sample["label"]])
         image = sample["image"].astype(np.float32) / 255.0
         points = torch.from_numpy(sample["landmarks"])[None]
@@ -80,7 +84,7 @@ def draw(samples: list[dict], checkpoints: dict[str, Path], out: Path) -> None:
         for title, loaded in models.items():
             cam = explain_batch(loaded, x, label).cams
             panels.append((title, upsample_cams(cam, (DISPLAY, DISPLAY))[0].numpy()))
-        for ax, (title, heat) in zip(row, panels):
+        for ax, (title, heat) in zip(row, panels, strict=True):
             ax.imshow(image)
             if heat is None:
                 ax.scatter(*sample["landmarks"].T, s=3, c="lime")
@@ -98,10 +102,13 @@ def draw(samples: list[dict], checkpoints: dict[str, Path], out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, default=Path("docs/img/overview.png"))
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the data and models here (default: a temporary folder); a "
+                             "second run reuses them and only draws")
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="fer-overview-") as tmp:
-        folder = Path(tmp)
+        folder = args.work or Path(tmp)
         checkpoints = {title: train(lam, folder) for title, lam in ARMS.items()}
         draw(faces(folder / "cache"), checkpoints, args.out)
 
