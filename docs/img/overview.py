@@ -3,13 +3,13 @@ without and with AU guidance.
 
     python docs/img/overview.py -o docs/img/overview.png    # trains two small models, then draws
 
-Two resnet18 CAM models are trained from scratch on the same synthetic faces at the laptop
-sizes of the default sweep (``search_spaces/sizes.py``) except the image side (64 px, output
-stride 16: 4×4 maps at layer 5) and the epochs (3 instead of 10, so that the picture is made in
-minutes), one with λ = 0 and one with λ = 4 at layer 5, both seed 0. Each row is a test face the
-models never saw, rendered again at a larger size for display (the generator draws the same face
-at any size); the models see it at their own input size. Each model's test CL and ATT-COS are
-printed.
+Two resnet18 CAM models are trained from scratch on the same synthetic faces at the laptop sizes
+of the default sweep (``search_spaces/sizes.py``) except the image side (64 px, output stride
+16: 4×4 maps at layer 5), the faces (600) and the epochs (2 instead of 10, so that the picture
+is made in minutes on a busy laptop), one with λ = 0 and one with λ = 4 at layer 5, both seed 0.
+Each row is a test face the models never saw, rendered again at a larger size for display (the
+generator draws the same face at any size); the models see it at their own input size. Each
+model's test CL and ATT-COS are printed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from fer_core.engine import Trainer  # noqa: E402
 from fer_core.inference import explain_batch, load_model  # noqa: E402
 
 SIZES = dict(dataset="synthetic", backbone="resnet18", img_size=64, output_stride=16,
-             synthetic_n=1200, synthetic_intensity=0.6, epochs=3, batch_size=32, lr=0.05,
+             synthetic_n=600, synthetic_intensity=0.6, epochs=2, batch_size=32, lr=0.05,
              layers="5", seed=0, xai_images=0)
 ARMS = {"CAM, λ = 0 (no AU guidance)": 0.0, "CAM, λ = 4 at layer 5 (AU-guided)": 4.0}
 ROWS = ("Happiness", "Surprise", "Anger")
