@@ -43,11 +43,14 @@ def parse_layers(value: Any) -> tuple[int, ...]:
 
 
 def format_layers(layers: tuple[int, ...]) -> str:
+    """``(5, 4)`` -> ``'5+4'``, the form of MLflow params and ``--set layers=``."""
     return "+".join(str(v) for v in layers)
 
 
 @dataclass(frozen=True)
 class DataConfig:
+    """Which data, at which size, and how validation is split off (docs/method.md §9)."""
+
     dataset: str = "synthetic"
     data_root: str | None = None
     img_size: int = 64
@@ -77,6 +80,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The timm backbone, its weights and its output stride (docs/method.md §5)."""
+
     backbone: str = "resnet18"
     pretrained: str | None = None  # local weight file; the model hub is not assumed reachable
     output_stride: int = 32
@@ -202,6 +207,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The training loop: epochs, batch, seed, device and the GPU options (docs/method.md §8)."""
+
     epochs: int = 4
     batch_size: int = 32
     seed: int = 0
@@ -261,6 +268,10 @@ def _build_section(klass: type, flat: dict[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """One experiment: every section, frozen and validated. Field names are unique across
+    sections, so ``to_flat``/``from_flat`` give the flat view that Tune samples, MLflow logs and
+    ``--set name=value`` overrides."""
+
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     # A MethodConfig: its class is built from the method registry on first use.
@@ -353,6 +364,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
 
 
 def default_flat() -> dict[str, Any]:
+    """The flat view of the default experiment."""
     return ExperimentConfig().to_flat()
 
 
