@@ -44,9 +44,9 @@ from analysis.stats import CONFIDENCE, estimate
 from analysis.tables import select
 from fer_core import metric_names as mn
 from fer_core.cli import cli_main, exit_with
+from fer_core.heatmap import draw_heatmap
+from fer_core.objective import dominates
 from fer_core.registry import Registry
-from tuner.artifacts import draw_heatmap
-from tuner.summary import dominates
 from tuner.tracking import schema as tr
 
 SPACE = "space"  # the runs' column naming each trial's sweep space

@@ -21,7 +21,7 @@ from dataclasses import replace
 import pandas as pd
 
 from analysis.stats import estimate
-from analysis.tables import (
+from analysis.table_spec import (
     FINISHERS,
     TABLES,
     Cell,

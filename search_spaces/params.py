@@ -3,7 +3,7 @@
 A space's ``params`` mixes four kinds of value: constants, ``tune.grid_search`` lists, sampled
 domains (``tune.loguniform``, ``tune.choice``) and derived fields (``tune.sample_from``, computed
 from the others, e.g. the network of a method). The driver needs every concrete value before
-anything starts (``tuner.plan`` checks each one) and while the sweep runs (the launch gate
+anything starts (``tuner.spec.resolve`` checks each one) and while the sweep runs (the launch gate
 computes derived fields itself); both read them from here. Imports Tune's domain types only.
 """
 

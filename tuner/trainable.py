@@ -27,8 +27,9 @@ from ray import tune
 from fer_core import export
 from fer_core.engine import Callback, Trainer
 from search_spaces import SPACES
-from tuner import artifacts, dedup
-from tuner.context import SweepContext
+from tuner.results import artifacts
+from tuner.search import dedup
+from tuner.spec.context import SweepContext
 from tuner.tracking import outputs, ui
 from tuner.tracking import schema as tr
 from tuner.tracking.client import fail_fast_http

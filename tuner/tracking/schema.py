@@ -36,7 +36,7 @@ says what it is, ``cam λ=4 L5 s0``: ``tuner.tracking.ui.run_label``)
     tags    ``mlflow.parentRunId`` (the parent run), ``sweep.role=trial``, ``sweep.name``,
             ``sweep.space``, ``tune.trial_id``, ``tune.trial_name``, ``arm``,
             ``mlflow.source.git.commit``, ``data.fingerprint``, ``config.hash`` (the resolved
-            config's identity, ``tuner.dedup.config_hash``), ``tune.attempts`` (starts of the
+            config's identity, ``tuner.search.dedup.config_hash``), ``tune.attempts`` (starts of the
             trial: 1 unless it was retried or resumed), ``early_stopped`` (``true`` when ASHA
             stopped the trial before its last epoch; such a trial has no ``test_*`` metrics),
             ``tune.status`` (how Tune left the trial: TERMINATED, ERROR, or INTERRUPTED when the
@@ -201,3 +201,8 @@ def tag_filter(tags: Mapping[str, str]) -> str:
 
 def finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def is_final(result: Mapping[str, Any] | None) -> bool:
+    """Whether a trial's last result carries its test metrics (it ran to the end)."""
+    return bool(result) and bool(result.get(KEY_IS_FINAL))

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from mlflow.entities import Run
 
 from fer_core import metric_names as mn
-from search_spaces.base import Objective
+from fer_core.objective import Objective
 from tuner.tracking import schema as tr
 
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow.fs as pafs
 
 from fer_core.config import ExperimentConfig
-from tuner.settings import SweepSettings
+from tuner.spec.settings import SweepSettings
 from tuner.tracking.client import TrackingTarget
 from tuner.tracking.redact import REDACTED, redact
 

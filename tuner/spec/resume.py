@@ -1,6 +1,6 @@
 """Finding a sweep to resume and checking that Tune can restore it.
 
-The storage is a local folder or a URI (``tuner.context.StoragePath``); it is listed through
+The storage is a local folder or a URI (``tuner.spec.context.StoragePath``); it is listed through
 ``pyarrow.fs``, so a sweep in a bucket resumes from any machine that can read the bucket.
 """
 
@@ -8,15 +8,33 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
-from tuner.context import SWEEP_FILE, StoragePath, SweepContext
+from fer_core.cli import UserError
+from tuner.spec.context import SWEEP_FILE, StoragePath, SweepContext
+from tuner.spec.spec import SweepPlace
 
 TUNE_STATE = "experiment_state-*.json"
 
 
-class NothingToResume(ValueError):
+@dataclass(frozen=True)
+class ResumeRequest:
+    """``--resume``: which sweep, and where it runs now. Everything else comes from the sweep's
+    saved ``sweep.json`` (``SweepContext.load``), not from this command line."""
+
+    place: SweepPlace
+    name: str | None
+    """``--name`` (None: the latest sweep, of ``space`` when given)."""
+    space: str | None
+    optuna_storage: str | None
+    """``--optuna-storage`` as given: puts back a password the saved copy redacted."""
+    ignored: tuple[str, ...] = ()
+    """Flags given that only a new sweep reads (a note says they are ignored)."""
+
+
+class NothingToResume(UserError):
     """The named/latest sweep cannot be restored; the message says what to do."""
 
 

@@ -1,4 +1,4 @@
-"""Searchers and schedulers a space can name, each built from one ``SearchPlan``.
+"""Searchers and schedulers a space can name, each built from the sweep's ``SearchPlan``.
 
 ``SEARCHERS`` / ``SCHEDULERS`` are registries: a space says ``searcher="optuna"`` and this
 module turns that into Ray Tune objects. Two small wrappers carry the sweep's research design:
@@ -15,7 +15,7 @@ import math
 import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
@@ -23,29 +23,38 @@ from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Domain
 
+from fer_core.objective import Objective
 from fer_core.registry import Registry
-from search_spaces.base import Objective, SweepSpace
+from search_spaces.base import SweepSpace
 from tuner.tracking import schema as tr
 
 SEED_KEY = "seed"
 
 
-@dataclass(frozen=True)
-class SearchPlan:
-    """A space resolved against the command line: what to search, how often, with which seeds."""
+class SearchPlan(Protocol):
+    """What the searchers and schedulers read of a sweep: ``tuner.spec.spec.SweepSpec`` is one
+    (a protocol, so this module needs nothing of the spec's package)."""
 
-    space: SweepSpace
-    params: Mapping[str, Any]
-    """The space's params minus the fields the user pinned with ``--set``."""
-    reference_points: tuple[Mapping[str, Any], ...]
-    seeds: tuple[int, ...]
-    num_configs: int
-    """Configurations to try, reference points included (searchers; grids expand themselves)."""
-    objective: Objective
-    """The space's, or ``--metric``/``--mode``."""
-    epochs: int
-    sweep_name: str
-    optuna_storage: str | None = None
+    @property
+    def space(self) -> SweepSpace: ...
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The space's params minus the fields the user pinned with ``--set``."""
+    @property
+    def reference_points(self) -> tuple[Mapping[str, Any], ...]: ...
+    @property
+    def seeds(self) -> tuple[int, ...]: ...
+    @property
+    def num_configs(self) -> int:
+        """Configurations to try, reference points included (grids expand themselves)."""
+    @property
+    def objective(self) -> Objective: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def sweep_name(self) -> str: ...
+    @property
+    def optuna_storage(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -64,11 +73,6 @@ SCHEDULERS: Registry[Callable[[SearchPlan], TrialScheduler]] = Registry("schedul
 def is_reference(config: Mapping[str, Any], points: Sequence[Mapping[str, Any]]) -> bool:
     """Whether ``config`` is one of the reference points (all of the point's keys match)."""
     return any(all(config.get(k) == v for k, v in p.items()) for p in points)
-
-
-def is_final(result: Mapping[str, Any] | None) -> bool:
-    """Whether a trial's last result carries its test metrics (it ran to the end)."""
-    return bool(result) and bool(result.get(tr.KEY_IS_FINAL))
 
 
 class _Group:
@@ -138,8 +142,8 @@ class SweepSearcher(Searcher):
         if group.inner_id is None or not group.done():
             return
         outcomes = list(group.outcomes.values())
-        finals = [r for r, err in outcomes if not err and is_final(r)]
-        truncated = any(not err and not is_final(r) for r, err in outcomes)
+        finals = [r for r, err in outcomes if not err and tr.is_final(r)]
+        truncated = any(not err and not tr.is_final(r) for r, err in outcomes)
         if truncated:  # ASHA judged it: Optuna records PRUNED with its intermediate values
             self.inner.on_trial_complete(group.inner_id, result=None, error=False)
         elif finals:

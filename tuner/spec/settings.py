@@ -1,8 +1,8 @@
 """The sweep's own settings: one frozen, validated object built once by the driver.
 
-``tuner.plan.resolve`` builds it from the space and the command line; the driver hands it down
-(the launch gate's rules, the trainable's resources, the end-of-sweep summary), saves it in
-``sweep.json`` inside ``tuner.context.SweepContext`` (so ``--resume`` continues with exactly
+``tuner.spec.resolve.resolve`` builds it from the space and the command line; the driver hands it
+down (the launch gate's rules, the trainable's resources, the end-of-sweep summary), saves it in
+``sweep.json`` inside ``tuner.spec.context.SweepContext`` (so ``--resume`` continues with exactly
 these settings) and logs it as the parent run's ``sweep.*`` params. Field names are those
 params' names. Imports nothing that trains or talks to Ray or MLflow.
 """
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from search_spaces.base import Objective
-from tuner.budget import Budget
+from tuner.search.budget import Budget
 
 REGISTRY_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
@@ -29,9 +29,9 @@ class SweepSettings:
     """The objective (``--metric`` or the space's); a tuple for a multi-objective space."""
     mode: str | tuple[str, ...]
     searcher: str
-    """Name in ``tuner.searchers.SEARCHERS``."""
+    """Name in ``tuner.search.searchers.SEARCHERS``."""
     scheduler: str
-    """Name in ``tuner.searchers.SCHEDULERS`` (``--scheduler`` or the space's)."""
+    """Name in ``tuner.search.searchers.SCHEDULERS`` (``--scheduler`` or the space's)."""
     num_configs: int
     """Configurations the searcher proposes, reference points included (grids: the grid)."""
     seeds: int

@@ -3,8 +3,8 @@
 The budget counts *trial* time, not the driver's wall clock: the sum over the sweep's trials of
 their training wall time so far (setup, epochs, evaluation; replayed epochs after a retry
 included), running trials included. Two trials running for an hour side by side spend two
-trial-hours. ``tuner.gate.SweepGate`` owns one ``TrialClock`` per trial and stops launching new
-trials once the sum reaches the budget; trials already running finish normally.
+trial-hours. ``tuner.search.gate.SweepGate`` owns one ``TrialClock`` per trial and stops launching
+new trials once the sum reaches the budget; trials already running finish normally.
 """
 
 from __future__ import annotations
