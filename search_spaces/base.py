@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fer_core.cli import UserError
 from fer_core.objective import Objective
 from fer_core.registry import Registry
 from search_spaces.params import grid_size
@@ -73,14 +74,14 @@ class SweepSpace:
         try:
             Objective(self.metric, self.mode)
         except ValueError as err:
-            raise ValueError(f"space {self.name!r}: {err}") from None
+            raise UserError(f"space {self.name!r}: {err}") from None
         if self.num_samples < 1 or self.max_concurrent < 1 or self.grace_period < 1:
-            raise ValueError(f"space {self.name!r}: num_samples, max_concurrent, grace_period ≥ 1")
+            raise UserError(f"space {self.name!r}: num_samples, max_concurrent, grace_period ≥ 1")
         if self.reduction_factor <= 1:
-            raise ValueError(f"space {self.name!r}: reduction_factor must be > 1, "
+            raise UserError(f"space {self.name!r}: reduction_factor must be > 1, "
                              f"not {self.reduction_factor}")
         if not callable(self.arm):
-            raise ValueError(f"space {self.name!r}: arm must be a function of the trial's config, "
+            raise UserError(f"space {self.name!r}: arm must be a function of the trial's config, "
                              f"e.g. arm_by('lambda_au'), not {self.arm!r}")
 
     @property

@@ -9,7 +9,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
 from tuner.cost.asha import asha_epochs, expected_epochs, rungs
-from tuner.search.searchers import ReferenceASHA
+from tuner.search.wrappers import ReferenceASHA
 
 
 def test_rungs_are_placed_as_rays_asha_places_them():

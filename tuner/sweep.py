@@ -23,7 +23,7 @@ from tuner.spec.resolve import (  # noqa: F401  (storage_root: where --storage-p
     resolve_resume,
     storage_root,
 )
-from tuner.spec.resume import NothingToResume, ResumeRequest
+from tuner.spec.resume import ResumeRequest
 from tuner.spec.spec import SweepPlace, SweepSpec
 from tuner.tracking.provenance import git_commit
 
@@ -90,20 +90,10 @@ def restore(request: ResumeRequest) -> tuple[tune.Tuner, SweepContext]:
 
     from tuner.checks import guard
     from tuner.search.launch import init_ray, make_trainable
-    from tuner.spec.context import SweepContext
-    from tuner.spec.resume import find_sweep
     from tuner.tracking import client as runs
     from tuner.tracking.redact import redact
 
-    folder = find_sweep(request.place.storage, request.name, request.space)
-    try:
-        ctx = SweepContext.load(folder).with_secrets(request.place.mlflow_uri,
-                                                     request.optuna_storage)
-    except ValueError as err:
-        raise NothingToResume(f"sweep {folder.name!r}: {err}") from None
-    if ctx.settings is None:
-        raise NothingToResume(f"sweep {folder.name!r}: its {folder.name}/sweep.json holds no "
-                              "sweep settings; start it again without --resume")
+    ctx, folder = request.context, request.folder
     if request.ignored:
         print("note: --resume continues the sweep with its saved settings; --set/--trials/"
               "--seeds/--smoke-test/--budget-hours/--rerun are ignored", flush=True)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from tuner.spec.context import StoragePath, SweepContext
 from tuner.tracking import ui
-from tuner.tracking.client import TrackingTarget
 from tuner.tracking.redact import redact
+from tuner.tracking.target import TrackingTarget
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

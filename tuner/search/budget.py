@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fer_core.cli import UserError
+
 SECONDS_PER_HOUR = 3600.0
 SINCE_RESTORE = "time_since_restore"
 """Tune's seconds since the trainable (re)started: 0 again after every retry or resume."""
@@ -28,7 +30,7 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.hours is not None and not (math.isfinite(self.hours) and self.hours > 0):
-            raise ValueError(f"--budget-hours {self.hours}: give a finite number of trial-hours "
+            raise UserError(f"--budget-hours {self.hours}: give a finite number of trial-hours "
                              "> 0, e.g. 12 or 0.5 (fractions are fine)")
 
     def reached(self, used_s: float) -> bool:

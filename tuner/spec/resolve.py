@@ -24,7 +24,7 @@ from tuner.checks.preflight import PreflightRules
 from tuner.results.summary import SUMMARIES
 from tuner.search.searchers import SCHEDULERS, SEARCHERS
 from tuner.spec.context import StoragePath
-from tuner.spec.resume import ResumeRequest
+from tuner.spec.resume import ResumeRequest, saved_sweep
 from tuner.spec.settings import SweepSettings
 from tuner.spec.spec import SweepPlace, SweepSpec, absolute
 from tuner.tracking import schema as tr
@@ -175,8 +175,6 @@ def resolve_place(args: argparse.Namespace, cwd: Path) -> SweepPlace:
             experiment=args.experiment, pending_timeout_s=args.pending_timeout,
             preflight=PreflightRules(allow_missing_classes=args.allow_missing_classes,
                                      max_missing_landmarks=args.max_missing_landmarks))
-    except UserError:
-        raise
     except ValueError as err:
         raise SweepError(str(err)) from None
 
@@ -196,10 +194,11 @@ def check_storage(place: SweepPlace) -> None:
 def resolve(args: argparse.Namespace, cwd: Path | None = None) -> SweepSpec:
     """Check everything the command line and the space say; the one spec of the sweep."""
     cwd = (cwd or Path.cwd()).resolve()
+    # The command line's own mistakes first: they need no space (whose modules import Ray).
+    pins = user_pins(args, cwd)
+    place = resolve_place(args, cwd)
     space = get_space(args.space)
     check_space(space)
-    place = resolve_place(args, cwd)
-    pins = user_pins(args, cwd)
     base = {**space.overrides, **(TINY if args.smoke_test else {}), **pins}
     canon = check_config(base, "pinned config")
     base = {k: canon[k] for k in base}  # canonical types (floats, '5+4' strings)
@@ -242,8 +241,6 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> SweepSpec:
             dedup=not args.rerun, budget_hours=args.budget_hours,
             system_metrics=args.system_metrics, register=args.register,
         )
-    except UserError:
-        raise
     except ValueError as err:
         raise SweepError(str(err)) from None
     if not args.estimate:  # the estimate writes no sweep folder
@@ -258,10 +255,8 @@ NEW_SWEEP_ONLY = ("set", "trials", "smoke_test", "rerun", "budget_hours")
 
 
 def resolve_resume(args: argparse.Namespace, cwd: Path | None = None) -> ResumeRequest:
-    """``--resume``: the sweep to continue and where; its settings come from its saved copy."""
-    ignored = tuple(f"--{flag.replace('_', '-')}" for flag in NEW_SWEEP_ONLY
-                    if getattr(args, flag) not in (None, False, []))
-    if args.seeds != 1:
-        ignored += ("--seeds",)
-    return ResumeRequest(resolve_place(args, (cwd or Path.cwd()).resolve()), args.name,
-                         args.space, args.optuna_storage, ignored)
+    """``--resume``: the sweep to continue, from its saved copy, and where it runs now."""
+    ignored = args.seeds != 1 or any(getattr(args, flag) not in (None, False, [])
+                                     for flag in NEW_SWEEP_ONLY)
+    return saved_sweep(resolve_place(args, (cwd or Path.cwd()).resolve()), args.name,
+                       args.space, args.optuna_storage, ignored)

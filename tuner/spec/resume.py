@@ -10,8 +10,6 @@ import fnmatch
 import os
 from dataclasses import dataclass
 
-import pyarrow.fs as pafs
-
 from fer_core.cli import UserError
 from tuner.spec.context import SWEEP_FILE, StoragePath, SweepContext
 from tuner.spec.spec import SweepPlace
@@ -19,28 +17,42 @@ from tuner.spec.spec import SweepPlace
 TUNE_STATE = "experiment_state-*.json"
 
 
-@dataclass(frozen=True)
-class ResumeRequest:
-    """``--resume``: which sweep, and where it runs now. Everything else comes from the sweep's
-    saved ``sweep.json`` (``SweepContext.load``), not from this command line."""
-
-    place: SweepPlace
-    name: str | None
-    """``--name`` (None: the latest sweep, of ``space`` when given)."""
-    space: str | None
-    optuna_storage: str | None
-    """``--optuna-storage`` as given: puts back a password the saved copy redacted."""
-    ignored: tuple[str, ...] = ()
-    """Flags given that only a new sweep reads (a note says they are ignored)."""
-
-
 class NothingToResume(UserError):
     """The named/latest sweep cannot be restored; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """``--resume``: the sweep's saved spec (``sweep.json``, credentials put back from the
+    command line) and where it runs now; nothing else of the command line is read."""
+
+    place: SweepPlace
+    folder: StoragePath
+    context: SweepContext
+    ignored: bool = False
+    """Flags that only a new sweep reads were given (a note says they are ignored)."""
+
+
+def saved_sweep(place: SweepPlace, name: str | None, space: str | None,
+                optuna_storage: str | None, ignored: bool = False) -> ResumeRequest:
+    """The sweep ``name`` (or the latest, of ``space``) under the storage, its saved context
+    made whole again by the URIs given now."""
+    folder = find_sweep(place.storage, name, space)
+    try:
+        ctx = SweepContext.load(folder).with_secrets(place.mlflow_uri, optuna_storage)
+    except ValueError as err:
+        raise NothingToResume(f"sweep {folder.name!r}: {err}") from None
+    if ctx.settings is None:
+        raise NothingToResume(f"sweep {folder.name!r}: its {folder.name}/sweep.json holds no "
+                              "sweep settings; start it again without --resume")
+    return ResumeRequest(place, folder, ctx, ignored)
 
 
 def sweep_folders(storage: str | os.PathLike[str] | StoragePath,
                   space: str | None = None) -> list[StoragePath]:
     """Sweeps under ``storage`` (optionally of one space), oldest first."""
+    import pyarrow.fs as pafs
+
     storage = StoragePath.parse(storage)
     found = []
     for child in storage.children():

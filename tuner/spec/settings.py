@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from fer_core.cli import UserError
 from search_spaces.base import Objective
 from tuner.search.budget import Budget
 
@@ -58,17 +59,17 @@ class SweepSettings:
         object.__setattr__(self, "metric", objective.metric)
         object.__setattr__(self, "mode", objective.mode)
         if self.num_configs < 1:
-            raise ValueError(f"--trials {self.num_configs}: run at least 1 configuration")
+            raise UserError(f"--trials {self.num_configs}: run at least 1 configuration")
         if self.seeds < 1:
-            raise ValueError(f"--seeds {self.seeds}: run each configuration with at least 1 seed")
+            raise UserError(f"--seeds {self.seeds}: run each configuration with at least 1 seed")
         if self.max_concurrent < 1:
-            raise ValueError(f"--max-concurrent {self.max_concurrent}: allow at least 1 trial")
+            raise UserError(f"--max-concurrent {self.max_concurrent}: allow at least 1 trial")
         if self.resources_cpu <= 0 or self.resources_gpu < 0:
-            raise ValueError(f"--cpus-per-trial {self.resources_cpu} / --gpus-per-trial "
+            raise UserError(f"--cpus-per-trial {self.resources_cpu} / --gpus-per-trial "
                              f"{self.resources_gpu}: give CPUs > 0 and GPUs ≥ 0 per trial")
         Budget(self.budget_hours)  # its message names --budget-hours
         if self.register is not None and not REGISTRY_NAME.fullmatch(self.register):
-            raise ValueError(f"--register {self.register!r}: a Model Registry name is letters, "
+            raise UserError(f"--register {self.register!r}: a Model Registry name is letters, "
                              "digits, '_', '-' and '.' (e.g. au-guided-fer)")
 
     @property
@@ -97,6 +98,6 @@ class SweepSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"sweep settings: unknown keys {', '.join(unknown)}; "
+            raise UserError(f"sweep settings: unknown keys {', '.join(unknown)}; "
                              f"valid keys: {', '.join(sorted(known))}")
         return cls(**data)
