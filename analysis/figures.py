@@ -239,7 +239,7 @@ def matrices_figure(source: FigureSource) -> Figure:
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
-    from tuner.artifacts import draw_heatmap
+    from fer_core.heatmap import draw_heatmap
 
     chosen = best_runs(source.runs, source.options.best_by)
     client = MlflowClient(source.tracking_uri)
@@ -290,7 +290,7 @@ def maps_figure(source: FigureSource) -> Figure:
 # ---------------------------------------------------------------- Pareto
 def pareto_mask(points: Sequence[Sequence[float]]) -> list[bool]:
     """Whether each point (all objectives maximised) is dominated by no other point."""
-    from tuner.summary import dominates
+    from fer_core.objective import dominates
 
     return [not any(dominates(other, p) for j, other in enumerate(points) if j != i)
             for i, p in enumerate(points)]

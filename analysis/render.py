@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from analysis.stats import CONFIDENCE, significance_mark
 
 if TYPE_CHECKING:
-    from analysis.tables import Cell, Column, Table
+    from analysis.table_spec import Cell, Column, Table
 
 MISSING = "--"
 TEST_NOTE = "paired t-test of w/ AU against {reference} on matching seeds"

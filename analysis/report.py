@@ -29,7 +29,7 @@ from analysis.runs import add_source_args
 from analysis.source import check_store
 from analysis.tables import TABLES, Table, default_table
 from fer_core.cli import UserError, cli_main, exit_with
-from tuner.provenance import git_commit
+from tuner.tracking.provenance import git_commit
 from tuner.tracking.redact import redact
 
 if TYPE_CHECKING:

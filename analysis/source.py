@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fer_core.cli import UserError
-from tuner.probe import check_mlflow_uri
 from tuner.tracking import schema as tr
+from tuner.tracking.reach import check_mlflow_uri
 
 
 def check_store(uri: str | None) -> None:

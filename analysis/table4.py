@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from analysis.stats import estimate
-from analysis.tables import (
+from analysis.table_spec import (
     FINISHERS,
     TABLES,
     Cell,

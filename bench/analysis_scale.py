@@ -149,7 +149,7 @@ def run_backend(name: str, uri: str, n: int, folder: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tuner.devdb import LocalPostgres
+    from devdb import LocalPostgres
 
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

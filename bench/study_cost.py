@@ -1,4 +1,4 @@
-"""The price of the paper's whole study on the device at hand, from ``tuner.estimate``.
+"""The price of the paper's whole study on the device at hand, from ``tuner.cost.estimate``.
 
     python bench/study_cost.py                  # every arm timed (minutes on a CPU)
     python bench/study_cost.py --max-arms 4     # time 4 arms per sweep, the rest cost their mean
@@ -28,8 +28,8 @@ import torch
 
 from fer_core.config import ExperimentConfig
 from tuner.cli import parse_args
-from tuner.estimate import ArmCost, TrialShape, arms, cost_key, measure, stand_in
-from tuner.plan import resolve
+from tuner.cost.estimate import ArmCost, TrialShape, arms, cost_key, measure, stand_in
+from tuner.spec.resolve import resolve
 
 SEEDS = 3
 CPU_PROBE_BATCH = 4

@@ -9,7 +9,7 @@ Each writer is a process simulating one trial through the project's own ``TrialT
 journal, background delivery): it attaches its run, logs ``--metrics`` metrics for each of
 ``--epochs`` epochs, one small artifact, and ends the run. All writers talk to one ``mlflow
 server`` with ``--workers`` workers; the back end is a PostgreSQL database (a throwaway cluster
-from ``tuner.devdb`` unless ``--backend-store-uri`` names one) or a SQLite file.
+from ``bench/devdb.py`` unless ``--backend-store-uri`` names one) or a SQLite file.
 
 Per back end it prints the operations delivered per second (all writers, from the first to the
 last delivery), each operation's p50/p95 delivery latency (one HTTP request: the server's
@@ -198,7 +198,7 @@ def _pct(values: list[float], q: int) -> float:
 
 
 def _free_port() -> int:
-    from tuner.devdb import free_port
+    from devdb import free_port
 
     return free_port()
 
@@ -251,7 +251,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tuner.devdb import LocalPostgres
+    from devdb import LocalPostgres
+
     from tuner.tracking.redact import redact
 
     args = parse_args(argv)

@@ -6,7 +6,7 @@
 Both sides are what a user waits for from the command to its return, each in a fresh Python
 process: the sweep CLI (imports, Ray start, MLflow store, data, trials in a Ray worker, summary,
 Ray shutdown; its cost prediction runs beside the trials on the core they leave free, see
-``tuner.pricing``) and a plain script that trains exactly the configurations the
+``tuner.cost.pricing``) and a plain script that trains exactly the configurations the
 sweep ran (read back from MLflow) one after another (imports, data, trials). Both train on one
 CPU thread (the sweep: one 1-CPU trial at a time) with a fresh data cache each. The sides run in
 the order sweep, plain, plain, sweep and the ratio uses the sums: on a shared machine whose load
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from tuner.context import StoragePath
-from tuner.estimate import Prediction
+from tuner.cost.estimate import Prediction
+from tuner.spec.context import StoragePath
 from tuner.tracking import schema as tr
 
 LOOP_LINE = "plain_loop_s="
@@ -84,7 +84,7 @@ def run_sweep(work: Path, args: argparse.Namespace) -> tuple[SweepTimes, list[di
     first = min(r.info.start_time for r in runs)
     last = max(r.info.end_time for r in runs)
     prediction = Prediction.load(StoragePath.parse(work / "ray_results" / "bench"))
-    # Timed beside the trials on a spare core (tuner.pricing), nobody waited for it.
+    # Timed beside the trials on a spare core (tuner.cost.pricing), nobody waited for it.
     waited = prediction is not None and not prediction.beside_trials
     times = SweepTimes(
         wall, (first - began_ms) / 1000,

@@ -29,6 +29,13 @@ def fail(name: str, value: Any, fix: str) -> None:
     _fail(name, value, fix)
 
 
+def check_fractions(params: Any, *names: str) -> None:
+    """Validation helper for ``Params.__post_init__``: each named field lies in ``[0, 1]``."""
+    for name in names:
+        if not 0.0 <= getattr(params, name) <= 1.0:
+            fail(name, getattr(params, name), "use a value in [0, 1]")
+
+
 def parse_layers(value: Any) -> tuple[int, ...]:
     """Accept ``(5, 4)``, ``[5, 4]``, ``"5+4"``, ``"5,4"`` or ``5``; keep the given order."""
     if isinstance(value, str):

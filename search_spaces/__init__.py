@@ -14,8 +14,8 @@ import pkgutil
 from typing import Any
 
 from fer_core.registry import Registry
+from search_spaces.base import DEFAULT_SPACE, SweepSpace, arm_au, arm_by
 from search_spaces.base import SPACES as _SPACES
-from search_spaces.base import SweepSpace, arm_au, arm_by
 
 
 def discover() -> Registry[SweepSpace]:
@@ -30,10 +30,25 @@ def discover() -> Registry[SweepSpace]:
     return _SPACES
 
 
+def listing() -> str:
+    """The ``--list`` table: every registered space and what it runs by default."""
+    lines = [f"{'space':<14} {'trials':>6}  {'searcher':<14} {'scheduler':<9} {'metric':<24} "
+             "reproduces / description"]
+    discover()
+    for name in _SPACES:
+        space = _SPACES.get(name)
+        metric = ",".join(space.objective.metrics)
+        lines.append(f"{name:<14} {space.default_trials:>6}  {space.searcher:<14} "
+                     f"{space.scheduler:<9} {metric:<24} {space.reproduces}: {space.description}")
+    lines.append("trials: configurations (× --seeds); the λ=0 baseline included where listed; "
+                 f"default space: {DEFAULT_SPACE}")
+    return "\n".join(lines)
+
+
 def __getattr__(name: str) -> Any:
     if name == "SPACES":
         return discover()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["SPACES", "SweepSpace", "arm_au", "arm_by", "discover"]
+__all__ = ["DEFAULT_SPACE", "SPACES", "SweepSpace", "arm_au", "arm_by", "discover", "listing"]

@@ -3,10 +3,10 @@
 A space is data: which flat config fields it searches (a Ray Tune param space over
 ``ExperimentConfig.to_flat()`` names), which fields it pins, which metric the searcher and the
 scheduler follow, and which searcher/scheduler the tuner should build (by registry name, see
-``tuner.searchers``). Nothing here imports Ray's runtime or training code; a space's param
+``tuner.search.searchers``). Nothing here imports Ray's runtime or training code; a space's param
 values expand in ``search_spaces.params``. The names a space gives (searcher, scheduler, summary,
 metric, config fields) are checked against their registries when a sweep is resolved
-(``tuner.plan.check_space``), before anything starts.
+(``tuner.spec.resolve.check_space``), before anything starts.
 """
 
 from __future__ import annotations
@@ -15,8 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fer_core.cli import UserError
+from fer_core.objective import Objective
 from fer_core.registry import Registry
 from search_spaces.params import grid_size
+
+DEFAULT_SPACE = "lambda_layers"
+"""The space ``python -m tuner.sweep`` runs when no ``--space`` is named."""
 
 ArmFn = Callable[[Mapping[str, Any]], str]
 
@@ -35,60 +40,6 @@ def arm_au(config: Mapping[str, Any]) -> str:
     return "baseline (λ=0)" if float(config.get("lambda_au", 0.0)) == 0.0 else "AU-guided (λ>0)"
 
 
-MODES = ("min", "max")
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What a sweep optimises: one metric and its direction, or several (multi-objective).
-
-    Lists (from JSON or Tune) become tuples, so the object stays frozen and comparable.
-    """
-
-    metric: str | tuple[str, ...]
-    mode: str | tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        for name in ("metric", "mode"):
-            if isinstance(getattr(self, name), list):
-                object.__setattr__(self, name, tuple(getattr(self, name)))
-        multi = isinstance(self.metric, tuple)
-        if multi != isinstance(self.mode, tuple) or (multi and len(self.metric) != len(self.mode)):
-            raise ValueError(f"objective {self.metric!r} / {self.mode!r}: give one mode per metric")
-        if multi and not self.metric:
-            raise ValueError("objective: name at least one metric")
-        for mode in self.modes:
-            if mode not in MODES:
-                raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-
-    @property
-    def multi(self) -> bool:
-        return isinstance(self.metric, tuple)
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        return self.metric if isinstance(self.metric, tuple) else (self.metric,)
-
-    @property
-    def modes(self) -> tuple[str, ...]:
-        return self.mode if isinstance(self.mode, tuple) else (self.mode,)
-
-    @property
-    def primary_metric(self) -> str:
-        """The metric a scheduler or a single-objective summary follows (the first one)."""
-        return self.metrics[0]
-
-    @property
-    def primary_mode(self) -> str:
-        return self.modes[0]
-
-    def for_tune(self) -> tuple[str | list[str], str | list[str]]:
-        """``(metric, mode)`` as Tune's searchers take them: lists for several objectives."""
-        if self.multi:
-            return list(self.metrics), list(self.modes)
-        return self.metric, self.mode
-
-
 @dataclass(frozen=True)
 class SweepSpace:
     """One named sweep: searched fields, pinned fields, objective, searcher and scheduler."""
@@ -100,9 +51,9 @@ class SweepSpace:
     metric: str | tuple[str, ...]
     mode: str | tuple[str, ...]
     searcher: str
-    """Name in ``tuner.searchers.SEARCHERS`` (``optuna``, ``grid``, ``optuna_pareto``)."""
+    """Name in ``tuner.search.searchers.SEARCHERS`` (``optuna``, ``grid``, ``optuna_pareto``)."""
     scheduler: str = "fifo"
-    """Name in ``tuner.searchers.SCHEDULERS`` (``asha``, ``fifo``)."""
+    """Name in ``tuner.search.searchers.SCHEDULERS`` (``asha``, ``fifo``)."""
     num_samples: int = 1
     """Configurations the searcher proposes (reference points included); grids ignore it."""
     reference_points: tuple[Mapping[str, Any], ...] = ()
@@ -115,7 +66,7 @@ class SweepSpace:
     arm: ArmFn = arm_au
     """Groups trials into arms for the end-of-sweep summary (best trial per arm)."""
     summary: str = "best_per_arm"
-    """Name in ``tuner.summary.SUMMARIES``."""
+    """Name in ``tuner.results.summary.SUMMARIES``."""
     reproduces: str = ""
     """Which paper table/figure the space mirrors (shown by ``--list``)."""
 
@@ -123,14 +74,14 @@ class SweepSpace:
         try:
             Objective(self.metric, self.mode)
         except ValueError as err:
-            raise ValueError(f"space {self.name!r}: {err}") from None
+            raise UserError(f"space {self.name!r}: {err}") from None
         if self.num_samples < 1 or self.max_concurrent < 1 or self.grace_period < 1:
-            raise ValueError(f"space {self.name!r}: num_samples, max_concurrent, grace_period ≥ 1")
+            raise UserError(f"space {self.name!r}: num_samples, max_concurrent, grace_period ≥ 1")
         if self.reduction_factor <= 1:
-            raise ValueError(f"space {self.name!r}: reduction_factor must be > 1, "
+            raise UserError(f"space {self.name!r}: reduction_factor must be > 1, "
                              f"not {self.reduction_factor}")
         if not callable(self.arm):
-            raise ValueError(f"space {self.name!r}: arm must be a function of the trial's config, "
+            raise UserError(f"space {self.name!r}: arm must be a function of the trial's config, "
                              f"e.g. arm_by('lambda_au'), not {self.arm!r}")
 
     @property

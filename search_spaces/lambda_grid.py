@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ray import tune
 
+from fer_core import metric_names as mn
 from search_spaces.base import SweepSpace, arm_by, register
 from search_spaces.sizes import LAPTOP
 
@@ -15,7 +16,7 @@ SPACE = register(
         description="λ ∈ {0, 0.5, 1, 2, 4, 8, 12, 16, 20} at layer 5",
         reproduces="Fig. 5",
         params={"lambda_au": tune.grid_search(list(LAMBDAS)), "layers": "5"},
-        metric="val_cl",
+        metric=mn.VAL_CL,
         mode="max",
         searcher="grid",
         scheduler="fifo",

@@ -6,6 +6,7 @@ and the paper's setting (λ = 4 at layer 5), which Optuna also learns from.
 
 from __future__ import annotations
 
+from fer_core import metric_names as mn
 from search_spaces.base import SweepSpace, arm_au, register
 from search_spaces.sizes import BASELINE, LAPTOP, PAPER_POINT, lambda_x_layers
 
@@ -17,7 +18,7 @@ SPACE = register(
         params=lambda_x_layers(),
         # The method's claim is interpretability: the searcher climbs the headline-layer
         # ATT-COS; CL of every trial is logged next to it so its cost stays visible.
-        metric="val_att_cos",
+        metric=mn.VAL_ATT_COS,
         mode="max",
         searcher="optuna",
         scheduler="asha",

@@ -14,6 +14,7 @@ from typing import Any
 
 from ray import tune
 
+from fer_core import metric_names as mn
 from fer_core.cams import METHODS
 from search_spaces.base import SweepSpace, arm_by, register
 from search_spaces.sizes import LAPTOP
@@ -47,7 +48,7 @@ SPACE = register(
             "lambda_au": tune.grid_search([0.0, LAMBDA_WITH_AU]),
             **{key: tune.sample_from(partial(network_field, key)) for key in CNN},
         },
-        metric="val_cl",
+        metric=mn.VAL_CL,
         mode="max",
         searcher="grid",
         # Table cells compare fully trained models: no early stopping.

@@ -3,21 +3,25 @@
 A space's ``params`` mixes four kinds of value: constants, ``tune.grid_search`` lists, sampled
 domains (``tune.loguniform``, ``tune.choice``) and derived fields (``tune.sample_from``, computed
 from the others, e.g. the network of a method). The driver needs every concrete value before
-anything starts (``tuner.plan`` checks each one) and while the sweep runs (the launch gate
-computes derived fields itself); both read them from here. Imports Tune's domain types only.
+anything starts (``tuner.spec.resolve`` checks each one) and while the sweep runs (the launch gate
+computes derived fields itself); both read them from here. Imports Tune's domain types only,
+where values are expanded.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ray.tune.search.sample import Categorical, Domain, Function
+if TYPE_CHECKING:  # Tune's types are read only when a space's values are expanded
+    from ray.tune.search.sample import Function
 
 
 def derived_fields(params: Mapping[str, Any]) -> dict[str, Function]:
     """The params computed from the others (``tune.sample_from``), e.g. a method's backbone."""
+    from ray.tune.search.sample import Function
+
     return {k: v for k, v in params.items() if isinstance(v, Function)}
 
 
@@ -37,6 +41,8 @@ def fixed_values(params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     Sampled ranges are given at their ends, so a bad range fails before trial 17 does;
     derived fields are computed from each combination, as Tune will.
     """
+    from ray.tune.search.sample import Categorical, Domain
+
     options: dict[str, list[Any]] = {}
     derived = derived_fields(params)
     for key, value in params.items():

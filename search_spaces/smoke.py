@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ray import tune
 
+from fer_core import metric_names as mn
 from search_spaces.base import SweepSpace, arm_au, register
 from search_spaces.sizes import BASELINE, TINY
 
@@ -16,7 +17,7 @@ SPACE = register(
             "lambda_au": tune.loguniform(0.5, 8.0),
             "layers": tune.choice(["5", "5+4"]),
         },
-        metric="val_att_cos",
+        metric=mn.VAL_ATT_COS,
         mode="max",
         searcher="optuna",
         scheduler="asha",

@@ -25,7 +25,7 @@ from mlflow.entities import Metric, Param
 
 from fer_core.config import ExperimentConfig
 from fer_core.engine import Trainer
-from tuner import artifacts
+from tuner.results import artifacts
 from tuner.tracking import schema as tr
 
 SWEEPS, TRAINED = "fig-sweeps", "fig-trained"

@@ -107,7 +107,7 @@ def trained_model(tmp_path_factory):
     """
     from fer_core.config import ExperimentConfig
     from fer_core.engine import Trainer
-    from tuner import artifacts
+    from tuner.results import artifacts
     from tuner.tracking import schema as tr
 
     root = tmp_path_factory.mktemp("trained-model")

@@ -11,8 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
-from tuner.devdb import LocalPostgres
+from devdb import LocalPostgres
 
 _names = itertools.count()
 

@@ -24,7 +24,7 @@ from fer_core import CLASSES, EXPRESSION_CLASSES
 from fer_core.au import render_au_maps
 from fer_core.inference import explain_batch, load_model
 from fer_core.loaders import build_split
-from tuner import artifacts
+from tuner.results import artifacts
 from tuner.tracking import schema as tr
 
 CPU = fg.FigureOptions(device="cpu", progress=False)

@@ -8,8 +8,8 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from tuner.asha import asha_epochs, expected_epochs, rungs
-from tuner.searchers import ReferenceASHA
+from tuner.cost.asha import asha_epochs, expected_epochs, rungs
+from tuner.search.wrappers import ReferenceASHA
 
 
 def test_rungs_are_placed_as_rays_asha_places_them():

@@ -434,7 +434,7 @@ def test_a_request_no_node_offers_ends_after_the_pending_timeout(tmp_path, ray_r
 
 def test_a_few_bad_images_never_stop_a_sweep_and_are_listed(corpus, tmp_path):
     from fer_core.config import DataConfig
-    from tuner.preflight import PreflightError, PreflightRules, check_data
+    from tuner.checks.preflight import PreflightError, PreflightRules, check_data
 
     root = tmp_path / "mixed"
     shutil.copytree(corpus / "noclass", root)

@@ -15,16 +15,16 @@ from ray.tune.search import BasicVariantGenerator
 
 import tuner.sweep
 from fer_core.config import ExperimentConfig
-from tuner.budget import Budget, BudgetClock
 from tuner.cli import parse_args
-from tuner.context import SweepContext
-from tuner.dedup import config_hash, done_runs
-from tuner.gate import GATE_FILE, GateRules, SweepGate
-from tuner.plan import resolve
-from tuner.provenance import git_commit
+from tuner.search.budget import Budget, BudgetClock
+from tuner.search.dedup import config_hash, done_runs
+from tuner.search.gate import GATE_FILE, GateRules, SweepGate
+from tuner.spec.context import SweepContext
+from tuner.spec.resolve import resolve
 from tuner.sweep import main
 from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget
+from tuner.tracking.provenance import git_commit
 
 # One configuration (λ = 4 at layer 5), tiny data: a few seconds per trial.
 ONE_CONFIG = ["--space", "lambda", "--set", "lambda_au=4", "--smoke-test"]

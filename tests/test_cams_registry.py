@@ -28,7 +28,8 @@ PLUGIN_SOURCE = '''
 from dataclasses import dataclass
 
 from fer_core.cams.cam import CAM
-from fer_core.cams.registry import check_fractions, register_method
+from fer_core.cams.registry import register_method
+from fer_core.config import check_fractions
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import pytest
 from mlflow import MlflowClient
 
 from analysis import report
-from search_spaces.base import Objective
-from tuner.claim import claim, gap
-from tuner.next_steps import report_command
-from tuner.summary import SUMMARIES, TrialRow
+from fer_core.objective import Objective
+from tuner.results.claim import claim, gap
+from tuner.results.next_steps import report_command
+from tuner.results.summary import SUMMARIES, TrialRow
 from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget
 

@@ -13,8 +13,7 @@ from fer_core.config import ExperimentConfig
 from fer_core.engine import Trainer
 from search_spaces import SPACES
 from tuner.cli import parse_args
-from tuner.context import StoragePath
-from tuner.estimate import (
+from tuner.cost.estimate import (
     ESTIMATE_FILE,
     QUICK,
     WEIGHT_COPIES_PER_FINISHED_TRIAL,
@@ -27,8 +26,9 @@ from tuner.estimate import (
     save_selected_model,
     wall_clock_s,
 )
-from tuner.plan import resolve
-from tuner.pricing import spare_cores
+from tuner.cost.pricing import spare_cores
+from tuner.spec.context import StoragePath
+from tuner.spec.resolve import resolve
 from tuner.sweep import main
 
 
@@ -85,7 +85,7 @@ def test_measure_sizes_checkpoints_from_state_dicts(tmp_path):
 
 
 def test_quick_timing_shares_the_end_of_trial_work_between_lambda_arms(tmp_path):
-    from tuner.provenance import prepare_data
+    from tuner.checks.data import prepare_data
 
     resolved = resolve(parse_args(["--space", "smoke"]))
     prepare_data(ExperimentConfig.from_flat(resolved.base), str(tmp_path))

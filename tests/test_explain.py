@@ -27,7 +27,7 @@ from fer_core.explainer import (
 )
 from fer_core.inference import load_model
 from fer_core.overlay import FailedImage, check_format, explanation_figure, grid_figure
-from tuner import artifacts
+from tuner.results import artifacts
 from tuner.tracking import schema as tr
 
 PROB_LINE = re.compile(r"^(\w+) (\d\.\d{4})$")

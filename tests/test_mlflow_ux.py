@@ -15,8 +15,8 @@ from mlflow import MlflowClient
 
 from fer_core.export import Classifier, save_mlflow_model
 from fer_core.inference import explain_batch, load_model
-from search_spaces.base import Objective
-from tuner.settings import SweepSettings
+from fer_core.objective import Objective
+from tuner.spec.settings import SweepSettings
 from tuner.tracking import client as runs
 from tuner.tracking import outputs, ui
 

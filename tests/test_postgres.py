@@ -6,11 +6,11 @@ import time
 
 import psycopg2
 import pytest
+from devdb import LocalPostgres
 from helpers import free_port
 from mlflow import MlflowClient
 from pg import fresh_database, pid_alive, postgres_cluster  # noqa: F401
 
-from tuner.devdb import LocalPostgres
 from tuner.sweep import main as sweep_main
 from tuner.tracking import server
 from tuner.tracking.server import main as server_main

@@ -22,15 +22,10 @@ import search_spaces
 from fer_core.cams import METHODS
 from search_spaces import SPACES
 from search_spaces.params import fixed_values
-from tuner.plan import SweepError, check_config, check_space
-from tuner.searchers import (
-    SCHEDULERS,
-    SEARCHERS,
-    ReferenceASHA,
-    SweepSearcher,
-    split_references,
-)
-from tuner.summary import SUMMARIES
+from tuner.results.summary import SUMMARIES
+from tuner.search.searchers import SCHEDULERS, SEARCHERS
+from tuner.search.wrappers import ReferenceASHA, SweepSearcher, split_references
+from tuner.spec.resolve import SweepError, check_config, check_space
 from tuner.tracking import schema as tr
 
 

@@ -108,8 +108,8 @@ def test_a_journal_keeps_no_credentials_and_replay_asks_for_them(tmp_path, capsy
 def test_the_closing_hints_print_no_credentials():
     from pathlib import Path
 
-    from tuner.context import SweepContext
-    from tuner.settings import SweepSettings
+    from tuner.spec.context import SweepContext
+    from tuner.spec.settings import SweepSettings
     from tuner.sweep import how_to_look
     from tuner.tracking.client import TrackingTarget
 
@@ -140,8 +140,8 @@ def test_the_project_never_turns_ray_token_auth_off():
 def test_sweep_json_keeps_no_password_and_resume_takes_it_again(tmp_path):
     """``sweep.json`` travels with the results: its URIs are redacted, and ``--resume`` puts
     back the credentials from the URIs it is given (or says which flag it needs)."""
-    from tuner.context import SweepContext
-    from tuner.settings import SweepSettings
+    from tuner.spec.context import SweepContext
+    from tuner.spec.settings import SweepSettings
     from tuner.tracking.client import TrackingTarget
 
     mlflow_uri, optuna = "http://fer:S3cret@mlflow.lan:5000", "postgresql://fer:S3cret@db/optuna"

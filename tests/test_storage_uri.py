@@ -15,10 +15,10 @@ import ray
 from helpers import sweep_runs
 
 from tuner.cli import parse_args
-from tuner.context import SWEEP_FILE, StoragePath, SweepContext
-from tuner.gate import GATE_FILE, GateRecord
-from tuner.resume import NothingToResume, find_sweep, has_tune_state, sweep_folders
-from tuner.settings import SweepSettings
+from tuner.search.gate import GATE_FILE, GateRecord
+from tuner.spec.context import SWEEP_FILE, StoragePath, SweepContext
+from tuner.spec.resume import NothingToResume, find_sweep, has_tune_state, sweep_folders
+from tuner.spec.settings import SweepSettings
 from tuner.sweep import how_to_look, main, storage_root
 from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget

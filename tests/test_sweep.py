@@ -23,11 +23,11 @@ from fer_core.inference import load_model
 from search_spaces import SPACES
 from search_spaces.sizes import TINY
 from tuner.cli import parse_args
-from tuner.context import SweepContext
-from tuner.estimate import WEIGHT_COPIES_PER_FINISHED_TRIAL
-from tuner.plan import SweepError, resolve
-from tuner.searchers import SEARCHERS
-from tuner.settings import SweepSettings
+from tuner.cost.estimate import WEIGHT_COPIES_PER_FINISHED_TRIAL
+from tuner.search.searchers import SEARCHERS
+from tuner.spec.context import SweepContext
+from tuner.spec.resolve import SweepError, resolve
+from tuner.spec.settings import SweepSettings
 from tuner.sweep import main
 from tuner.tracking import outputs
 from tuner.tracking import schema as tr
@@ -157,7 +157,7 @@ def test_settings_refuse_bad_values_naming_the_flag(tmp_path, change, message):
 
 def test_the_data_cache_folder_is_passed_not_set_in_the_environment(tmp_path, monkeypatch):
     from fer_core.config import ExperimentConfig
-    from tuner.provenance import prepare_data
+    from tuner.checks.data import prepare_data
 
     monkeypatch.setenv("FER_CACHE", str(tmp_path / "users_cache"))  # a shell setting loses
     prepare_data(ExperimentConfig.from_flat(dict(TINY)), str(tmp_path / "sweep_cache"))
@@ -172,8 +172,9 @@ def test_the_gate_and_plan_path_imports_no_torch():
     # method's network once to check its layers (tuner.plan.check_config), and the methods
     # space lists the CAM registry. What the launch gate needs to hash a trial's config, and the
     # plan, settings and searchers modules, must not pull torch in by importing.
-    modules = ("tuner.gate", "tuner.plan", "tuner.context", "tuner.settings", "tuner.searchers",
-               "tuner.budget", "search_spaces.params", "search_spaces.base")
+    modules = ("tuner.search.gate", "tuner.spec.resolve", "tuner.spec.context",
+               "tuner.spec.settings", "tuner.search.searchers", "tuner.search.budget",
+               "search_spaces.params", "search_spaces.base")
     code = (f"import sys\nfor m in {modules!r}: __import__(m)\n"
             "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

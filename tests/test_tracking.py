@@ -12,9 +12,9 @@ from helpers import metric_history, sweep_target
 from mlflow import MlflowClient
 
 from fer_core import CLASSES
-from tuner import artifacts
-from tuner.context import SweepContext
-from tuner.settings import SweepSettings
+from tuner.results import artifacts
+from tuner.spec.context import SweepContext
+from tuner.spec.settings import SweepSettings
 from tuner.tracking import client as runs
 from tuner.tracking import schema as tr
 

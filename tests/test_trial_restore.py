@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from ray import tune
 
 from fer_core.checkpoint import CHECKPOINT_FILE
-from tuner.context import SweepContext
+from tuner.spec.context import SweepContext
 from tuner.tracking import outputs
 from tuner.tracking import schema as tr
 from tuner.trainable import train_trial

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from fer_core.cli import non_negative_float, positive_float, positive_int, share
-from tuner.budget import parse_budget_hours
-from tuner.preflight import MAX_MISSING_LANDMARKS
-from tuner.probe import PENDING_TIMEOUT_S
-
-DEFAULT_SPACE = "lambda_layers"
+from search_spaces.base import DEFAULT_SPACE
+from tuner.checks.preflight import MAX_MISSING_LANDMARKS
+from tuner.checks.probe import PENDING_TIMEOUT_S
+from tuner.search.budget import parse_budget_hours
 
 EPILOG = """\
 examples:

@@ -27,14 +27,14 @@ from ray import tune
 from fer_core import export
 from fer_core.engine import Callback, Trainer
 from search_spaces import SPACES
-from tuner import artifacts, dedup
-from tuner.context import SweepContext
+from tuner.results import artifacts
+from tuner.search import dedup
+from tuner.spec.context import SweepContext
 from tuner.tracking import outputs, ui
 from tuner.tracking import schema as tr
 from tuner.tracking.client import fail_fast_http
 from tuner.tracking.tracker import TrialTracker
 
-TAG_MODEL_SAVE_S = "model.save_s"
 SYSTEM_METRICS_INTERVAL_S = 5.0  # MLflow's default (10 s) leaves a short trial two samples
 
 
@@ -89,7 +89,7 @@ def log_selected_model(trainer: Trainer, tracker: TrialTracker) -> None:
     folder = export.save_mlflow_model(method, trainer.cfg.to_flat(), trainer.cfg.data.img_size,
                                       staged / outputs.MODEL_NAME)
     tracker.log_model(folder, step=trainer.epoch, staged=staged)
-    tracker.set_tags({TAG_MODEL_SAVE_S: f"{time.monotonic() - began:.2f}"})
+    tracker.set_tags({tr.TAG_MODEL_SAVE_S: f"{time.monotonic() - began:.2f}"})
 
 
 def data_inputs(trainer: Trainer, context: SweepContext) -> list[dict[str, str]]:

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_core.cams.base import CamMethod, HeadOutput, gap, minmax_normalize, pick
-from fer_core.cams.registry import check_fractions, register_method
+from fer_core.cams.registry import register_method
+from fer_core.config import check_fractions
 
 BRANCH_WIDTH = 512
 

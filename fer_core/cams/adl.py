@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from fer_core.cams.cam import CAM
-from fer_core.cams.registry import check_fractions, register_method
+from fer_core.cams.registry import register_method
 from fer_core.cli import UserError
-from fer_core.config import parse_layers
+from fer_core.config import check_fractions, parse_layers
 
 
 @dataclass(frozen=True)

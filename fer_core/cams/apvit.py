@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from fer_core.cams.base import CamMethod, MethodOutput
-from fer_core.cams.registry import check_fractions, register_method
+from fer_core.cams.registry import register_method
 from fer_core.cli import UserError
-from fer_core.config import ModelConfig, fail
+from fer_core.config import ModelConfig, check_fractions, fail
 from fer_core.models import read_state_dict
 from fer_core.models.apvit_net import IR50_UNITS, ApViTNet, ApViTOutput
 

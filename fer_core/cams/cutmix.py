@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from fer_core.cams.cam import CAM
-from fer_core.cams.registry import check_fractions, register_method
-from fer_core.config import fail
+from fer_core.cams.registry import register_method
+from fer_core.config import check_fractions, fail
 from fer_core.losses import MixedLabels
 
 

@@ -115,12 +115,3 @@ def params_fields() -> dict[str, tuple[str, dataclasses.Field, Any]]:
                                  f"already declared by {other}; prefix it with {name + '_'!r}")
             out[f.name] = (name, f, hints[f.name])
     return out
-
-
-def check_fractions(params: Any, *names: str) -> None:
-    """Validation helper for ``Params.__post_init__``: each named field lies in ``[0, 1]``."""
-    from fer_core.config import fail
-
-    for name in names:
-        if not 0.0 <= getattr(params, name) <= 1.0:
-            fail(name, getattr(params, name), "use a value in [0, 1]")

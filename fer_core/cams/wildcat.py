@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from fer_core.cams.base import CamMethod, HeadOutput
-from fer_core.cams.registry import check_fractions, register_method
-from fer_core.config import fail
+from fer_core.cams.registry import register_method
+from fer_core.config import check_fractions, fail
 
 
 @dataclass(frozen=True)

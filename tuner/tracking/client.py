@@ -10,12 +10,10 @@ store (nor the trial journal, which queues these same writes).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,29 +22,12 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunTag
 
 from tuner.tracking import schema as tr
-from tuner.tracking.redact import redact, redact_mapping
-from tuner.tracking.ui import KIND_MODEL_TRAINING, TAG_EXPERIMENT_KIND
+from tuner.tracking.redact import redact_mapping
+from tuner.tracking.schema import KIND_MODEL_TRAINING, TAG_EXPERIMENT_KIND
+from tuner.tracking.target import TrackingTarget  # noqa: F401  (the runs' address)
 
 MAX_BATCH_METRICS = 1000  # MLflow's log_batch limits
 MAX_BATCH_PARAMS = 100
-
-
-@dataclass(frozen=True)
-class TrackingTarget:
-    """Where a sweep's runs live; picklable, handed to every trial."""
-
-    uri: str
-    experiment_id: str
-    parent_run_id: str
-    sweep_name: str
-    space: str
-
-    def client(self) -> MlflowClient:
-        return MlflowClient(tracking_uri=self.uri)
-
-    def public(self) -> TrackingTarget:
-        """This target with the URI's credentials redacted (what a journal may store)."""
-        return dataclasses.replace(self, uri=redact(self.uri))
 
 
 def outgoing(values: Mapping[str, Any]) -> dict[str, str]:

@@ -28,7 +28,6 @@ from typing import Any, NamedTuple
 import pyarrow.fs as pafs
 from ray import tune
 
-from tuner.searchers import is_final
 from tuner.tracking import client as runs
 from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget, fail_fast_http_scope
@@ -56,7 +55,7 @@ class CloseTrialRuns(tune.Callback):
         """trial id → closes that failed, retried when the experiment ends."""
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if is_final(trial.last_result):
+        if tr.is_final(trial.last_result):
             return  # it reported its test result and ended its own run
         self._close(trial.trial_id, Close("TERMINATED", True, _run_id(trial)))
         drop_checkpoints(trial)
@@ -84,7 +83,7 @@ class CloseTrialRuns(tune.Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # Runs still open here were not concluded by Tune: an interrupted sweep stops its
         # trials as TERMINATED without their test result; they stay resumable, hence KILLED.
-        status = {t.trial_id: t.status if t.status != "TERMINATED" or is_final(t.last_result)
+        status = {t.trial_id: t.status if t.status != "TERMINATED" or tr.is_final(t.last_result)
                   else "INTERRUPTED" for t in trials}
         for trial in trials:
             self._deliver_leftovers(trial)

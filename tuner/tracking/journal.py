@@ -38,11 +38,12 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
+from fer_core.cli import UserError
 from tuner.tracking import client as runs
 from tuner.tracking import outputs
 from tuner.tracking.client import TrackingTarget
+from tuner.tracking.schema import JOURNAL_FILE  # noqa: F401  (the journal's file name)
 
-JOURNAL_FILE = "mlflow_journal.jsonl"
 STAGING_DIR = "mlflow_journal_files"  # artifacts waiting for delivery, deleted once delivered
 
 Op = dict[str, Any]
@@ -91,7 +92,7 @@ class Journal:
                 else:
                     ops.append(record)
         if header is None:
-            raise ValueError(f"{path}: no header line: not an MLflow journal")
+            raise UserError(f"{path}: no header line: not an MLflow journal")
         ops.sort(key=lambda op: op["seq"])
         return header, ops, acks
 

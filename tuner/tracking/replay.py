@@ -21,17 +21,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_core.cli import cli_main
-from tuner.tracking.client import TrackingTarget, fail_fast_http
-from tuner.tracking.journal import (
-    JOURNAL_FILE,
-    Delivery,
-    Journal,
-    describe,
-    is_transient,
-    short_error,
-)
+from fer_core.cli import UserError, cli_main
 from tuner.tracking.redact import REDACTED, redact
+from tuner.tracking.schema import JOURNAL_FILE
+from tuner.tracking.target import TrackingTarget
 
 
 def delivery_target(stored: TrackingTarget, uri: str | None) -> TrackingTarget:
@@ -39,7 +32,7 @@ def delivery_target(stored: TrackingTarget, uri: str | None) -> TrackingTarget:
     so a URI that had some must be given again."""
     uri = uri or stored.uri
     if REDACTED in uri:
-        raise ValueError(f"the journal's tracking URI {stored.uri} had credentials (redacted): "
+        raise UserError(f"the journal's tracking URI {stored.uri} had credentials (redacted): "
                          "pass the real one with --mlflow-uri, or put the credentials in "
                          "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD")
     return dataclasses.replace(stored, uri=uri)
@@ -60,6 +53,9 @@ def replay(path: Path, uri: str | None = None) -> ReplayResult:
 
     Stops at the first transient failure (the rest stays pending: run it again later).
     """
+    # MLflow is imported here, where something is delivered: --help and bad paths answer at once.
+    from tuner.tracking.journal import Delivery, Journal, describe, is_transient, short_error
+
     header, ops, acks = Journal.read(path)
     target = delivery_target(header.target, uri)
     journal = Journal(path, target, header.trial_id)
@@ -92,7 +88,7 @@ def journals(paths: list[str]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise FileNotFoundError(f"{path}: no such journal file or folder")
+            raise UserError(f"{path}: no such journal file or folder")
     return found
 
 
@@ -105,15 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mlflow-uri", help="tracking URI (default: the one the trial used; needed "
                                         "when that one held credentials, which are not stored)")
     args = p.parse_args(argv)
-    fail_fast_http()  # an unreachable server is reported in seconds, not minutes
     try:
         files = journals(args.paths)
-    except FileNotFoundError as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not files:
         print(f"nothing to replay: no {JOURNAL_FILE} under {', '.join(args.paths)}")
         return 0
+    from tuner.tracking.client import fail_fast_http
+
+    fail_fast_http()  # an unreachable server is reported in seconds, not minutes
     status = 0
     for path in files:
         try:

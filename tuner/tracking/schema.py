@@ -36,7 +36,7 @@ says what it is, ``cam λ=4 L5 s0``: ``tuner.tracking.ui.run_label``)
     tags    ``mlflow.parentRunId`` (the parent run), ``sweep.role=trial``, ``sweep.name``,
             ``sweep.space``, ``tune.trial_id``, ``tune.trial_name``, ``arm``,
             ``mlflow.source.git.commit``, ``data.fingerprint``, ``config.hash`` (the resolved
-            config's identity, ``tuner.dedup.config_hash``), ``tune.attempts`` (starts of the
+            config's identity, ``tuner.search.dedup.config_hash``), ``tune.attempts`` (starts of the
             trial: 1 unless it was retried or resumed), ``early_stopped`` (``true`` when ASHA
             stopped the trial before its last epoch; such a trial has no ``test_*`` metrics),
             ``tune.status`` (how Tune left the trial: TERMINATED, ERROR, or INTERRUPTED when the
@@ -87,6 +87,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fer_core import metric_names as mn
+from fer_core.cli import UserError
 
 DEFAULT_EXPERIMENT = "au-guided-fer"
 ARTIFACT_DIR_NAME = "mlruns"  # next to a sqlite store
@@ -194,10 +195,33 @@ def tag_filter(tags: Mapping[str, str]) -> str:
     clauses = []
     for key, value in tags.items():
         if "'" in value:
-            raise ValueError(f"tag value {value!r} for {key} contains a quote")
+            raise UserError(f"tag value {value!r} for {key} contains a quote")
         clauses.append(f"tags.`{key}` = '{value}'")
     return " and ".join(clauses)
 
 
 def finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def is_final(result: Mapping[str, Any] | None) -> bool:
+    """Whether a trial's last result carries its test metrics (it ran to the end)."""
+    return bool(result) and bool(result.get(KEY_IS_FINAL))
+
+
+JOURNAL_FILE = "mlflow_journal.jsonl"
+"""A trial's journal of MLflow writes not yet delivered (``tuner.tracking.journal``), in its
+trial folder; ``python -m tuner.mlflow_replay`` finds journals by this name."""
+
+
+# ---------------------------------------------------------------- what the MLflow UI reads
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+KIND_MODEL_TRAINING = "custom_model_development"
+"""The value MLflow 3's UI gives an experiment whose runs train models (it then opens on them)."""
+SOURCE_TAGS = {"mlflow.source.name": "python -m tuner.sweep", "mlflow.source.type": "LOCAL"}
+"""What the UI's Source column shows for a sweep's runs (next to the git commit)."""
+BEST_PREFIX = "best."
+"""The parent run's copies of its best trial's headline metrics (``best.test_cl``, ...)."""
+TAG_BEST_RUN_ID, TAG_BEST_RUN_NAME = "best.run_id", "best.run_name"
+TAG_MODEL_SAVE_S = "model.save_s"
+"""Seconds a trial spent logging its selected model (``tuner.trainable``)."""

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from fer_core.cli import cli_main
-from tuner.database import DatabaseUnreachable, check_reachable
+from tuner.tracking.database import DatabaseUnreachable, check_reachable
 from tuner.tracking.redact import redact
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 5000

@@ -17,23 +17,22 @@ from urllib.parse import quote
 from mlflow.entities import Run
 
 from fer_core import metric_names as mn
-from search_spaces.base import Objective
+from fer_core.objective import Objective
 from tuner.tracking import schema as tr
-
-TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
-KIND_MODEL_TRAINING = "custom_model_development"
-"""The value MLflow 3's UI gives an experiment whose runs train models (it then opens on them)."""
-
-SOURCE_TAGS = {"mlflow.source.name": "python -m tuner.sweep", "mlflow.source.type": "LOCAL"}
-"""What the UI's Source column shows for a sweep's runs (next to the git commit)."""
+from tuner.tracking.schema import (  # noqa: F401  (the UI's tags, read here by their users)
+    BEST_PREFIX,
+    KIND_MODEL_TRAINING,
+    SOURCE_TAGS,
+    TAG_BEST_RUN_ID,
+    TAG_BEST_RUN_NAME,
+    TAG_EXPERIMENT_KIND,
+)
 
 WORKFLOW = "workflowType=machine_learning"
 """The UI's view switch (GenAI / Model training) as a URL parameter; without it a browser that
 never chose opens on GenAI, whatever the experiment's kind (the UI then remembers the choice)."""
 
 HEADLINE_METRICS = (mn.TEST_CL, mn.TEST_ATT_COS, mn.TEST_CAM_COS, mn.VAL_CL, mn.VAL_ATT_COS)
-BEST_PREFIX = "best."
-TAG_BEST_RUN_ID, TAG_BEST_RUN_NAME = "best.run_id", "best.run_name"
 LOCAL_UI = "http://127.0.0.1:5000"
 
 

@@ -14,194 +14,35 @@ threads. A real sweep records its prediction (``estimate.json``) for its closing
 from __future__ import annotations
 
 import json
-import statistics
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from search_spaces.params import fixed_values
-from tuner.asha import asha_epochs, expected_epochs
-from tuner.context import StoragePath
-from tuner.plan import ResolvedSweep
-from tuner.settings import SweepSettings
+from tuner.cost.asha import asha_epochs, expected_epochs
+from tuner.cost.timing import (  # noqa: F401  (ESTIMATE_FILE, measure: the estimate's API)
+    ESTIMATE_FILE,
+    FULL,
+    QUICK,
+    TIMED_STEPS,
+    WARMUP_STEPS,
+    ArmCost,
+    Timing,
+    TrialShape,
+    cost_key,
+    final_key,
+    measure,
+    save_selected_model,
+)
+from tuner.spec.context import StoragePath
+from tuner.spec.settings import SweepSettings
+from tuner.spec.spec import SweepSpec
 
-ESTIMATE_FILE = "estimate.json"
-TIMED_STEPS = 3
-WARMUP_STEPS = 2  # the first steps pay for allocator warm-up and lazy initialisation
-COST_NEUTRAL = ("seed", "lr", "lr_step", "lr_gamma", "momentum", "nesterov", "weight_decay",
-                "fail_at_epoch", "checkpoint_every")
-"""Flat fields that change no step's cost; ``lambda_au`` counts only as zero or not."""
-FINAL_NEUTRAL = ("lambda_au", "layers")
-"""Cost fields that change the training steps but not the end-of-trial work."""
 WEIGHT_COPIES_PER_FINISHED_TRIAL = 1
 """A finished trial's copies of its weights: its MLflow model (its last checkpoint has none)."""
 MB = 1e6
-TRIAL_OVERHEAD_S = 2.5
-"""Tune and MLflow per trial (run creation, reports, delivery): bench/tune_overhead.py measured
-a sweep at 1.105 × a plain loop over 8 trials of ~21 s on a quiet machine."""
-
-
-@dataclass(frozen=True)
-class ArmCost:
-    """What one arm costs, measured: seconds per training batch and per evaluated image."""
-
-    step_s: float
-    eval_s_per_image: float
-    build_s: float
-    checkpoint_s: float
-    final_s: float
-    """End-of-trial work besides the test pass: end-of-trial XAI metrics, the selected model
-    copied and saved as an MLflow model, plus Tune's and MLflow's per-trial overhead."""
-    weight_bytes: int
-    running_checkpoint_bytes: int
-    final_checkpoint_bytes: int
-    device: str
-
-
-@dataclass(frozen=True)
-class TrialShape:
-    """The sizes a trial's time scales with."""
-
-    train_batches: int
-    val_images: int
-    test_images: int
-    epochs: int
-
-    def seconds(self, cost: ArmCost, epochs: float | None = None) -> float:
-        """Build, ``epochs`` epochs (train, validate, checkpoint), then test and save."""
-        epochs = self.epochs if epochs is None else epochs
-        epoch_s = (self.train_batches * cost.step_s + self.val_images * cost.eval_s_per_image
-                   + cost.checkpoint_s)
-        return (cost.build_s + epochs * epoch_s + self.test_images * cost.eval_s_per_image
-                + cost.final_s)
-
-
-def cost_key(flat: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The fields of a flat config that decide what one trial costs."""
-    key = {k: str(v) for k, v in flat.items() if k not in COST_NEUTRAL}
-    key["lambda_au"] = str(float(flat.get("lambda_au", 0.0)) > 0)
-    return tuple(sorted(key.items()))
-
-
-def _sync(device: Any) -> None:
-    import torch
-
-    torch.cuda.synchronize(device) if device.type == "cuda" else None
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How much of each arm ``measure_arms`` times: all of it for ``--estimate``, less for the
-    prediction a sweep records at its start (``QUICK``), which a short sweep waits for."""
-
-    steps: int = TIMED_STEPS
-    max_arms: int | None = None
-    """Time only the references and the arms with most trials, up to this many; the others
-    cost the mean of the timed ones (a 22-arm grid would otherwise time 22)."""
-    eval_batches: int | None = None
-    """Validation batches timed per arm (None: the whole split)."""
-    share_final: bool = False
-    """Time the end-of-trial work (XAI metrics, model save) once per ``final_key``: it does not
-    depend on λ or the aligned layers."""
-
-
-QUICK = Timing(steps=3, max_arms=2, eval_batches=2, share_final=True)
-
-
-def final_key(flat: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The fields of a flat config that decide the end-of-trial work's cost."""
-    return tuple((k, v) for k, v in cost_key(flat) if k not in FINAL_NEUTRAL)
-
-
-def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_STEPS,
-            threads: int | None = None, eval_batches: int | None = None,
-            final_s: float | None = None) -> tuple[ArmCost, TrialShape]:
-    """Build one arm, time ``steps`` training batches (loading included), a validation pass
-    (its first ``eval_batches``) and, unless ``final_s`` already says what it costs, the
-    end-of-trial work; save its checkpoints to a temporary folder to learn their sizes."""
-    import torch
-
-    from fer_core import metric_names as mn
-    from fer_core.config import ExperimentConfig
-    from fer_core.engine import Trainer, flat_eval
-
-    if threads:
-        torch.set_num_threads(threads)
-    cfg = ExperimentConfig.from_flat(dict(flat))
-    began = time.perf_counter()
-    trainer = Trainer(cfg, progress=False, cache_dir=cache_dir)
-    build_s = time.perf_counter() - began
-    loader = trainer.loaders["train"]
-    batches = iter(loader)
-    trainer.model.train()
-    seconds = []
-    for i in range(WARMUP_STEPS + steps):
-        _sync(trainer.device)
-        began = time.perf_counter()
-        try:
-            batch = next(batches)
-        except StopIteration:  # a split smaller than the steps timed: go round again
-            batches = iter(loader)
-            batch = next(batches)
-        trainer.train_step(batch)
-        _sync(trainer.device)
-        if i >= WARMUP_STEPS:
-            seconds.append(time.perf_counter() - began)
-    # The median: one step slowed by another process (a 2-step mean was 40 % high once) does
-    # not set the price of every step of the sweep.
-    step_s = statistics.median(seconds)
-    val = trainer.loaders["val"]
-    trainer.evaluate("val", max_batches=1)  # untimed: the first batch was 12 ms/img, later 9
-    _sync(trainer.device)
-    began = time.perf_counter()
-    result = trainer.evaluate("val", max_batches=eval_batches)
-    _sync(trainer.device)
-    seen = len(val.dataset) if eval_batches is None else min(
-        len(val.dataset), eval_batches * (val.batch_size or 1))
-    eval_s_per_image = (time.perf_counter() - began) / max(seen, 1)
-    # The test pass costs its images at eval_s_per_image (TrialShape); the rest of the end of
-    # a trial is the XAI metrics and the MLflow model, timed here.
-    explain_s = 0.0
-    with tempfile.TemporaryDirectory(prefix="fer-estimate-") as tmp:
-        if final_s is None:
-            import mlflow.pytorch  # noqa: F401 - a trial's worker imports it once, not per trial
-
-            began = time.perf_counter()
-            trainer.xai_metrics(trainer.model)
-            _sync(trainer.device)
-            save_selected_model(trainer, Path(tmp) / "mlflow_model")
-            explain_s = time.perf_counter() - began
-        began = time.perf_counter()
-        running = Path(trainer.save_checkpoint(tmp)).stat().st_size
-        checkpoint_s = time.perf_counter() - began
-        # A finished trial's checkpoint: what the trainable writes after the test (the test
-        # result has the validation result's keys and size).
-        trainer.epoch = cfg.train.epochs
-        trainer.final = flat_eval(result, mn.TEST, trainer.model.headline_layer)
-        final = Path(trainer.save_checkpoint(tmp, selected_weights=False)).stat().st_size
-    if final_s is None:
-        final_s = explain_s + checkpoint_s + TRIAL_OVERHEAD_S
-    weights = sum(t.numel() * t.element_size() for t in trainer.model.state_dict().values())
-    cap = cfg.train.max_train_batches or len(loader)
-    shape = TrialShape(min(cap, len(loader)), len(val.dataset),
-                       len(trainer.loaders["test"].dataset), cfg.train.epochs)
-    cost = ArmCost(step_s, eval_s_per_image, build_s, checkpoint_s, final_s, weights, running,
-                   final, str(trainer.device))
-    return cost, shape
-
-
-def save_selected_model(trainer: Any, folder: Path) -> None:
-    """The weights a finished trial writes besides its checkpoint: the MLflow PyTorch model
-    (``tuner.trainable.log_selected_model``)."""
-    import copy
-
-    from fer_core import export
-
-    export.save_mlflow_model(copy.deepcopy(trainer.model), trainer.cfg.to_flat(),
-                             trainer.cfg.data.img_size, folder / "model")
 
 
 @dataclass(frozen=True)
@@ -215,7 +56,7 @@ class Arm:
     """Reference trials always run to the end (ASHA never stops them)."""
 
 
-def arms(resolved: ResolvedSweep) -> list[Arm]:
+def arms(resolved: SweepSpec) -> list[Arm]:
     """The sweep's cost arms with their expected trial counts (× seeds).
 
     Assumption for a searched space: its samples fall evenly on the cost arms of its choices
@@ -271,13 +112,13 @@ class Prediction:
     device: str
     lines: tuple[str, ...]
     trial_hours_expected: float | None = None
-    """Expected under the sweep's scheduler (ASHA simulated by ``tuner.asha``); None in the
+    """Expected under the sweep's scheduler (ASHA simulated by ``tuner.cost.asha``); None in the
     ``estimate.json`` of a sweep started before it existed."""
     measured_s: float | None = None
     """Seconds the measuring took."""
     beside_trials: bool = False
     """A sweep timed it beside its first trials, on a core they left free
-    (``tuner.pricing``); else before them, the trials waiting ``measured_s``."""
+    (``tuner.cost.pricing``); else before them, the trials waiting ``measured_s``."""
 
     def save(self, folder: StoragePath) -> None:
         (folder / ESTIMATE_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -315,8 +156,8 @@ def timing_threads(settings: SweepSettings) -> int:
     return max(1, int(settings.resources_cpu))
 
 
-def measure_arms(resolved: ResolvedSweep, cache_dir: str | None, address: str | None,
-                 timing: Timing = Timing()) -> list[tuple[Arm, ArmCost, TrialShape]]:
+def measure_arms(resolved: SweepSpec, cache_dir: str | None, address: str | None,
+                 timing: Timing = FULL) -> list[tuple[Arm, ArmCost, TrialShape]]:
     """Time the arms (as much as ``timing`` says) where a trial would run: one Ray task with
     its resources on a cluster, else this process (no GPU unless the trial asks for one)."""
     settings = resolved.settings
@@ -347,8 +188,8 @@ def measure_arms(resolved: ResolvedSweep, cache_dir: str | None, address: str | 
     return found
 
 
-def predict(resolved: ResolvedSweep, cache_dir: str | None, address: str | None = None,
-            timing: Timing = Timing()) -> Prediction:
+def predict(resolved: SweepSpec, cache_dir: str | None, address: str | None = None,
+            timing: Timing = FULL) -> Prediction:
     """Measure the arms (as much as ``timing`` says) and add up the sweep's price."""
     import torch
 
@@ -405,7 +246,7 @@ def predict(resolved: ResolvedSweep, cache_dir: str | None, address: str | None 
                       tuple(lines), hours_expected, measured_s)
 
 
-def render(resolved: ResolvedSweep, p: Prediction, steps: int) -> str:
+def render(resolved: SweepSpec, p: Prediction, steps: int) -> str:
     """The ``--estimate`` report; its last line is ``estimated_trial_hours=<x>``."""
     s, space = resolved.settings, resolved.space
     out = [f"estimate for space {space.name} on {p.device} ({s.resources_cpu:g} CPU, "
@@ -435,15 +276,15 @@ def render(resolved: ResolvedSweep, p: Prediction, steps: int) -> str:
     return "\n".join(out)
 
 
-def run_estimate(resolved: ResolvedSweep, cache_dir: str | None, address: str | None,
-                 steps: int = TIMED_STEPS) -> str:
-    """``--estimate``: prepare the data (into ``cache_dir``, else a temporary folder removed
+def run_estimate(resolved: SweepSpec, steps: int = TIMED_STEPS) -> str:
+    """``--estimate``: prepare the data (into ``--cache-dir``, else a temporary folder removed
     afterwards), measure, and return the report. No MLflow run, no sweep folder, no trial."""
     import ray
 
     from fer_core.config import ExperimentConfig
-    from tuner.provenance import prepare_data
+    from tuner.checks.data import prepare_data
 
+    cache_dir, address = resolved.place.cache_dir, resolved.place.address
     if address:
         ray.init(address=address)
     try:

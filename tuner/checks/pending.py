@@ -1,8 +1,8 @@
 """End a sweep whose trials can never start, instead of waiting on Ray forever.
 
 Tune keeps a trial PENDING as long as no node offers its resources; on a cluster whose autoscaler
-node types are unknown (``tuner.probe.check_resources`` could not decide) that may be forever.
-:class:`PendingWatch` is a Tune callback that notes when the first trial was queued; its
+node types are unknown (``tuner.checks.probe.check_resources`` could not decide) that may be
+forever. :class:`PendingWatch` is a Tune callback that notes when the first trial was queued; its
 :meth:`PendingWatch.stopper` ends the experiment when no trial has started ``timeout_s`` later.
 """
 
@@ -12,7 +12,7 @@ import time
 
 from ray import tune
 
-from tuner.probe import Request
+from tuner.checks.probe import Request
 
 
 class PendingWatch(tune.Callback):

@@ -5,7 +5,7 @@ A trial is *already done* when a child run of the same MLflow experiment has
 - the same resolved config: the full flat ``ExperimentConfig`` of the trial, seed included
   (``config_hash``; recorded on child runs as the ``config.hash`` tag),
 - the same code version (``mlflow.source.git.commit``: a dirty tree hashes its diff, see
-  ``tuner.provenance.git_commit``) and the same data (``data.fingerprint``),
+  ``tuner.tracking.provenance.git_commit``) and the same data (``data.fingerprint``),
 - status FINISHED, not stopped early by ASHA, with its test metrics.
 
 Runs written before the ``config.hash`` tag existed are matched by hashing their params (the
@@ -23,7 +23,7 @@ from mlflow.entities import Run
 
 from fer_core.config import ExperimentConfig, field_owners
 from fer_core.metric_names import TEST_CL
-from tuner.context import SweepContext
+from tuner.spec.context import SweepContext
 from tuner.tracking import client as runs
 from tuner.tracking import schema as tr
 

@@ -16,12 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from fer_core import CLASSES
+from fer_core.heatmap import draw_heatmap
 from tuner.tracking import schema as tr
 
 
@@ -34,25 +33,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     return value
-
-
-def draw_heatmap(ax: Axes, values: Sequence[Sequence[float | None]], rows: Sequence[str],
-                 cols: Sequence[str], title: str, vmax: float = 1.0, aspect: str = "equal") -> None:
-    """A labelled heatmap on ``ax`` with every finite value printed in its cell.
-
-    None/NaN cells stay blank. ``aspect="auto"`` lets the panel's shape set the cells (in a grid
-    of panels under constrained layout, equal aspect misplaces the colour bars).
-    """
-    data = np.array([[math.nan if v is None else float(v) for v in row] for row in values])
-    image = ax.imshow(data, vmin=0.0, vmax=vmax, cmap="viridis", aspect=aspect)
-    ax.set_xticks(range(len(cols)), labels=list(cols), rotation=45, ha="right")
-    ax.set_yticks(range(len(rows)), labels=list(rows))
-    for (i, j), v in np.ndenumerate(data):
-        if math.isfinite(v):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if v < 0.6 * vmax else "black")
-    ax.set_title(title, fontsize=9)
-    ax.figure.colorbar(image, ax=ax, shrink=0.8)
 
 
 LABEL_IN_PER_CHAR = 0.085  # a tick label's width per character at 10 pt, in inches

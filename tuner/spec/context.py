@@ -16,15 +16,17 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import pyarrow.fs as pafs
-
+from fer_core.cli import UserError
 from fer_core.config import ExperimentConfig
-from tuner.settings import SweepSettings
-from tuner.tracking.client import TrackingTarget
+from tuner.spec.settings import SweepSettings
 from tuner.tracking.redact import REDACTED, redact
+from tuner.tracking.target import TrackingTarget
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 SWEEP_FILE = "sweep.json"
 
@@ -36,6 +38,8 @@ def is_uri(text: str) -> bool:
 
 @functools.lru_cache(maxsize=128)
 def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    import pyarrow.fs as pafs  # ~0.5 s: only where a file is touched
+
     # Cached: for object stores, resolving a URI can cost a request (e.g. the S3 bucket's
     # region), and the sweep rewrites the same few files at every trial event.
     if is_uri(location):
@@ -86,13 +90,19 @@ class StoragePath:
         return fs.get_file_info(path)
 
     def exists(self) -> bool:
+        import pyarrow.fs as pafs  # ~0.5 s: only where a file is touched
+
         return self.info().type != pafs.FileType.NotFound
 
     def is_file(self) -> bool:
+        import pyarrow.fs as pafs  # ~0.5 s: only where a file is touched
+
         return self.info().type == pafs.FileType.File
 
     def children(self) -> list[pafs.FileInfo]:
         """What this folder holds, one level (nothing when it does not exist)."""
+        import pyarrow.fs as pafs
+
         fs, path = _filesystem(self.location)
         return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
 
@@ -103,6 +113,8 @@ class StoragePath:
 
     def write_text(self, text: str) -> None:
         """Write the whole file; a reader never sees half of it."""
+        import pyarrow.fs as pafs
+
         fs, path = _filesystem(self.location)
         parent = path.rstrip("/").rsplit("/", 1)[0]
         if parent:
@@ -174,7 +186,7 @@ class SweepContext:
                 return saved
             if given[flag] and redact(given[flag]) == saved:
                 return given[flag]
-            raise ValueError(f"sweep.json keeps no passwords: pass {flag} {saved} with the "
+            raise UserError(f"sweep.json keeps no passwords: pass {flag} {saved} with the "
                              "password in place of *** again with --resume")
 
         return self._with_uris(whole)

@@ -1,4 +1,4 @@
-"""Resolve a space and the command line into one checked sweep plan, before anything starts.
+"""Resolve a space and the command line into one checked sweep spec, before anything starts.
 
 Every user error (unknown space, unknown field, bad value, unknown dataset/method/backbone,
 nothing left to search) is raised here as a ``SweepError`` naming the key and the valid choices,
@@ -11,25 +11,28 @@ import argparse
 import functools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fer_core.cli import UserError
 from fer_core.config import ExperimentConfig, field_owners, parse_layers, parse_overrides
-from search_spaces.base import Objective, SweepSpace
+from fer_core.objective import Objective
+from search_spaces.base import DEFAULT_SPACE, SweepSpace
 from search_spaces.params import fixed_values
 from search_spaces.sizes import TINY
-from tuner.budget import Budget
-from tuner.cli import DEFAULT_SPACE
-from tuner.searchers import SCHEDULERS, SEARCHERS, SearchPlan
-from tuner.settings import SweepSettings
-from tuner.summary import SUMMARIES
+from tuner.checks.preflight import PreflightRules
+from tuner.results.summary import SUMMARIES
+from tuner.search.searchers import SCHEDULERS, SEARCHERS
+from tuner.spec.context import StoragePath
+from tuner.spec.resume import ResumeRequest, saved_sweep
+from tuner.spec.settings import SweepSettings
+from tuner.spec.spec import SweepPlace, SweepSpec, absolute
 from tuner.tracking import schema as tr
 
 SMOKE_MAX_CONFIGS = 2
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A problem with the command line or the space, found before the sweep starts."""
 
 
@@ -62,18 +65,6 @@ NAMED_FIELDS: dict[str, Callable[[], list[str]]] = {
     "method": _method_names,
 }
 """Config fields whose values must be registered names (the config only checks their type)."""
-
-
-@dataclass(frozen=True)
-class ResolvedSweep:
-    """Everything the driver needs, checked."""
-
-    space: SweepSpace
-    name: str
-    base: dict[str, Any]
-    """Pinned flat config fields, canonical: the space's overrides, then the user's pins."""
-    plan: SearchPlan
-    settings: SweepSettings
 
 
 def get_space(name: str | None) -> SweepSpace:
@@ -169,18 +160,45 @@ def resolve_objective(space: SweepSpace, args: argparse.Namespace) -> Objective:
     return Objective(args.metric or space.metric, args.mode or space.mode)
 
 
-def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
-    """Check everything the command line and the space say; build the search plan."""
-    cwd = (cwd or Path.cwd()).resolve()
-    space = get_space(args.space)
-    check_space(space)
-    if args.seeds < 1:
-        raise SweepError(f"--seeds {args.seeds}: run each configuration with at least 1 seed")
+def storage_root(args: argparse.Namespace) -> StoragePath:
+    """``--storage-path`` as Tune gets it: a URI (``s3://``, ``gs://``, ``file://``, ...) kept
+    as given, a local folder made absolute (default ``./ray_results``)."""
+    return StoragePath.parse(args.storage_path or "ray_results")
+
+
+def resolve_place(args: argparse.Namespace, cwd: Path) -> SweepPlace:
+    """Where the sweep runs and writes, from the command line (``--resume`` reads it too)."""
     try:
-        Budget(args.budget_hours)  # parse_args checks it too; a Namespace may come from code
+        return SweepPlace(
+            storage=storage_root(args), cache_dir=absolute(args.cache_dir, cwd),
+            address=args.address, num_cpus=args.num_cpus, mlflow_uri=args.mlflow_uri,
+            experiment=args.experiment, pending_timeout_s=args.pending_timeout,
+            preflight=PreflightRules(allow_missing_classes=args.allow_missing_classes,
+                                     max_missing_landmarks=args.max_missing_landmarks))
     except ValueError as err:
         raise SweepError(str(err)) from None
+
+
+def check_storage(place: SweepPlace) -> None:
+    """A storage URI needs a data cache folder on a shared filesystem."""
+    if place.storage.is_uri and not place.cache_dir:
+        from tuner.tracking.redact import redact
+
+        raise SweepError(
+            f"--storage-path {redact(str(place.storage))} is a URI, and the data cache cannot "
+            "live in object storage (the datasets read and write plain files): pass --cache-dir, "
+            "a folder on a filesystem shared by all nodes (e.g. an NFS/EFS/Filestore mount such "
+            "as /mnt/fer/data_cache)")
+
+
+def resolve(args: argparse.Namespace, cwd: Path | None = None) -> SweepSpec:
+    """Check everything the command line and the space say; the one spec of the sweep."""
+    cwd = (cwd or Path.cwd()).resolve()
+    # The command line's own mistakes first: they need no space (whose modules import Ray).
     pins = user_pins(args, cwd)
+    place = resolve_place(args, cwd)
+    space = get_space(args.space)
+    check_space(space)
     base = {**space.overrides, **(TINY if args.smoke_test else {}), **pins}
     canon = check_config(base, "pinned config")
     base = {k: canon[k] for k in base}  # canonical types (floats, '5+4' strings)
@@ -206,33 +224,39 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
     num_configs = args.trials if args.trials is not None else space.num_samples
     if args.smoke_test:
         num_configs = min(num_configs, SMOKE_MAX_CONFIGS)
-    if num_configs < 1:
-        raise SweepError(f"--trials {num_configs}: run at least 1 configuration")
     objective = resolve_objective(space, args)
-    name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    seeds = tuple(range(int(canon["seed"]), int(canon["seed"]) + args.seeds))
-    plan = SearchPlan(
-        space=space, params=params, reference_points=tuple(references), seeds=seeds,
-        num_configs=num_configs, objective=objective, epochs=int(canon["epochs"]),
-        sweep_name=name,
-        # A multi-objective study always lives in an RDB (a local file by default); TPE's in
-        # memory unless --optuna-storage names one (e.g. PostgreSQL, shared by a team).
-        optuna_storage=args.optuna_storage or (f"sqlite:///{cwd / 'optuna.db'}"
-                                               if space.searcher == "optuna_pareto" else None),
-    )
+    # A multi-objective study always lives in an RDB (a local file by default); TPE's in
+    # memory unless --optuna-storage names one (e.g. PostgreSQL, shared by a team).
+    optuna_storage = args.optuna_storage or (f"sqlite:///{cwd / 'optuna.db'}"
+                                             if space.searcher == "optuna_pareto" else None)
     # `or` would turn an explicit 0 into the default: a value given is checked, never replaced
     max_concurrent = space.max_concurrent if args.max_concurrent is None else args.max_concurrent
-    try:  # SweepSettings checks each value and names its flag
+    try:  # SweepSettings checks each value (seeds, trials, budget, ...) and names its flag
         settings = SweepSettings(
             space=space.name, metric=objective.metric, mode=objective.mode,
             searcher=space.searcher, scheduler=scheduler, num_configs=num_configs,
-            seeds=len(seeds), max_concurrent=max_concurrent,
+            seeds=args.seeds, max_concurrent=max_concurrent,
             resources_cpu=args.cpus_per_trial, resources_gpu=args.gpus_per_trial,
-            optuna_storage=plan.optuna_storage if space.searcher.startswith("optuna") else None,
+            optuna_storage=optuna_storage if space.searcher.startswith("optuna") else None,
             dedup=not args.rerun, budget_hours=args.budget_hours,
-            system_metrics=getattr(args, "system_metrics", False),
-            register=getattr(args, "register", None),
+            system_metrics=args.system_metrics, register=args.register,
         )
     except ValueError as err:
         raise SweepError(str(err)) from None
-    return ResolvedSweep(space, name, base, plan, settings)
+    if not args.estimate:  # the estimate writes no sweep folder
+        check_storage(place)
+    return SweepSpec(
+        name=args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}", base=base,
+        params=params, reference_points=tuple(references), epochs=int(canon["epochs"]),
+        first_seed=int(canon["seed"]), settings=settings, place=place)
+
+
+NEW_SWEEP_ONLY = ("set", "trials", "smoke_test", "rerun", "budget_hours")
+
+
+def resolve_resume(args: argparse.Namespace, cwd: Path | None = None) -> ResumeRequest:
+    """``--resume``: the sweep to continue, from its saved copy, and where it runs now."""
+    ignored = args.seeds != 1 or any(getattr(args, flag) not in (None, False, [])
+                                     for flag in NEW_SWEEP_ONLY)
+    return saved_sweep(resolve_place(args, (cwd or Path.cwd()).resolve()), args.name,
+                       args.space, args.optuna_storage, ignored)

@@ -18,14 +18,12 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fer_core import metric_names as mn
-from search_spaces.base import Objective
+from fer_core.objective import Objective
 from search_spaces.sizes import PAPER_POINT
-
-if TYPE_CHECKING:  # tuner.summary imports this module
-    from tuner.summary import TrialRow
+from tuner.results.trials import TrialRow
 
 PAPER = (float(PAPER_POINT["lambda_au"]), str(PAPER_POINT["layers"]))
 NOISE_SE = 2.0

@@ -1,8 +1,8 @@
-"""Where a sweep's code and data come from: git commit, data fingerprint, the shared data cache.
+"""The data a sweep trains on, prepared once by the driver before any trial starts.
 
-The driver prepares the data once before any trial starts (the synthetic generator writes its
-splits into the cache; file datasets are listed, which also checks ``--data-root``), so trials
-read instead of generating it side by side.
+The synthetic generator writes its splits into the shared cache; file datasets are listed, which
+also checks ``--data-root``. Trials then read instead of generating the data side by side, and
+the fingerprint (a parent-run tag) says which images the sweep saw.
 """
 
 from __future__ import annotations
@@ -10,36 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from pathlib import Path
 
 from fer_core.config import DataConfig, ExperimentConfig
 
 SPLITS = ("train", "val", "test")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def git_commit(repo: Path = PROJECT_ROOT) -> str:
-    """``<sha>`` of the checkout the code runs from; ``<sha>-dirty-<diff hash>`` with local changes.
-
-    The 8 hex digits hash ``git diff HEAD`` (tracked files, staged or not), so two different
-    uncommitted states never count as the same code version (``tuner.dedup`` relies on it).
-    ``unknown`` outside a git checkout or without git.
-    """
-    try:
-        sha = _git(repo, "rev-parse", "HEAD").decode().strip()
-        diff = _git(repo, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if not diff:
-        return sha
-    return f"{sha}-dirty-{hashlib.sha256(diff).hexdigest()[:8]}"
-
-
-def _git(repo: Path, *args: str) -> bytes:
-    """stdout of one git command as bytes (a diff may hold any encoding)."""
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True,
-                          timeout=30).stdout
 
 
 def _root_listing_digest(root: str) -> str:

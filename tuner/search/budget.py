@@ -3,8 +3,8 @@
 The budget counts *trial* time, not the driver's wall clock: the sum over the sweep's trials of
 their training wall time so far (setup, epochs, evaluation; replayed epochs after a retry
 included), running trials included. Two trials running for an hour side by side spend two
-trial-hours. ``tuner.gate.SweepGate`` owns one ``TrialClock`` per trial and stops launching new
-trials once the sum reaches the budget; trials already running finish normally.
+trial-hours. ``tuner.search.gate.SweepGate`` owns one ``TrialClock`` per trial and stops launching
+new trials once the sum reaches the budget; trials already running finish normally.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from fer_core.cli import UserError
 
 SECONDS_PER_HOUR = 3600.0
 SINCE_RESTORE = "time_since_restore"
@@ -28,7 +30,7 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.hours is not None and not (math.isfinite(self.hours) and self.hours > 0):
-            raise ValueError(f"--budget-hours {self.hours}: give a finite number of trial-hours "
+            raise UserError(f"--budget-hours {self.hours}: give a finite number of trial-hours "
                              "> 0, e.g. 12 or 0.5 (fractions are fine)")
 
     def reached(self, used_s: float) -> bool:

@@ -3,10 +3,10 @@
 ``SweepGate`` wraps the sweep's search algorithm (Optuna behind ``SweepSearcher``, or Tune's grid
 generator) and decides, for each trial the search proposes:
 
-- **already done** (``tuner.dedup``): not launched. The earlier run's final metrics go back to
-  the search as this trial's result, so Optuna learns from it as if it had run, and the summary
+- **already done** (``tuner.search.dedup``): not launched. The earlier run's final metrics go back
+  to the search as this trial's result, so Optuna learns from it as if it had run, and the summary
   lists it as ``skipped: already done in run <id>``. ``--rerun`` turns this off.
-- **over budget** (``tuner.budget``): once the sweep's summed trial time reaches
+- **over budget** (``tuner.search.budget``): once the sweep's summed trial time reaches
   ``--budget-hours`` the search ends (Tune sees it finished): no new trial starts, running ones
   finish normally, and what was not launched is written down.
 - otherwise launched, at most ``max_concurrent`` at a time.
@@ -32,9 +32,9 @@ from typing import Any
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, SearchGenerator
 
 from search_spaces.params import with_derived
-from tuner.budget import SECONDS_PER_HOUR, Budget, BudgetClock
-from tuner.context import StoragePath, SweepContext
-from tuner.dedup import DoneRun, config_hash, done_runs
+from tuner.search.budget import SECONDS_PER_HOUR, Budget, BudgetClock
+from tuner.search.dedup import DoneRun, config_hash, done_runs
+from tuner.spec.context import StoragePath, SweepContext
 from tuner.tracking import schema as tr
 
 GATE_FILE = "sweep_gate.json"
@@ -50,7 +50,8 @@ class GateRules:
     max_concurrent: int = 1
     dedup: bool = True
     record_path: str | None = None
-    """Where ``sweep_gate.json`` goes: a local path or a URI (``tuner.context.StoragePath``)."""
+    """Where ``sweep_gate.json`` goes: a local path or a URI (``tuner.spec.context.StoragePath``).
+    """
     derived: Mapping[str, Any] = field(default_factory=dict)
     """The space's ``tune.sample_from`` fields (``search_spaces.params.derived_fields``): the
     gate sees them as placeholders and computes them itself."""

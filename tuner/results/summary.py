@@ -3,7 +3,7 @@
 ``SUMMARIES`` holds one function per kind a space can name: ``best_per_arm`` (the best trial of
 each arm by the sweep's metric, with the arm's size and its mean test metrics) and
 ``pareto_front`` (the non-dominated trials of a multi-objective sweep). Both end with the
-method's claim against the λ = 0 baseline (``tuner.claim``).
+method's claim against the λ = 0 baseline (``tuner.results.claim``).
 """
 
 from __future__ import annotations
@@ -13,48 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlflow.entities import Run
-
 from fer_core import metric_names as mn
+from fer_core.objective import Objective, dominates
 from fer_core.registry import Registry
-from search_spaces.base import Objective
-from tuner.claim import claim
+from tuner.results.claim import claim
+from tuner.results.trials import TrialRow
 from tuner.tracking import schema as tr
 
 SHOWN_PARAMS = ("method", "lambda_au", "layers", "seed")
 SHOWN_METRICS = (mn.VAL_CL, mn.VAL_ATT_COS, mn.TEST_CL, mn.TEST_ATT_COS, mn.TEST_CAM_COS)
-
-
-@dataclass(frozen=True)
-class TrialRow:
-    """One child run, flattened for the summary."""
-
-    name: str
-    arm: str
-    status: str
-    early_stopped: bool
-    params: dict[str, str]
-    metrics: dict[str, float]
-    reused_from: str = ""
-    """The earlier run this sweep reused instead of running a duplicate (``tuner.dedup``)."""
-
-    @classmethod
-    def from_run(cls, run: Run, reused: bool = False) -> TrialRow:
-        """A child run of the sweep, or (``reused``) an earlier run standing in for a skip."""
-        tags = run.data.tags
-        name = tags.get(tr.TAG_TRIAL_NAME, run.info.run_name or run.info.run_id)
-        return cls(
-            name=f"{name} [done in run {run.info.run_id}]" if reused else name,
-            arm=tags.get(tr.TAG_ARM, "?"), status=run.info.status,
-            early_stopped=tags.get(tr.TAG_EARLY_STOPPED) == "true",
-            params=dict(run.data.params), metrics=dict(run.data.metrics),
-            reused_from=run.info.run_id if reused else "",
-        )
-
-    @property
-    def complete(self) -> bool:
-        """Ran to the end: it has test metrics."""
-        return tr.finite(self.metrics.get(mn.TEST_CL))
 
 
 @dataclass(frozen=True)
@@ -148,12 +115,6 @@ def best_per_arm(trials: Sequence[TrialRow], objective: Objective) -> Summary:
         notes=[_counts(trials), "Accuracies (cl) in percent; cosines in [0, 1].", *lines],
         extra=facts,
     )
-
-
-def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    """``a`` is at least as good everywhere and better somewhere (all maximised)."""
-    return all(x >= y for x, y in zip(a, b, strict=True)) and any(
-        x > y for x, y in zip(a, b, strict=True))
 
 
 @SUMMARIES.register("pareto_front")

@@ -1,83 +1,27 @@
 """Connections and resources checked in seconds, before a sweep creates anything.
 
-- An MLflow tracking URI that names a server (``http(s)://``, a database) must accept a TCP
-  connection now; a ``sqlite:///`` store's folder must exist. MLflow's own client retries a dead
-  server for minutes; later outages keep the sweep's buffered delivery.
+- The MLflow store answers (``tuner.tracking.reach.check_mlflow_uri``).
 - A Ray ``--address`` must accept a connection on its GCS port before ``ray.init`` is called:
   Ray itself retries an address that does not answer for a long time.
 - A trial's request (``--cpus-per-trial``, ``--gpus-per-trial``) must fit on one node of the
   cluster, or on one node type of its autoscaler when the cluster publishes its node types.
-  When neither is knowable, ``tuner.pending.PendingWatch`` ends a sweep whose trials all stay
+  When neither is knowable, ``tuner.checks.pending.PendingWatch`` ends a sweep whose trials all stay
   pending for ``--pending-timeout`` seconds (default :data:`PENDING_TIMEOUT_S`) instead of
   waiting forever.
 """
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from fer_core.cli import UserError
+from tuner.tracking.reach import ProbeError, tcp_error
 
-CONNECT_TIMEOUT_S = 5.0
 PENDING_TIMEOUT_S = 600.0
 """Default ``--pending-timeout``: long enough for a cloud autoscaler to launch a node."""
 
-DB_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
 START_CLUSTER = ("start one with `ray start --head --port=6379` and pass --address HOST:6379, "
                  "or leave --address out to start a local Ray runtime")
-
-
-class ProbeError(UserError):
-    """Something the sweep needs does not answer, or can never hold a trial."""
-
-
-def tcp_error(host: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
-    """Why nothing accepts a TCP connection at ``host:port`` (None when something does)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except TimeoutError:
-        return f"no answer within {timeout:g} s"
-    except OSError as err:
-        return err.strerror or str(err)
-
-
-def where(uri: str) -> str:
-    """``scheme://host:port`` of a URI, without user, password or query (safe to print)."""
-    parts = urlsplit(uri)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}"
-
-
-def check_mlflow_uri(uri: str | None, flag: str = "--mlflow-uri") -> None:
-    """Raise :class:`ProbeError` when the tracking store at ``uri`` cannot be reached now."""
-    if not uri:
-        return
-    parts = urlsplit(uri)
-    scheme = parts.scheme.split("+", 1)[0]
-    if scheme == "sqlite":
-        path = Path(uri.split(":///", 1)[-1]) if ":///" in uri else None
-        if path is not None and str(path) != ":memory:" and not path.parent.is_dir():
-            raise ProbeError(f"{flag} {uri}: folder {path.parent} does not exist; create it or "
-                             "point the URI at an existing folder")
-        return
-    if scheme in ("http", "https") or scheme in DB_PORTS:
-        default = {"http": 80, "https": 443, **DB_PORTS}[scheme]
-        try:
-            port = parts.port or default
-        except ValueError:
-            raise ProbeError(f"{flag} {where(uri)}: the port is not a number") from None
-        if not parts.hostname:
-            raise ProbeError(f"{flag} {uri!r}: no host name; e.g. http://127.0.0.1:5000")
-        problem = tcp_error(parts.hostname, port)
-        if problem:
-            hint = ("start one with `python -m tuner.mlflow_server` (or pass "
-                    "--mlflow-uri sqlite:///mlflow.db for a local store)")
-            raise ProbeError(f"{flag} {where(uri)}: no MLflow server answers at "
-                             f"{parts.hostname}:{port} ({problem}); {hint}")
 
 
 def check_ray_address(address: str | None) -> None:

@@ -1,8 +1,8 @@
 """The sweep's own settings: one frozen, validated object built once by the driver.
 
-``tuner.plan.resolve`` builds it from the space and the command line; the driver hands it down
-(the launch gate's rules, the trainable's resources, the end-of-sweep summary), saves it in
-``sweep.json`` inside ``tuner.context.SweepContext`` (so ``--resume`` continues with exactly
+``tuner.spec.resolve.resolve`` builds it from the space and the command line; the driver hands it
+down (the launch gate's rules, the trainable's resources, the end-of-sweep summary), saves it in
+``sweep.json`` inside ``tuner.spec.context.SweepContext`` (so ``--resume`` continues with exactly
 these settings) and logs it as the parent run's ``sweep.*`` params. Field names are those
 params' names. Imports nothing that trains or talks to Ray or MLflow.
 """
@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from fer_core.cli import UserError
 from search_spaces.base import Objective
-from tuner.budget import Budget
+from tuner.search.budget import Budget
 
 REGISTRY_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
@@ -29,9 +30,9 @@ class SweepSettings:
     """The objective (``--metric`` or the space's); a tuple for a multi-objective space."""
     mode: str | tuple[str, ...]
     searcher: str
-    """Name in ``tuner.searchers.SEARCHERS``."""
+    """Name in ``tuner.search.searchers.SEARCHERS``."""
     scheduler: str
-    """Name in ``tuner.searchers.SCHEDULERS`` (``--scheduler`` or the space's)."""
+    """Name in ``tuner.search.searchers.SCHEDULERS`` (``--scheduler`` or the space's)."""
     num_configs: int
     """Configurations the searcher proposes, reference points included (grids: the grid)."""
     seeds: int
@@ -58,17 +59,17 @@ class SweepSettings:
         object.__setattr__(self, "metric", objective.metric)
         object.__setattr__(self, "mode", objective.mode)
         if self.num_configs < 1:
-            raise ValueError(f"--trials {self.num_configs}: run at least 1 configuration")
+            raise UserError(f"--trials {self.num_configs}: run at least 1 configuration")
         if self.seeds < 1:
-            raise ValueError(f"--seeds {self.seeds}: run each configuration with at least 1 seed")
+            raise UserError(f"--seeds {self.seeds}: run each configuration with at least 1 seed")
         if self.max_concurrent < 1:
-            raise ValueError(f"--max-concurrent {self.max_concurrent}: allow at least 1 trial")
+            raise UserError(f"--max-concurrent {self.max_concurrent}: allow at least 1 trial")
         if self.resources_cpu <= 0 or self.resources_gpu < 0:
-            raise ValueError(f"--cpus-per-trial {self.resources_cpu} / --gpus-per-trial "
+            raise UserError(f"--cpus-per-trial {self.resources_cpu} / --gpus-per-trial "
                              f"{self.resources_gpu}: give CPUs > 0 and GPUs ≥ 0 per trial")
         Budget(self.budget_hours)  # its message names --budget-hours
         if self.register is not None and not REGISTRY_NAME.fullmatch(self.register):
-            raise ValueError(f"--register {self.register!r}: a Model Registry name is letters, "
+            raise UserError(f"--register {self.register!r}: a Model Registry name is letters, "
                              "digits, '_', '-' and '.' (e.g. au-guided-fer)")
 
     @property
@@ -97,6 +98,6 @@ class SweepSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"sweep settings: unknown keys {', '.join(unknown)}; "
+            raise UserError(f"sweep settings: unknown keys {', '.join(unknown)}; "
                              f"valid keys: {', '.join(sorted(known))}")
         return cls(**data)

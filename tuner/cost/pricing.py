@@ -1,4 +1,4 @@
-"""A sweep's own price: ``tuner.estimate`` timed before the trials, or beside them.
+"""A sweep's own price: ``tuner.cost.estimate`` timed before the trials, or beside them.
 
 Timing the arms takes ~10–20 s at laptop sizes. When the trials leave a core of this machine
 free (a local CPU sweep running fewer trials at once than there are cores), the timing runs in
@@ -13,10 +13,9 @@ import os
 import threading
 from dataclasses import replace
 
-from tuner.context import StoragePath
-from tuner.estimate import QUICK, Prediction, predict, timing_threads
-from tuner.plan import ResolvedSweep
-from tuner.settings import SweepSettings
+from tuner.cost.estimate import QUICK, Prediction, predict, timing_threads
+from tuner.spec.settings import SweepSettings
+from tuner.spec.spec import SweepSpec
 
 
 def spare_cores(cores: int, ray_cpus: float, settings: SweepSettings) -> int:
@@ -36,7 +35,7 @@ def local_spare_cores(settings: SweepSettings) -> int:
     return spare_cores(cores or 1, ray.cluster_resources().get("CPU", 0.0), settings)
 
 
-def predict_quietly(resolved: ResolvedSweep, cache_dir: str,
+def predict_quietly(resolved: SweepSpec, cache_dir: str,
                     address: str | None) -> Prediction | None:
     """The sweep's predicted price (timing less than ``--estimate``: see ``estimate.QUICK``);
     a failure to predict is a note, never a reason not to run the sweep."""
@@ -50,10 +49,9 @@ def predict_quietly(resolved: ResolvedSweep, cache_dir: str,
 class Pricing:
     """The sweep's prediction, saved in its folder (``estimate.json``) once it is known."""
 
-    def __init__(self, resolved: ResolvedSweep, cache_dir: str, address: str | None,
-                 folder: StoragePath) -> None:
+    def __init__(self, spec: SweepSpec) -> None:
         self.resolved, self.cache_dir, self.address, self.folder = (
-            resolved, cache_dir, address, folder)
+            spec, spec.place.data_cache, spec.place.address, spec.folder)
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:

@@ -1,6 +1,6 @@
 """Finding a sweep to resume and checking that Tune can restore it.
 
-The storage is a local folder or a URI (``tuner.context.StoragePath``); it is listed through
+The storage is a local folder or a URI (``tuner.spec.context.StoragePath``); it is listed through
 ``pyarrow.fs``, so a sweep in a bucket resumes from any machine that can read the bucket.
 """
 
@@ -8,21 +8,51 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from dataclasses import dataclass
 
-import pyarrow.fs as pafs
-
-from tuner.context import SWEEP_FILE, StoragePath, SweepContext
+from fer_core.cli import UserError
+from tuner.spec.context import SWEEP_FILE, StoragePath, SweepContext
+from tuner.spec.spec import SweepPlace
 
 TUNE_STATE = "experiment_state-*.json"
 
 
-class NothingToResume(ValueError):
+class NothingToResume(UserError):
     """The named/latest sweep cannot be restored; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """``--resume``: the sweep's saved spec (``sweep.json``, credentials put back from the
+    command line) and where it runs now; nothing else of the command line is read."""
+
+    place: SweepPlace
+    folder: StoragePath
+    context: SweepContext
+    ignored: bool = False
+    """Flags that only a new sweep reads were given (a note says they are ignored)."""
+
+
+def saved_sweep(place: SweepPlace, name: str | None, space: str | None,
+                optuna_storage: str | None, ignored: bool = False) -> ResumeRequest:
+    """The sweep ``name`` (or the latest, of ``space``) under the storage, its saved context
+    made whole again by the URIs given now."""
+    folder = find_sweep(place.storage, name, space)
+    try:
+        ctx = SweepContext.load(folder).with_secrets(place.mlflow_uri, optuna_storage)
+    except ValueError as err:
+        raise NothingToResume(f"sweep {folder.name!r}: {err}") from None
+    if ctx.settings is None:
+        raise NothingToResume(f"sweep {folder.name!r}: its {folder.name}/sweep.json holds no "
+                              "sweep settings; start it again without --resume")
+    return ResumeRequest(place, folder, ctx, ignored)
 
 
 def sweep_folders(storage: str | os.PathLike[str] | StoragePath,
                   space: str | None = None) -> list[StoragePath]:
     """Sweeps under ``storage`` (optionally of one space), oldest first."""
+    import pyarrow.fs as pafs
+
     storage = StoragePath.parse(storage)
     found = []
     for child in storage.children():

@@ -1,8 +1,8 @@
 """The sweep driver's checks before it starts and its exit status after ``fit()``.
 
 Before (``before_start``, then ``check_cluster`` once Ray runs): the Ray address and the MLflow
-store answer, the data passes ``tuner.preflight``, one trial fits on the cluster. All of it runs
-before the MLflow experiment, the parent run or any trial exists, and each failure is one
+store answer, the data passes ``tuner.checks.preflight``, one trial fits on the cluster. All of
+it runs before the MLflow experiment, the parent run or any trial exists, and each failure is one
 ``error:`` line with exit status 2.
 
 After (``outcome``): 0 when every trial concluded (finished, early-stopped, or reused by the
@@ -13,61 +13,65 @@ gate), 1 when a trial FAILED (each is listed with the last line of its error and
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fer_core.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from fer_core.config import ExperimentConfig
-from tuner.database import check_store
-from tuner.preflight import MAX_MISSING_LANDMARKS, PreflightRules, check_data
-from tuner.probe import PENDING_TIMEOUT_S, Request, check_mlflow_uri, check_ray_address
+from tuner.checks.preflight import check_data
+from tuner.checks.probe import PENDING_TIMEOUT_S, Request, check_ray_address
+from tuner.tracking.database import check_store
+from tuner.tracking.reach import check_mlflow_uri
+
+if TYPE_CHECKING:
+    from tuner.spec.spec import SweepPlace, SweepSpec
 
 PENDING_RECORD = "pending_timeout.txt"
 
 
-def check_connections(args: argparse.Namespace) -> None:
+def check_connections(address: str | None, mlflow_uri: str | None,
+                      optuna_storage: str | None) -> None:
     """The Ray address and the MLflow store answer now (seconds, not Ray's or MLflow's retries)."""
-    check_ray_address(args.address)
-    check_mlflow_uri(args.mlflow_uri)
+    check_ray_address(address)
+    check_mlflow_uri(mlflow_uri)
     # A server whose database is down, or a database URI given directly, fails here too.
-    check_store(args.mlflow_uri, "--mlflow-uri")
-    check_store(getattr(args, "optuna_storage", None), "--optuna-storage")
+    check_store(mlflow_uri, "--mlflow-uri")
+    check_store(optuna_storage, "--optuna-storage")
 
 
-def before_start(base: dict, args: argparse.Namespace, cache_dir: str) -> None:
+def before_start(spec: SweepSpec) -> None:
     """Connections, then the data scan; prints the scan's one-line summary."""
-    check_connections(args)
-    limit = getattr(args, "max_missing_landmarks", None)  # a Namespace built in code may lack it
-    rules = PreflightRules(
-        allow_missing_classes=getattr(args, "allow_missing_classes", False),
-        max_missing_landmarks=MAX_MISSING_LANDMARKS if limit is None else limit)
-    data = ExperimentConfig.from_flat(dict(base)).data
-    print(check_data(data, Path(cache_dir), rules), flush=True)
+    place = spec.place
+    check_connections(place.address, place.mlflow_uri, spec.settings.optuna_storage)
+    data = ExperimentConfig.from_flat(dict(spec.base)).data
+    print(check_data(data, Path(place.data_cache), place.preflight), flush=True)
 
 
-def check_cluster(args: argparse.Namespace, resources: dict[str, float]) -> str | None:
+def pending_timeout(place: SweepPlace) -> float:
+    return place.pending_timeout_s or PENDING_TIMEOUT_S
+
+
+def check_cluster(place: SweepPlace, resources: dict[str, float]) -> str | None:
     """After ``ray.init``: one trial fits (else ``ProbeError``); a note when not knowable."""
-    from tuner.probe import check_resources
+    from tuner.checks.probe import check_resources
 
-    note = check_resources(Request(resources["cpu"], resources["gpu"]), local=not args.address)
+    note = check_resources(Request(resources["cpu"], resources["gpu"]), local=not place.address)
     if note:
-        timeout = getattr(args, "pending_timeout", None) or PENDING_TIMEOUT_S
-        print(f"note: {note} (the sweep ends if no trial starts within {timeout:g} s, "
-              "--pending-timeout)", flush=True)
+        print(f"note: {note} (the sweep ends if no trial starts within "
+              f"{pending_timeout(place):g} s, --pending-timeout)", flush=True)
     return note
 
 
-def pending_watch(args: argparse.Namespace, resources: dict[str, float], folder, note):
+def pending_watch(place: SweepPlace, resources: dict[str, float], folder, note):
     """The Tune callback that ends a sweep whose trials never start (None when not needed)."""
     if not note:
         return None
-    from tuner.pending import PendingWatch
+    from tuner.checks.pending import PendingWatch
 
-    timeout = getattr(args, "pending_timeout", None) or PENDING_TIMEOUT_S
-    return PendingWatch(timeout, Request(resources["cpu"], resources["gpu"]),
+    return PendingWatch(pending_timeout(place), Request(resources["cpu"], resources["gpu"]),
                         record=folder / PENDING_RECORD)
 
 

@@ -1,74 +1,33 @@
-"""Searchers and schedulers a space can name, each built from one ``SearchPlan``.
-
-``SEARCHERS`` / ``SCHEDULERS`` are registries: a space says ``searcher="optuna"`` and this
-module turns that into Ray Tune objects. Two small wrappers carry the sweep's research design:
+"""The two wrappers that carry the sweep's research design into Ray Tune's searcher and scheduler.
 
 - ``SweepSearcher`` runs the reference points (e.g. the λ = 0 baseline) first, outside the
   searched domain, repeats every configuration over the same seeds (paired arms), and tells
   Optuna about ASHA-stopped trials as *pruned* instead of as complete with a truncated value.
 - ``ReferenceASHA`` is ASHA that never stops a reference trial: every arm is compared with it.
+
+They subclass Tune's classes, so this module imports Ray; ``tuner.search.searchers`` imports it
+only when a sweep builds its searcher.
 """
 
 from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+from ray.tune.search import Searcher
 from ray.tune.search.sample import Domain
 
-from fer_core.registry import Registry
-from search_spaces.base import Objective, SweepSpace
 from tuner.tracking import schema as tr
 
 SEED_KEY = "seed"
 
 
-@dataclass(frozen=True)
-class SearchPlan:
-    """A space resolved against the command line: what to search, how often, with which seeds."""
-
-    space: SweepSpace
-    params: Mapping[str, Any]
-    """The space's params minus the fields the user pinned with ``--set``."""
-    reference_points: tuple[Mapping[str, Any], ...]
-    seeds: tuple[int, ...]
-    num_configs: int
-    """Configurations to try, reference points included (searchers; grids expand themselves)."""
-    objective: Objective
-    """The space's, or ``--metric``/``--mode``."""
-    epochs: int
-    sweep_name: str
-    optuna_storage: str | None = None
-
-
-@dataclass(frozen=True)
-class SearchSetup:
-    """What ``Tuner`` needs from the searcher side."""
-
-    search_alg: SearchAlgorithm | Searcher
-    param_space: dict[str, Any]
-    num_samples: int
-
-
-SEARCHERS: Registry[Callable[[SearchPlan], SearchSetup]] = Registry("searcher")
-SCHEDULERS: Registry[Callable[[SearchPlan], TrialScheduler]] = Registry("scheduler")
-
-
 def is_reference(config: Mapping[str, Any], points: Sequence[Mapping[str, Any]]) -> bool:
     """Whether ``config`` is one of the reference points (all of the point's keys match)."""
     return any(all(config.get(k) == v for k, v in p.items()) for p in points)
-
-
-def is_final(result: Mapping[str, Any] | None) -> bool:
-    """Whether a trial's last result carries its test metrics (it ran to the end)."""
-    return bool(result) and bool(result.get(tr.KEY_IS_FINAL))
 
 
 class _Group:
@@ -138,8 +97,8 @@ class SweepSearcher(Searcher):
         if group.inner_id is None or not group.done():
             return
         outcomes = list(group.outcomes.values())
-        finals = [r for r, err in outcomes if not err and is_final(r)]
-        truncated = any(not err and not is_final(r) for r, err in outcomes)
+        finals = [r for r, err in outcomes if not err and tr.is_final(r)]
+        truncated = any(not err and not tr.is_final(r) for r, err in outcomes)
         if truncated:  # ASHA judged it: Optuna records PRUNED with its intermediate values
             self.inner.on_trial_complete(group.inner_id, result=None, error=False)
         elif finals:
@@ -192,7 +151,6 @@ class ReferenceASHA(ASHAScheduler):
         return action
 
 
-# ---------------------------------------------------------------- searchers
 def split_references(points: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
                      ) -> tuple[list[dict], list[dict]]:
     """(points inside the searched domain, points outside it, e.g. λ = 0 below a log range)."""
@@ -202,73 +160,3 @@ def split_references(points: Sequence[Mapping[str, Any]], params: Mapping[str, A
         fits = set(point) == set(domains) and all(domains[k].is_valid(v) for k, v in point.items())
         (inside if fits else outside).append(dict(point))
     return inside, outside
-
-
-def _optuna(plan: SearchPlan, **kwargs: Any) -> SearchSetup:
-    if not any(isinstance(v, Domain) for v in plan.params.values()):
-        raise ValueError(
-            f"space {plan.space.name!r}: every searched field is pinned by --set; "
-            f"nothing is left for Optuna to search"
-        )
-    # Points inside the domain are Optuna's first trials (it learns from them); the others
-    # run before them, outside the study.
-    inside, outside = split_references(plan.reference_points, plan.params)
-    metric, mode = plan.objective.for_tune()
-    inner = OptunaSearch(metric=metric, mode=mode, seed=plan.seeds[0],
-                         points_to_evaluate=inside or None, **kwargs)
-    searcher = SweepSearcher(inner, plan.seeds, outside)
-    return SearchSetup(searcher, dict(plan.params), plan.num_configs * len(plan.seeds))
-
-
-@SEARCHERS.register("optuna")
-def optuna_tpe(plan: SearchPlan) -> SearchSetup:
-    """Optuna TPE (single objective); the study lives in memory and in Tune's checkpoints, or
-    in ``--optuna-storage`` when given (``optuna-dashboard <storage>`` shows it)."""
-    if plan.optuna_storage is None:
-        return _optuna(plan)
-    import optuna
-
-    storage = optuna.storages.RDBStorage(url=plan.optuna_storage)
-    return _optuna(plan, storage=storage, study_name=plan.sweep_name)
-
-
-@SEARCHERS.register("optuna_pareto")
-def optuna_pareto(plan: SearchPlan) -> SearchSetup:
-    """Multi-objective Optuna stored in an RDB (``optuna-dashboard <storage>`` shows it)."""
-    import optuna
-
-    if plan.optuna_storage is None:
-        raise ValueError(f"space {plan.space.name!r} needs an Optuna storage URL")
-    storage = optuna.storages.RDBStorage(url=plan.optuna_storage)
-    return _optuna(plan, storage=storage, study_name=plan.sweep_name)
-
-
-@SEARCHERS.register("grid")
-def grid(plan: SearchPlan) -> SearchSetup:
-    """Tune's grid/variant generator; seeds are one more grid axis, references run first."""
-    params = dict(plan.params)
-    params[SEED_KEY] = tune.grid_search(list(plan.seeds))
-    # Each reference point replaces one sample (and is expanded over the seeds); one more
-    # sample runs the grid itself. Tune refuses preset keys outside the param space: a field
-    # pinned with --set has left it (the trial gets the pinned value from the sweep's base).
-    points = [{k: v for k, v in p.items() if k in params} for p in plan.reference_points]
-    search = BasicVariantGenerator(points_to_evaluate=points)
-    return SearchSetup(search, params, 1 + len(plan.reference_points))
-
-
-# ---------------------------------------------------------------- schedulers
-@SCHEDULERS.register("asha")
-def asha(plan: SearchPlan) -> TrialScheduler:
-    """ASHA on the space's (first) metric, one rung per ``grace_period × rf^k`` epochs."""
-    space = plan.space
-    return ReferenceASHA(
-        plan.reference_points, time_attr=tr.KEY_EPOCH, metric=plan.objective.primary_metric,
-        mode=plan.objective.primary_mode, max_t=plan.epochs,
-        grace_period=min(space.grace_period, plan.epochs), reduction_factor=space.reduction_factor,
-    )
-
-
-@SCHEDULERS.register("fifo")
-def fifo(plan: SearchPlan) -> TrialScheduler:
-    """No early stopping: every trial runs all its epochs."""
-    return FIFOScheduler()

@@ -1,0 +1,1 @@
+"""Everything checked before a sweep starts (connections, data, resources) and its exit status."""

@@ -1,0 +1,1 @@
+"""Searchers, schedulers and the launch gate (dedup, budget) that make up a sweep's Tuner."""

@@ -1,0 +1,1 @@
+"""One sweep, specified: the command line resolved into a checked ``SweepSpec``, its saved copy."""
