@@ -1,0 +1,75 @@
+"""How far a metric can be trusted (after MetaQuantus: Hedström et al., "The meta-evaluation
+problem in explainable AI", TMLR 2023).
+
+A metric is *reliable* at a given image count when
+
+- its value is stable over the evaluated images: the 95 % bootstrap interval of the mean
+  (:func:`bootstrap_interval`) is narrower than the difference it is asked to show;
+- it *reacts* to what it should: randomising the model's weights changes it
+  (:func:`randomised_copy`, the MPRT idea applied to the metric, not the map);
+- it *resists* what it should not: a small input perturbation that keeps the prediction barely
+  moves it (:func:`perturbed_inputs`).
+
+:func:`separates` is the verdict Table 4 prints: can the metric tell two arms apart at the
+evaluated size and count (their intervals do not overlap)?
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+BOOTSTRAP = 2000
+"""Resamples of the bootstrap (the interval's ends move by < 0.01 of its width beyond this)."""
+
+
+def bootstrap_interval(values, resamples: int = BOOTSTRAP, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (NaN dropped); (nan, nan) if
+    none is left."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(axis=1)
+    tail = (1.0 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
+
+
+def separates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether two intervals ``(low, high)`` are disjoint (NaN never separates)."""
+    if any(np.isnan(v) for v in (*a, *b)):
+        return False
+    return a[1] < b[0] or b[1] < a[0]
+
+
+def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with every parameter redrawn from N(0, std of the original tensor)
+    (the last step of the MPRT cascade, at once); the original is untouched."""
+    out = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in out.parameters():
+            std = float(p.float().std()) if p.numel() > 1 else 1.0
+            p.copy_(torch.randn(p.shape, generator=gen).to(p) * (std or 1.0))
+    return out.eval()
+
+
+def perturbed_inputs(model: nn.Module, x: torch.Tensor, scale: float = 0.02,
+                     seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` plus Gaussian noise of ``scale`` (normalised units), and a ``(B,)`` bool mask of
+    the images whose predicted class the noise kept (only those count for stability)."""
+    gen = torch.Generator().manual_seed(seed)
+    noisy = x + scale * torch.randn(x.shape, generator=gen).to(x)
+    with torch.no_grad():
+        before = _logits(model(x)).argmax(1)
+        after = _logits(model(noisy)).argmax(1)
+    return noisy, before == after
+
+
+def _logits(output) -> torch.Tensor:
+    return getattr(output, "logits", output)
