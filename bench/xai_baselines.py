@@ -3,8 +3,8 @@
     python bench/xai_baselines.py [--seeds 0 1 2] [--n-images 24] [--baselines mean blur rise road]
 
 For each seed a resnet18 CAM is trained briefly at the demo size (``search_spaces.sizes.LAPTOP``:
-48 px, output stride 16, expressions at 0.6-1 of full strength; here 420 synthetic images and
-3 epochs, λ = 0), then every baseline of :mod:`fer_core.xai.baselines` scores the true-class CAM
+48 px, output stride 16, expressions at 0.6-1 of full strength; here 600 synthetic images and
+4 epochs, ``fer_core.xai.demo_models.DEMO``, λ = 0), then every baseline of :mod:`fer_core.xai.baselines` scores the true-class CAM
 and a uniform random map on the same ``--n-images`` test images. Printed per baseline: the mean
 deletion and insertion AUC of the CAM and of the random map, the gap (random − CAM for deletion,
 CAM − random for insertion: positive means the CAM is better), the gap's spread over seeds
@@ -19,26 +19,15 @@ import argparse
 import numpy as np
 import torch
 
-from fer_core.config import ExperimentConfig
 from fer_core.engine import Trainer
 from fer_core.xai import baselines as bl
 from fer_core.xai.common import explanation_maps, probability_fn, random_maps
 from fer_core.xai.evaluate import select_images
+from fer_core.xai.demo_models import DEMO, train
 from fer_core.xai.faithfulness import deletion_insertion
 from fer_core.xai.reliability import bootstrap_interval
-from search_spaces.sizes import LAPTOP
 
-SMALL = {**LAPTOP, "synthetic_n": 420, "epochs": 3, "lambda_au": 0.0, "layers": "5",
-         "num_workers": 0, "xai_images": 0}
-"""The demo's sizes with a shorter training (seconds per model on one core)."""
-
-
-def train(seed: int, flat: dict) -> Trainer:
-    trainer = Trainer(ExperimentConfig.from_flat({**flat, "seed": seed}), progress=False)
-    trainer.fit()
-    if trainer.best_state is not None:
-        trainer.model.load_state_dict(trainer.best_state)
-    return trainer
+SMALL = {**DEMO, "lambda_au": 0.0}
 
 
 def gaps(trainer: Trainer, n_images: int, names: list[str], seed: int) -> dict[str, dict]:
@@ -67,7 +56,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     per_seed = []
     for seed in args.seeds:
-        trainer = train(seed, SMALL)
+        trainer = train({**SMALL, "seed": seed})
         print(f"seed {seed}: test CL {trainer.evaluate('test')['cl']:.1f} %", flush=True)
         per_seed.append(gaps(trainer, args.n_images, args.baselines, seed))
     print("| baseline | metric | CAM | random | gap (CAM better > 0) | gap sd over seeds | "

@@ -73,3 +73,38 @@ def perturbed_inputs(model: nn.Module, x: torch.Tensor, scale: float = 0.02,
 
 def _logits(output) -> torch.Tensor:
     return getattr(output, "logits", output)
+
+
+def metric_reliability(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                       au_maps: torch.Tensor, cfg, seed: int = 0,
+                       noise: float = 0.02) -> dict[str, dict[str, float]]:
+    """Per metric of ``fer_core.xai`` on one model and image set: ``value`` (mean over the
+    images), ``ci_low``/``ci_high`` (95 % bootstrap interval), ``randomised`` (the value for a
+    copy with redrawn weights), ``perturbed`` (the value on inputs with Gaussian noise of
+    ``noise``, over the images whose prediction the noise kept), ``kept`` (their share),
+    ``random`` (the value of uniform random maps on the same images)."""
+    from dataclasses import replace
+
+    from fer_core.xai.evaluate import run_xai
+    from fer_core.xai.names import METRICS
+
+    plain = run_xai(model, x, labels, au_maps, replace(cfg, controls=("random",))).values
+    cfg = replace(cfg, controls=())
+    shuffled = run_xai(randomised_copy(model, seed), x, labels, au_maps, cfg).values
+    noisy, kept = perturbed_inputs(model, x, noise, seed)
+    moved = run_xai(model, noisy[kept], labels[kept], au_maps[kept], cfg).values if kept.any() \
+        else {}
+    out = {}
+    for metric in METRICS:
+        values = plain[metric.name].double().cpu().numpy()
+        low, high = bootstrap_interval(values, seed=seed)
+
+        def mean(source: dict, name: str = metric.name) -> float:
+            return float(np.nanmean(source[name].double().cpu().numpy())) if name in source \
+                else float("nan")
+
+        out[metric.name] = {"value": float(np.nanmean(values)), "ci_low": low, "ci_high": high,
+                            "randomised": mean(shuffled), "perturbed": mean(moved),
+                            "kept": float(kept.float().mean()),
+                            "random": mean(plain, metric.name + "_random")}
+    return out
