@@ -16,8 +16,8 @@ On test images (expression classes with a valid AU map, the subsample of
 - **attribution to the cue**, on the ``in_place`` images: the share of the map's mass inside the
   square (``mass``) and that share over the square's share of the image (``mass_ratio``: 1 is a
   uniform map), and the pointing game at the map's own resolution (``pointing``: the map's
-  maximal cell is the cell holding the square's centre; an upsampled 3×3 map cannot point at a
-  4 px square any finer). The same for each aligned layer's attention (``..._att_l<k>``).
+  maximal cell overlaps the square; an upsampled 3×3 map cannot point at a 4 px square any
+  finer). The same for each aligned layer's attention (``..._att_l<k>``).
 - **faithfulness under guidance**: per image, Spearman's ρ between reliance
   (``p(in_place) − p(removed)``) and the CAM's ``mass_ratio`` (``rho``), so λ = 0 and λ > 0 arms
   can be compared: a guided model that still relies on the square but whose map moved away from
@@ -87,10 +87,15 @@ def cue_attribution(maps: torch.Tensor, labels: torch.Tensor, size: int) -> dict
     mass = (up * square).flatten(1).sum(1) / total
     area = square.flatten(1).float().mean(1)
     h, w = maps.shape[-2:]
-    centres = [shortcut_box(label, size) for label in labels.tolist()]
-    cell = torch.tensor([((y0 + y1) / 2 * h // size) * w + ((x0 + x1) / 2 * w // size)
-                         for y0, y1, x0, x1 in centres], device=maps.device).long()
-    pointing = (maps.flatten(1).argmax(1) == cell).float()
+    top = maps.flatten(1).argmax(1).cpu()
+    hits = []
+    for i, label in enumerate(labels.tolist()):  # does the maximal cell overlap the square?
+        y0, y1, x0, x1 = shortcut_box(label, size)
+        row, col = divmod(int(top[i]), w)
+        cell_y = (row * size / h, (row + 1) * size / h)
+        cell_x = (col * size / w, (col + 1) * size / w)
+        hits.append(cell_y[0] < y1 and y0 < cell_y[1] and cell_x[0] < x1 and x0 < cell_x[1])
+    pointing = torch.tensor(hits, dtype=torch.float32, device=maps.device)
     return {"mass": mass, "mass_ratio": mass / area, "pointing": pointing}
 
 
