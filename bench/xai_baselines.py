@@ -4,12 +4,14 @@
 
 For each seed a resnet18 CAM is trained briefly at the demo size (``search_spaces.sizes.LAPTOP``:
 48 px, output stride 16, expressions at 0.6-1 of full strength; here 600 synthetic images and
-4 epochs, ``fer_core.xai.demo_models.DEMO``, λ = 0), then every baseline of :mod:`fer_core.xai.baselines` scores the true-class CAM
-and a uniform random map on the same ``--n-images`` test images. Printed per baseline: the mean
-deletion and insertion AUC of the CAM and of the random map, the gap (random − CAM for deletion,
-CAM − random for insertion: positive means the CAM is better), the gap's spread over seeds
-(standard deviation of the per-seed gaps) and its 95 % bootstrap interval over the pooled
-images. A baseline that removes no information shows a gap near 0 for every seed.
+4 epochs, ``fer_core.xai.demo_models.DEMO``, λ = 0), then every baseline of
+:mod:`fer_core.xai.baselines` scores the true-class CAM and a uniform random map on the same
+``--n-images`` test images. Printed per baseline: the mean deletion and insertion AUC of the CAM
+and of the random map, the gap (random − CAM for deletion, CAM − random for insertion: positive
+means the CAM is better), the gap's spread over seeds (standard deviation of the per-seed gaps)
+and its 95 % bootstrap interval over the pooled images. A baseline that removes no information
+shows a gap near 0 for every seed. Trained weights are reused from the cache
+(``fer_core.xai.demo_models.cache_path``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import torch
 from fer_core.engine import Trainer
 from fer_core.xai import baselines as bl
 from fer_core.xai.common import explanation_maps, probability_fn, random_maps
-from fer_core.xai.evaluate import select_images
 from fer_core.xai.demo_models import DEMO, train
+from fer_core.xai.evaluate import select_images
 from fer_core.xai.faithfulness import deletion_insertion
 from fer_core.xai.reliability import bootstrap_interval
 

@@ -12,8 +12,8 @@ from fer_core.cams import build_method
 from fer_core.cli import UserError
 from fer_core.config import DataConfig, MethodConfig, ModelConfig
 from fer_core.loaders import build_loader, build_split
-from fer_core.xai.evaluate import XaiConfig, evaluate_xai, run_xai, select_images
 from fer_core.metric_names import xai_keys
+from fer_core.xai.evaluate import XaiConfig, evaluate_xai, run_xai, select_images
 from fer_core.xai.names import CONTROLS, METRICS, PREFIX
 
 CFG = XaiConfig(n_images=4, seed=3, steps=4, road_percentiles=(50.0,), mprt_steps=2)

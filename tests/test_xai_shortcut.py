@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from fer_core.config import DataConfig
-from fer_core.data.synthetic import generate_split, SyntheticOptions, shortcut_box
+from fer_core.data.synthetic import SyntheticOptions, generate_split, shortcut_box
+from fer_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fer_core.loaders import build_split
 from fer_core.xai.shortcut import conditions, cue_attribution, other_class, paint
 
@@ -24,8 +25,6 @@ def test_the_painted_square_is_the_generators():
     plain = generate_split("train", SyntheticOptions(size=SIZE, n=14, shortcut=0.0))
     split = build_split(DataConfig(dataset="synthetic", img_size=SIZE, synthetic_n=70), "test")
     assert split[0]["image"].shape == (3, SIZE, SIZE)
-    from fer_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
     x = torch.from_numpy(((plain["images"] / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
                          .transpose(0, 3, 1, 2).astype(np.float32))
     labels = torch.as_tensor(plain["labels"])
@@ -50,8 +49,9 @@ def test_conditions_move_and_swap_the_square():
             y0, y1, x0, x1 = shortcut_box(int(spot[i]), SIZE)
             assert views[name][i, :, y0:y1, x0:x1].abs().sum() > 0, (name, i)
     # moved keeps the true class's colour, swapped takes the other class's
-    y0, y1, x0, x1 = shortcut_box(1, SIZE)
-    assert torch.equal(views["moved"][0, :, y0, x0], views["in_place"][0, :, *shortcut_box(0, SIZE)[::2]])
+    y0, _, x0, _ = shortcut_box(1, SIZE)
+    own_y, _, own_x, _ = shortcut_box(0, SIZE)
+    assert torch.equal(views["moved"][0, :, y0, x0], views["in_place"][0, :, own_y, own_x])
     assert not torch.equal(views["swapped"][0, :, y0, x0], views["moved"][0, :, y0, x0])
 
 

@@ -16,8 +16,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from fer_core.xai.common import explanation_maps, probability_fn
 from fer_core.xai.baselines import DEFAULT, baseline
+from fer_core.xai.common import explanation_maps, probability_fn
 from fer_core.xai.faithfulness import STEPS, deletion_insertion
 
 

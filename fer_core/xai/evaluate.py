@@ -32,14 +32,14 @@ from torch import nn
 
 from fer_core import NEUTRAL
 from fer_core.au import render_au_maps
+from fer_core.cams import upsample_cams
 from fer_core.cams.base import minmax_normalize
-from fer_core.losses import layer_attention
 from fer_core.cli import UserError
+from fer_core.losses import layer_attention
 from fer_core.xai import baselines as bl
 from fer_core.xai import faithfulness as fa
 from fer_core.xai import localisation as lo
 from fer_core.xai import road as rd
-from fer_core.cams import upsample_cams
 from fer_core.xai.common import class_probability, explanation_maps, probability_fn
 from fer_core.xai.controls import CONTROLS, control_maps
 from fer_core.xai.names import BY_NAME, PREFIX
