@@ -94,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 4.0])
     parser.add_argument("--images", type=int, default=24, help="test images scored per model")
+    parser.add_argument("--shortcut", type=float, default=0.0,
+                        help="probability of the shortcut square in train/val images (the "
+                             "models of python -m fer_core.shortcut_eval are reused)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
@@ -112,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for lam in args.lambdas:
         for seed in args.seeds:
             flat = {**DEMO, **overrides, "lambda_au": lam, "seed": seed}
+            if args.shortcut:  # a float, as fer_core.shortcut_eval keys it: its models are reused
+                flat["shortcut"] = args.shortcut
             results.setdefault(lam, []).append(one_model(flat, args.images))
             print(f"λ={lam:g} seed={seed} done", file=sys.stderr, flush=True)
     rows = verdicts(results)
