@@ -8,8 +8,9 @@ Sources:
 - deletion / insertion: Petsiuk, Das & Saenko, "RISE: Randomized input sampling for
   explanation of black-box models", BMVC 2018, §4.1. Pixels are moved in order of decreasing
   saliency, ``1/steps`` of the image per step, between the image and a baseline
-  (:mod:`fer_core.xai.baselines`; default the mean colour, which removes a pixel's
-  information at every image size; RISE blurred for insertion and used zeros for deletion);
+  (:mod:`fer_core.xai.baselines`; default a blur of σ = 0.1 of the side, which removes the
+  expression's detail at every image size; RISE blurred for insertion and used zeros for
+  deletion);
   the score is the area under the class-probability curve (deletion: lower is better;
   insertion: higher is better).
 - Average Drop and Increase in Confidence: Chattopadhay et al., "Grad-CAM++: generalized
