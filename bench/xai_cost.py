@@ -8,7 +8,7 @@
    ``epochs · (train batches · one training step + one validation pass) + one test pass``, each
    part timed here; the extra is ``evaluate_xai`` on the trial's test split with the default
    :class:`~fer_core.xai.evaluate.XaiConfig` (``--n-images`` images; the model's map and the
-   three control maps, the ``mean`` deletion baseline). Data loading, Ray and MLflow
+   three control maps, the default ``blur`` deletion baseline). Data loading, Ray and MLflow
    are left out of the trial, so the ratio errs high.
 2. The method table: images through the backbone per evaluated image, per cost group, for every
    registered method (counted, not timed: the counts do not depend on the machine; tiny sizes).
