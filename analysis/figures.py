@@ -287,6 +287,20 @@ def maps_figure(source: FigureSource) -> Figure:
                                             f"({source.experiment})")
 
 
+# ---------------------------------------------------------------- AU regions
+@register("regions", "Share of the map's mass per AU region, per class, w/o AU beside w/ AU")
+def regions_figure(source: FigureSource) -> Figure:
+    from analysis import regions  # torch and the data pipeline load only for this figure
+
+    opts = source.options
+    arms = [(f"{label}: {describe(run)}",
+             regions.class_region_shares(run["run_id"], source.tracking_uri, opts.device,
+                                         opts.batch_size))
+            for label, run in reversed(best_runs(source.runs, opts.best_by))]
+    return regions.regions_figure(arms, title=f"Where the CAM looks, by AU region "
+                                              f"({source.experiment})")
+
+
 # ---------------------------------------------------------------- Pareto
 def pareto_mask(points: Sequence[Sequence[float]]) -> list[bool]:
     """Whether each point (all objectives maximised) is dominated by no other point."""

@@ -26,7 +26,8 @@ TEST_NOTE = "paired t-test of w/ AU against {reference} on matching seeds"
 
 def value_text(cell: Cell, column: Column, plus_minus: str = "±") -> str:
     """``--``, a plain value (one seed), or ``mean ± half-width (n=K)``."""
-    est, d = cell.estimate, column.decimals
+    est = cell.estimate
+    d = column.decimals if cell.decimals is None else cell.decimals
     if est.n == 0:
         return MISSING
     if est.n == 1:
@@ -53,11 +54,12 @@ def footnotes(table: Table) -> list[str]:
     reference = "the w/o AU row" if table.spec.baseline_row else "w/o AU"
     tested = [(row, col, c.test) for (row, col), c in table.cells.items() if c.test is not None]
     if not tested:
-        return []
+        return list(table.spec.notes)
     values = "; ".join(f"{table.label(row)} {col}: p = {_p_text(t.p_value)} (n={t.n})"
                        for row, col, t in tested)
     return [f"* p < 0.05, ** p < 0.01: {TEST_NOTE.format(reference=reference)}; "
-            f"intervals are {CONFIDENCE:.0%} Student-t.", f"p-values: {values}."]
+            f"intervals are {CONFIDENCE:.0%} Student-t.", *table.spec.notes,
+            f"p-values: {values}."]
 
 
 def markdown(table: Table) -> str:
@@ -77,9 +79,16 @@ def markdown(table: Table) -> str:
     return "\n".join(lines + [""] + notes) + "\n"
 
 
+LATEX_SYMBOLS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "†": r"$^\dagger$",
+                 "·": r"$\cdot$", "ρ": r"$\rho$", "λ": r"$\lambda$"}
+"""Characters of table labels that pdflatex does not take as text."""
+
+
 def _latex_escape(text: str) -> str:
     for char in "\\&%$#_{}":
         text = text.replace(char, "\\" + char)
+    for char, command in LATEX_SYMBOLS.items():
+        text = text.replace(char, command)
     return text
 
 

@@ -72,6 +72,8 @@ class TableSpec:
     columns: tuple[Column, ...]
     baseline_row: bool = False
     row_labels: Callable[[], Mapping[str, str]] | None = None
+    notes: tuple[str, ...] = ()
+    """Extra footnotes (a table's own marks)."""
 
 
 TABLES: dict[int, TableSpec] = {spec.number: spec for spec in (
@@ -101,6 +103,8 @@ class Cell:
     estimate: Estimate
     test: PairedTest | None = None
     best: bool = False
+    decimals: int | None = None
+    """Printed decimals when not the column's (a table whose rows are metrics)."""
 
 
 @dataclass(frozen=True)

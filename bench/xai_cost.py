@@ -2,11 +2,13 @@
 
     python bench/xai_cost.py [--n-images 16] [--methods cam gradcam ...]
 
-1. The ratio: a trial of the default sweep (``lambda_layers`` at ``search_spaces.sizes.LAPTOP``:
-   resnet18, 64 px, 1200 synthetic images, 3 epochs, batch 32) is estimated from its parts,
+1. The ratio: a trial of the default sweep (``lambda_layers`` at ``search_spaces.sizes.LAPTOP``,
+   read from there: today resnet18, 48 px, 1200 synthetic images, 10 epochs, batch 32) is
+   estimated from its parts,
    ``epochs · (train batches · one training step + one validation pass) + one test pass``, each
    part timed here; the extra is ``evaluate_xai`` on the trial's test split with the default
-   :class:`~fer_core.xai.evaluate.XaiConfig` (``--n-images`` images). Data loading, Ray and MLflow
+   :class:`~fer_core.xai.evaluate.XaiConfig` (``--n-images`` images; the model's map and the
+   three control maps, the default ``blur`` deletion baseline). Data loading, Ray and MLflow
    are left out of the trial, so the ratio errs high.
 2. The method table: images through the backbone per evaluated image, per cost group, for every
    registered method (counted, not timed: the counts do not depend on the machine; tiny sizes).
@@ -113,7 +115,8 @@ def main() -> None:
 
     methods = args.methods if args.methods is not None else list(METHODS.names())
     print(f"images through the backbone per evaluated image (steps={cfg.steps}, ROAD "
-          f"percentiles={len(cfg.road_percentiles)}, random baseline on, full cascade):")
+          f"percentiles={len(cfg.road_percentiles)}, controls {', '.join(cfg.controls)}, "
+          f"full cascade):")
     print("| method | " + " | ".join(GROUPS) + " | total |")
     print("|---|" + "---|" * (len(GROUPS) + 1))
     for method, counts in pass_table(methods, cfg):

@@ -22,6 +22,7 @@ Accuracies (``*_cl``) are percentages (0-100); cosines are in [0, 1] for CNN lay
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 TRAIN, VAL, TEST = "train", "val", "test"
 CL, ATT_COS, CAM_COS, N_INVALID, LOSS = "cl", "att_cos", "cam_cos", "n_invalid", "loss"
@@ -79,3 +80,82 @@ FINAL_FAMILIES = ("test", "test_xai")
 def is_final(name: str) -> bool:
     """Whether ``name`` is a final metric (``test_*``, ``test_xai_*``)."""
     return family(name) in FINAL_FAMILIES
+
+
+# --- interpretability (``test_xai`` family): every name, defined here once -------------------
+
+
+@dataclass(frozen=True)
+class XaiMetric:
+    """One interpretability metric: its logged name, group, label and better direction."""
+
+    name: str
+    group: str
+    label: str
+    higher_is_better: bool
+
+    @property
+    def key(self) -> str:
+        return XAI_PREFIX + self.name
+
+    def control_key(self, control: str) -> str:
+        """The same metric of a control map, e.g. ``test_xai_deletion_random``."""
+        return f"{XAI_PREFIX}{self.name}_{control}"
+
+    @property
+    def random_key(self) -> str:
+        return self.control_key("random")
+
+    @property
+    def interval_key(self) -> str:
+        """Half-width of the 95 % bootstrap interval of the mean over the evaluated images."""
+        return XAI_PREFIX + self.name + XAI_INTERVAL_SUFFIX
+
+
+XAI_METRICS: tuple[XaiMetric, ...] = (
+    XaiMetric("pointing_game", "localisation", "Pointing game", True),
+    XaiMetric("relevance_mass", "localisation", "Relevance mass", True),
+    XaiMetric("relevance_rank", "localisation", "Relevance rank", True),
+    XaiMetric("au_auc", "localisation", "AU AUC", True),
+    XaiMetric("topk_iou", "localisation", "Top-k IoU", True),
+    XaiMetric("deletion", "faithfulness", "Deletion AUC", False),
+    XaiMetric("insertion", "faithfulness", "Insertion AUC", True),
+    XaiMetric("average_drop", "faithfulness", "Average Drop (%)", False),
+    XaiMetric("increase_confidence", "faithfulness", "Increase in Conf. (%)", True),
+    XaiMetric("road", "faithfulness", "ROAD", True),
+    XaiMetric("road_morf", "faithfulness", "ROAD MoRF", False),
+    XaiMetric("road_lerf", "faithfulness", "ROAD LeRF", True),
+    XaiMetric("mprt", "sanity", "Randomisation ρ", False),
+)
+"""In table order (docs/method.md §7.1). ``mprt`` is the mean Spearman correlation over the
+randomisation cascade's steps (lower: the map depends more on the learned parameters)."""
+
+XAI_CONTROLS: dict[str, str] = {
+    "random": "Random map (chance)",
+    "centre": "Centred Gaussian (centre bias)",
+    "au": "AU map (the prior's ceiling)",
+}
+"""Control maps scored with every metric on the same images, ``test_xai_<metric>_<control>``
+(docs/method.md §7.1): what chance, "look at the middle" and the AU prior itself score."""
+
+XAI_LAYER_METRICS = ("pointing_game", "relevance_mass", "relevance_rank", "au_auc", "topk_iou")
+"""Scored for each reported layer's attention too: ``test_xai_<metric>_att_l<k>``."""
+
+XAI_INTERVAL_SUFFIX = "_ci95"
+"""``test_xai_<metric>_ci95``: the metric's resolution at the evaluated image count (the
+half-width of the 95 % bootstrap interval of its mean over the images; model's map only)."""
+
+XAI_RUN = ("n_images", "time_s")
+"""``test_xai_n_images`` (images scored), ``test_xai_time_s`` (seconds the metrics took)."""
+
+
+def xai_keys(layers: tuple[int, ...] = (), cascade: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every ``test_xai_*`` key a trial logs with these reported ``layers`` and randomisation
+    ``cascade`` step names (``test_xai_mprt_<step>``; the steps depend on the network)."""
+    keys = [XAI_PREFIX + n for n in XAI_RUN]
+    for metric in XAI_METRICS:
+        keys += [metric.key, metric.interval_key]
+        keys += [metric.control_key(c) for c in XAI_CONTROLS]
+    keys += [f"{XAI_PREFIX}{n}_att_l{k}" for k in layers for n in XAI_LAYER_METRICS]
+    keys += [f"{XAI_PREFIX}mprt_{step}" for step in cascade]
+    return tuple(keys)

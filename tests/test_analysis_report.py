@@ -49,7 +49,8 @@ def test_report_has_every_table_and_links_every_figure_file(store, tmp_path):
     md_path, html_path = report.write_report(st.TRAINED, store.uri, out, options=CPU)
     md, page = md_path.read_text(), html_path.read_text()
     files = sorted(p.relative_to(out).as_posix() for p in (out / "figures").iterdir())
-    assert files == [f"figures/{name}.{ext}" for name in ("lambda", "maps", "matrices")
+    assert files == [f"figures/{name}.{ext}"
+                     for name in ("lambda", "maps", "matrices", "regions")
                      for ext in ("pdf", "png")]
     assert all((out / f).stat().st_size > 1000 for f in files)
 
@@ -57,7 +58,7 @@ def test_report_has_every_table_and_links_every_figure_file(store, tmp_path):
     for f in files:
         assert f"]({f})" in md  # every file linked from the Markdown
     assert sorted(parsed.links) == files  # …and from the HTML, nothing else
-    assert len(parsed.images) == 3 and all(
+    assert len(parsed.images) == 4 and all(
         src.startswith("data:image/png;base64,") for src in parsed.images)  # self-contained
 
     runs = load_runs(st.TRAINED, store.uri).set_index("lambda_au")
@@ -85,7 +86,9 @@ def test_report_notes_tables_it_cannot_make_and_still_shows_the_figures(store, t
     # the λ=0 trials of both sweeps share seed 0: a table cell would mix two models
     for number in (1, 2, 3):
         assert f"**Table {number}.**" in md
-    assert md.count(": not made (") == 4 + 2  # Tables 1–4 (runs mix sweeps), matrices, maps
+    # Tables 1–4 (runs mix sweeps), and the figures that need the best run of each arm:
+    # matrices, maps, regions
+    assert md.count(": not made (") == 4 + 3
     assert "differing in sweep = ['lambda-1', 'pareto-1']; space = ['lambda', 'pareto']" in md
     parsed = Page((out / "index.html").read_text())
     assert parsed.tables == 0 and len(parsed.images) == 2

@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from fer_core.cams import build_method
+from fer_core.cli import UserError
 from fer_core.config import DataConfig, MethodConfig, ModelConfig
 from fer_core.loaders import build_loader, build_split
+from fer_core.metric_names import xai_keys
 from fer_core.xai.evaluate import XaiConfig, evaluate_xai, run_xai, select_images
-from fer_core.xai.names import METRICS, PREFIX
+from fer_core.xai.names import CONTROLS, METRICS, PREFIX
 
 CFG = XaiConfig(n_images=4, seed=3, steps=4, road_percentiles=(50.0,), mprt_steps=2)
 
@@ -38,11 +40,16 @@ def test_the_subsample_is_fixed_by_the_seed_and_skips_unusable_images(split):
     assert not torch.equal(x, other)
 
 
-def test_evaluate_xai_logs_every_metric_its_baseline_and_the_cascade(split):
+def test_evaluate_xai_logs_every_metric_its_controls_and_the_cascade(split):
     scores = evaluate_xai(_model(), split, CFG, layers=(4, 5))
     for metric in METRICS:
         assert math.isfinite(scores[metric.key]), metric.key
-        assert math.isfinite(scores[metric.random_key]), metric.random_key
+        for control in CONTROLS:
+            assert math.isfinite(scores[metric.control_key(control)]), (metric, control)
+    # The documented set (fer_core.metric_names.xai_keys) is exactly what was logged.
+    assert set(scores) == set(xai_keys((4, 5), ("head", "l5")))
+    # The AU map is the ceiling of localisation against itself.
+    assert scores["test_xai_pointing_game_au"] == 1.0 and scores["test_xai_au_auc_au"] > 0.99
     assert {"test_xai_mprt_head", "test_xai_mprt_l5"} <= set(scores)
     assert "test_xai_mprt_l4" not in scores  # mprt_steps=2
     assert "test_xai_au_auc_att_l4" in scores and "test_xai_au_auc_att_l5" in scores
@@ -57,15 +64,15 @@ def test_forward_passes_are_counted_per_group(split):
     x, labels, au = select_images(split, 4, 0, "reference")
     result = run_xai(_model("cam"), x, labels, au, CFG)
     n, steps = 4, CFG.steps
-    # Real and random maps: two curves of steps + 1 images each.
-    assert result.passes["deletion_insertion"] == 2 * 2 * (steps + 1) * n
-    assert result.passes["road"] == 2 * 2 * len(CFG.road_percentiles) * n
-    assert result.passes["confidence"] == (1 + 2) * n
+    # The model's map and three controls: two curves of steps + 1 images each.
+    assert result.passes["deletion_insertion"] == 4 * 2 * (steps + 1) * n
+    assert result.passes["road"] == 4 * 2 * len(CFG.road_percentiles) * n
+    assert result.passes["confidence"] == (1 + 4) * n
     assert result.passes["maps"] == n and result.passes["localisation"] == 0
     assert result.passes["sanity"] == 2 * n
     off = run_xai(_model("cam"), x, labels, au,
                   XaiConfig(n_images=4, steps=4, road_percentiles=(50.0,), mprt_steps=0,
-                            random_baseline=False))
+                            controls=()))
     assert off.passes["deletion_insertion"] == 2 * (steps + 1) * n and "sanity" not in off.passes
     assert "au_auc_random" not in off.values
 
@@ -83,7 +90,9 @@ def test_attention_only_methods_use_the_headline_attention(split):
     ("n_images", 0, "n_images=0 is invalid"),
     ("road_percentiles", (100.0,), "road_percentiles"),
     ("au_threshold", 0.0, "au_threshold"),
+    ("baseline", "zeros", "baseline='zeros' is invalid: use one of mean, blur, rise, road"),
+    ("controls", ("middle",), "controls"),
 ])
 def test_config_errors_name_the_field_and_the_fix(field, value, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         XaiConfig(**{field: value})

@@ -18,6 +18,7 @@ from torch import nn
 
 from fer_core.cams import build_method, upsample_cams
 from fer_core.config import MethodConfig, ModelConfig
+from fer_core.xai import baselines as bl
 from fer_core.xai import faithfulness as fa
 from fer_core.xai import road as rd
 from fer_core.xai.common import probability_fn
@@ -62,8 +63,9 @@ def test_deletion_of_a_perfectly_faithful_model(faithful):
     classes = torch.ones(len(x), dtype=torch.long)
     steps = 24  # 24 pixels per step: the 48 region pixels go in the first two steps
     oracle = region.float().expand(len(x), SIZE, SIZE)
-    good = fa.deletion_insertion(probs, x, oracle, classes, steps, sigma_fraction=0.08)
-    bad = fa.deletion_insertion(probs, x, 1 - oracle, classes, steps, sigma_fraction=0.08)
+    blur = bl.baseline("blur", bl.BaselineParams(blur_sigma=0.08))
+    good = fa.deletion_insertion(probs, x, oracle, classes, steps, blur)
+    bad = fa.deletion_insertion(probs, x, 1 - oracle, classes, steps, blur)
     d, i = good["deletion_curve"], good["insertion_curve"]
     p_x = probs(x)[:, 1]
     p_blur = probs(fa.gaussian_blur(x, 0.08))[:, 1]

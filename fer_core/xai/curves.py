@@ -16,8 +16,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from fer_core.xai.baselines import DEFAULT, baseline
 from fer_core.xai.common import explanation_maps, probability_fn
-from fer_core.xai.faithfulness import BLUR_SIGMA, STEPS, deletion_insertion
+from fer_core.xai.faithfulness import STEPS, deletion_insertion
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,15 @@ class Curves:
 
 
 def image_curves(model: nn.Module, x: torch.Tensor, target: int, steps: int = STEPS,
-                 sigma_fraction: float = BLUR_SIGMA) -> Curves:
+                 baseline_name: str = DEFAULT) -> Curves:
     """The curves of one normalised image ``x`` ``(1, 3, S, S)`` for class ``target``, with the
-    map the method explains that class with."""
+    map the method explains that class with, towards baseline ``baseline_name``
+    (:mod:`fer_core.xai.baselines`)."""
     model.eval()
     classes = torch.tensor([target], device=x.device)
     maps = explanation_maps(model, x, classes)
-    out = deletion_insertion(probability_fn(model), x, maps, classes, steps, sigma_fraction)
+    out = deletion_insertion(probability_fn(model), x, maps, classes, steps,
+                             baseline(baseline_name))
     return Curves(np.linspace(0.0, 1.0, steps + 1),
                   out["deletion_curve"][0].cpu().numpy(), out["insertion_curve"][0].cpu().numpy())
 

@@ -2,8 +2,9 @@
 
     scores = evaluate_xai(model, test_loader, XaiConfig(n_images=16, seed=0), au_variant)
 
-returns flat ``test_xai_<metric>`` floats (:mod:`fer_core.xai.names`), each metric's chance
-level ``test_xai_<metric>_random`` (uniform random maps on the same images), the randomisation
+returns flat ``test_xai_<metric>`` floats (:mod:`fer_core.xai.names`), the same metric of each
+control map ``test_xai_<metric>_<control>`` (:mod:`fer_core.xai.controls`: random, centred
+Gaussian, the AU map; on the same images), the randomisation
 test per cascade step ``test_xai_mprt_<step>``, and, for the attention of each layer in
 ``layers``, the localisation metrics ``test_xai_<metric>_att_l<k>``.
 
@@ -31,18 +32,18 @@ from torch import nn
 
 from fer_core import NEUTRAL
 from fer_core.au import render_au_maps
+from fer_core.cams import upsample_cams
 from fer_core.cams.base import minmax_normalize
+from fer_core.cli import UserError
 from fer_core.losses import layer_attention
+from fer_core.xai import baselines as bl
 from fer_core.xai import faithfulness as fa
 from fer_core.xai import localisation as lo
 from fer_core.xai import road as rd
-from fer_core.xai.common import (
-    class_probability,
-    explanation_maps,
-    probability_fn,
-    random_maps,
-)
-from fer_core.xai.names import PREFIX, RANDOM_SUFFIX
+from fer_core.xai.common import class_probability, explanation_maps, probability_fn
+from fer_core.xai.controls import CONTROLS, control_maps
+from fer_core.xai.names import BY_NAME, PREFIX
+from fer_core.xai.reliability import bootstrap_interval
 from fer_core.xai.sanity import randomisation_test, spearman
 
 GROUPS = ("maps", "localisation", "deletion_insertion", "confidence", "road", "sanity")
@@ -57,19 +58,24 @@ class XaiConfig:
     n_images: int = 12
     seed: int = 0
     steps: int = fa.STEPS
-    blur_sigma: float = fa.BLUR_SIGMA
+    baseline: str = bl.DEFAULT
+    """What deletion/insertion fill removed pixels with (:mod:`fer_core.xai.baselines`)."""
+    blur_sigma: float = bl.BLUR_SIGMA
     au_threshold: float = lo.AU_THRESHOLD
     top_percent: float = lo.TOP_PERCENT
     road_percentiles: tuple[float, ...] = rd.PERCENTILES
     road_noise: float = rd.NOISE
     mprt_steps: int | None = None
     """Randomisation cascade steps to run (None: all; 0: skip the test)."""
-    random_baseline: bool = True
+    controls: tuple[str, ...] = tuple(CONTROLS.names())
+    """Control maps scored beside the model's (:mod:`fer_core.xai.controls`; () for none)."""
     chunk: int = 64
     """Images per forward pass of the perturbation metrics (memory bound)."""
 
     def __post_init__(self) -> None:
         checks = [
+            (self.baseline in bl.BASELINES, "baseline",
+             f"use one of {', '.join(bl.BASELINES.names())}"),
             (self.n_images >= 1, "n_images", "use >= 1"),
             (self.steps >= 1, "steps", "use >= 1"),
             (self.blur_sigma > 0, "blur_sigma", "use a positive fraction of the image side"),
@@ -80,10 +86,12 @@ class XaiConfig:
             (self.road_noise >= 0, "road_noise", "use >= 0"),
             (self.mprt_steps is None or self.mprt_steps >= 0, "mprt_steps", "use None or >= 0"),
             (self.chunk >= 1, "chunk", "use >= 1"),
+            (all(c in CONTROLS for c in self.controls), "controls",
+             f"use names among {', '.join(CONTROLS.names())}"),
         ]
         for ok, name, fix in checks:
             if not ok:
-                raise ValueError(f"XaiConfig.{name}={getattr(self, name)!r} is invalid: {fix}")
+                raise UserError(f"XaiConfig.{name}={getattr(self, name)!r} is invalid: {fix}")
 
 
 @dataclass
@@ -97,11 +105,16 @@ class XaiResult:
     n_images: int = 0
 
     def flat(self) -> dict[str, float]:
-        """``test_xai_<name>``: the mean over images (NaN images skipped), as floats."""
+        """``test_xai_<name>``: the mean over images (NaN images skipped), as floats; for the
+        model's own metrics also ``test_xai_<name>_ci95``, the half-width of the 95 % bootstrap
+        interval of that mean."""
         out = {}
         for name, per_image in self.values.items():
             kept = per_image[~torch.isnan(per_image)]
             out[PREFIX + name] = float(kept.double().mean()) if kept.numel() else math.nan
+            if name in BY_NAME:  # the metric's resolution at this image count
+                low, high = bootstrap_interval(kept.double().cpu().numpy())
+                out[BY_NAME[name].interval_key] = (high - low) / 2
         return out
 
 
@@ -179,9 +192,10 @@ def run_xai(model: nn.Module, x: torch.Tensor, classes: torch.Tensor, au_maps: t
     with count_images(model, count, "maps"):
         maps = explanation_maps(model, x, classes)
         attention = _attention(model, x, layers) if layers else {}
+    fill = bl.baseline(cfg.baseline, bl.BaselineParams(cfg.blur_sigma, cfg.road_noise, cfg.seed))
     candidates = {"": maps}
-    if cfg.random_baseline:
-        candidates[RANDOM_SUFFIX] = random_maps(maps, gen)
+    candidates.update({"_" + name: m for name, m in
+                       control_maps(cfg.controls, maps, au_maps, gen).items()})
     values = result.values
     with count_images(model, count, "localisation"):
         for suffix, m in candidates.items():
@@ -196,7 +210,7 @@ def run_xai(model: nn.Module, x: torch.Tensor, classes: torch.Tensor, au_maps: t
         base = class_probability(probs, x, classes)
     for suffix, m in candidates.items():
         with count_images(model, count, "deletion_insertion"):
-            curves = fa.deletion_insertion(probs, x, m, classes, cfg.steps, cfg.blur_sigma)
+            curves = fa.deletion_insertion(probs, x, m, classes, cfg.steps, fill)
         values["deletion" + suffix] = curves["deletion"]
         values["insertion" + suffix] = curves["insertion"]
         with count_images(model, count, "confidence"):
@@ -211,8 +225,11 @@ def run_xai(model: nn.Module, x: torch.Tensor, classes: torch.Tensor, au_maps: t
             steps = randomisation_test(model, x, classes, maps, cfg.seed, cfg.mprt_steps)
         values.update({f"mprt_{step}": v for step, v in steps.items()})
         values["mprt"] = torch.stack(list(steps.values())).mean(dim=0)
-        if cfg.random_baseline:
-            values["mprt" + RANDOM_SUFFIX] = spearman(maps, candidates[RANDOM_SUFFIX])
+        size = au_maps.shape[-2:]
+        for suffix, m in candidates.items():
+            if suffix:  # a control does not depend on the weights: ρ against the model's map
+                values["mprt" + suffix] = spearman(upsample_cams(maps, size),
+                                                   upsample_cams(m, size))
     result.seconds = time.perf_counter() - start
     return result
 

@@ -7,10 +7,12 @@ sees them), maps ``(B, h, w)`` in ``[0, 1]`` (upsampled to ``H × W``), the expl
 Sources:
 - deletion / insertion: Petsiuk, Das & Saenko, "RISE: Randomized input sampling for
   explanation of black-box models", BMVC 2018, §4.1. Pixels are moved in order of decreasing
-  saliency, ``1/steps`` of the image per step, between the image and a blurred copy (the issue
-  asks for the blurred baseline for both curves; RISE blurred for insertion and used zeros for
-  deletion); the score is the area under the class-probability curve (deletion: lower is
-  better; insertion: higher is better).
+  saliency, ``1/steps`` of the image per step, between the image and a baseline
+  (:mod:`fer_core.xai.baselines`; default a blur of σ = 0.1 of the side, which removes the
+  expression's detail at every image size; RISE blurred for insertion and used zeros for
+  deletion);
+  the score is the area under the class-probability curve (deletion: lower is better;
+  insertion: higher is better).
 - Average Drop and Increase in Confidence: Chattopadhay et al., "Grad-CAM++: generalized
   gradient-based visual explanations for deep convolutional networks", WACV 2018, §6.1. The
   explanation image is ``x ⊙ map`` on the normalised tensor (0 = the dataset's mean colour), as
@@ -19,36 +21,17 @@ Sources:
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
 from fer_core.cams import upsample_cams
+from fer_core.xai.baselines import DEFAULT, Fill, baseline, gaussian_blur
 from fer_core.xai.common import ProbFn, class_probability, saliency_order, trapezoid_auc
+
+__all__ = ["STEPS", "average_drop", "confidence_change", "deletion_insertion", "gaussian_blur",
+           "increase_in_confidence", "perturbation_curve", "step_counts"]
 
 STEPS = 12
 """Default deletion/insertion steps: ``steps + 1`` forward passes per image and curve."""
-BLUR_SIGMA = 5.0 / 224.0
-"""Default blur σ as a fraction of the image side: RISE's σ = 5 px at 224 px."""
-
-
-def gaussian_blur(x: torch.Tensor, sigma_fraction: float = BLUR_SIGMA) -> torch.Tensor:
-    """Separable Gaussian blur of ``(B, C, H, W)`` with σ = ``sigma_fraction · H`` (reflect
-    padding, kernel ``2·⌈3σ⌉ + 1``); the baseline the deletion/insertion curves move towards."""
-    if sigma_fraction <= 0:
-        raise ValueError(f"blur sigma must be > 0, got {sigma_fraction}")
-    sigma = sigma_fraction * x.shape[-2]
-    radius = max(1, math.ceil(3 * sigma))
-    radius = min(radius, x.shape[-2] - 1, x.shape[-1] - 1)  # reflect padding needs radius < size
-    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float32)
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).to(x.dtype)
-    c = x.shape[1]
-    out = F.pad(x, (radius, radius, 0, 0), mode="reflect")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.pad(out, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def step_counts(n_pixels: int, steps: int) -> torch.Tensor:
@@ -58,35 +41,38 @@ def step_counts(n_pixels: int, steps: int) -> torch.Tensor:
     return torch.round(torch.arange(steps + 1, dtype=torch.float64) * n_pixels / steps).long()
 
 
-def perturbation_curve(probs: ProbFn, start: torch.Tensor, end: torch.Tensor,
-                       maps: torch.Tensor, classes: torch.Tensor, steps: int = STEPS
+def perturbation_curve(probs: ProbFn, x: torch.Tensor, fill: Fill, maps: torch.Tensor,
+                       classes: torch.Tensor, steps: int = STEPS, insertion: bool = False
                        ) -> torch.Tensor:
-    """Class probability ``(B, steps + 1)`` while the most salient pixels go from ``start`` to
-    ``end``: at step ``i`` the top ``i/steps`` of the pixels show ``end``, the rest ``start``.
+    """Class probability ``(B, steps + 1)`` while the most salient pixels are removed
+    (deletion: at step ``i`` the top ``i/steps`` of the pixels show the baseline ``fill``) or
+    given back (insertion: at step ``i`` only the top ``i/steps`` show ``x``).
 
     Images of one step are built and scored together; ``probs`` chunks the forward passes.
     """
-    b, _, h, w = start.shape
+    b, _, h, w = x.shape
     order = saliency_order(upsample_cams(maps.float(), (h, w)))  # (B, H, W)
-    counts = step_counts(h * w, steps).to(start.device)
+    counts = step_counts(h * w, steps).to(x.device)
     curve = []
     for k in counts:
-        moved = (order < k).unsqueeze(1)
-        curve.append(class_probability(probs, torch.where(moved, end, start), classes))
+        moved = order < k
+        removed = ~moved if insertion else moved
+        curve.append(class_probability(probs, fill(x, removed), classes))
     return torch.stack(curve, dim=1)
 
 
 def deletion_insertion(probs: ProbFn, x: torch.Tensor, maps: torch.Tensor,
                        classes: torch.Tensor, steps: int = STEPS,
-                       sigma_fraction: float = BLUR_SIGMA) -> dict[str, torch.Tensor]:
+                       fill: Fill | None = None) -> dict[str, torch.Tensor]:
     """Deletion and insertion curves and their AUCs, per image.
 
-    Returns ``deletion`` and ``insertion`` ``(B,)`` AUCs and the curves ``deletion_curve``,
+    ``fill``: the baseline (:mod:`fer_core.xai.baselines`; default its ``DEFAULT``). Returns
+    ``deletion`` and ``insertion`` ``(B,)`` AUCs and the curves ``deletion_curve``,
     ``insertion_curve`` ``(B, steps + 1)``; ``2 · (steps + 1)`` forward passes per image.
     """
-    blurred = gaussian_blur(x, sigma_fraction)
-    deletion = perturbation_curve(probs, x, blurred, maps, classes, steps)
-    insertion = perturbation_curve(probs, blurred, x, maps, classes, steps)
+    fill = fill if fill is not None else baseline(DEFAULT)
+    deletion = perturbation_curve(probs, x, fill, maps, classes, steps)
+    insertion = perturbation_curve(probs, x, fill, maps, classes, steps, insertion=True)
     return {"deletion": trapezoid_auc(deletion), "insertion": trapezoid_auc(insertion),
             "deletion_curve": deletion, "insertion_curve": insertion}
 

@@ -92,11 +92,29 @@ FAITHFULNESS = tuple((name, mn.XAI_PREFIX + name) for name in ("deletion", "inse
 better), shown next to ATT-COS when the trials logged them (``xai_images`` > 0)."""
 
 
+def _resolution(trials: Sequence[TrialRow], metric: str) -> float:
+    """The arm's image-bootstrap half-width of its mean (``<metric>_ci95`` over √trials; NaN if
+    not logged): docs/method.md §7.1."""
+    widths = [w for t in trials if math.isfinite(w := t.metrics.get(metric + "_ci95", math.nan))]
+    return sum(widths) / len(widths) / math.sqrt(len(widths)) if widths else math.nan
+
+
 def _faithfulness(trials: Sequence[TrialRow], baseline: Sequence[TrialRow]) -> str:
-    parts = [f"{label} {g.setting:.3f} vs {g.baseline:.3f} = {g.difference:+.3f}"
-             f"{_noise(g, '', 3)}" for label, metric in FAITHFULNESS
-             if (g := gap(trials, baseline, metric)) is not None]
-    return f"; faithfulness (CAM) {', '.join(parts)}" if parts else ""
+    parts, unresolved = [], []
+    for label, metric in FAITHFULNESS:
+        if (g := gap(trials, baseline, metric)) is None:
+            continue
+        # Quote only a metric that can separate the arms at the evaluated image count.
+        if abs(g.difference) <= math.hypot(_resolution(trials, metric),
+                                           _resolution(baseline, metric)):
+            unresolved.append(label)
+            continue
+        parts.append(f"{label} {g.setting:.3f} vs {g.baseline:.3f} = {g.difference:+.3f}"
+                     f"{_noise(g, '', 3)}")
+    text = f"; faithfulness (CAM) {', '.join(parts)}" if parts else ""
+    if unresolved:
+        text += f"; {' and '.join(unresolved)} cannot separate the arms at this image count"
+    return text
 
 
 def _line(name: str, trials: Sequence[TrialRow], baseline: Sequence[TrialRow]) -> str | None:

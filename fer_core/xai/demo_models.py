@@ -1,0 +1,55 @@
+"""Briefly trained models for the interpretability studies (shortcut cue, metric reliability).
+
+The studies compare arms over seeds, so each needs several models; on a laptop CPU these are
+trained at the demo's size (48 px, output stride 16) on fewer images and epochs than a sweep
+trial. ``--set`` on the studies' CLIs changes any field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+DEMO: dict[str, Any] = {
+    "dataset": "synthetic", "backbone": "resnet18", "img_size": 48, "output_stride": 16,
+    "synthetic_n": 600, "synthetic_intensity": 0.6, "epochs": 4, "batch_size": 32, "lr": 0.05,
+    "layers": "5", "num_workers": 0, "xai_images": 0,
+}
+"""About a minute per model on one core."""
+
+
+def cache_path(flat: dict[str, Any]) -> Path:
+    """Where the selected weights of ``flat`` are kept: ``<cache>/xai-models/<hash>.pt`` beside
+    the synthetic data's cache (a study rerun, or a second study on the same models, reuses
+    them instead of training again)."""
+    from fer_core.data.synthetic import default_root
+
+    key = hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
+    return default_root().parent / "xai-models" / f"{key[:20]}.pt"
+
+
+def train(flat: dict[str, Any], reuse: bool = True):
+    """A :class:`~fer_core.engine.Trainer` fitted on ``flat`` whose model holds the weights
+    selected on validation CL (read back from :func:`cache_path` when ``reuse`` and present)."""
+    import torch
+
+    from fer_core.config import ExperimentConfig
+    from fer_core.engine import Trainer
+
+    trainer = Trainer(ExperimentConfig.from_flat(flat), progress=False)
+    path = cache_path(flat)
+    if reuse and path.is_file():
+        trainer.model.load_state_dict(torch.load(path, map_location=trainer.device))
+    else:
+        trainer.fit()
+        if trainer.best_state is not None:
+            trainer.model.load_state_dict(trainer.best_state)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(trainer.model.state_dict(), partial)
+        os.replace(partial, path)  # atomic: a concurrent study never reads half a file
+    trainer.model.eval()
+    return trainer
