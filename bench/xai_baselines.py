@@ -27,7 +27,7 @@ from fer_core.xai.common import explanation_maps, probability_fn, random_maps
 from fer_core.xai.demo_models import DEMO, train
 from fer_core.xai.evaluate import select_images
 from fer_core.xai.faithfulness import deletion_insertion
-from fer_core.xai.reliability import bootstrap_interval
+from fer_core.xai.intervals import bootstrap_interval
 
 SMALL = {**DEMO, "lambda_au": 0.0}
 

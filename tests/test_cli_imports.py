@@ -19,6 +19,8 @@ CASES = {  # module -> a usage error (an unknown name, a value out of range, a m
     "analysis.tables": ["--experiment", "demo", "--table", "9"],
     "analysis.figures": ["--experiment", "demo", "--figure", "nosuch", "-o", "figures"],
     "analysis.report": ["--experiment", "demo", "--figure", "nosuch"],
+    "fer_core.shortcut_eval": ["--images", "0"],
+    "fer_core.xai_reliability": ["--images", "1"],
 }
 
 PROGRAM = textwrap.dedent("""

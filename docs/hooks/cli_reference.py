@@ -41,6 +41,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("python -m fer_core.explain", "fer_core.explain", "main"),
     Command("python -m fer_core.data", "fer_core.data.__main__", "main"),
     Command("python -m fer_core.data.landmarks", "fer_core.data.landmarks", "main"),
+    Command("python -m fer_core.shortcut_eval", "fer_core.shortcut_eval", "main"),
+    Command("python -m fer_core.xai_reliability", "fer_core.xai_reliability", "main"),
     Command("python -m analysis.tables", "analysis.tables", "main"),
     Command("python -m analysis.figures", "analysis.figures", "main"),
     Command("python -m analysis.report", "analysis.report", "main"),

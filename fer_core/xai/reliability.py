@@ -4,14 +4,15 @@ problem in explainable AI", TMLR 2023).
 A metric is *reliable* at a given image count when
 
 - its value is stable over the evaluated images: the 95 % bootstrap interval of the mean
-  (:func:`bootstrap_interval`) is narrower than the difference it is asked to show;
+  (``fer_core.xai.intervals.bootstrap_interval``) is narrower than the difference it is asked
+  to show;
 - it *reacts* to what it should: randomising the model's weights changes it
   (:func:`randomised_copy`, the MPRT idea applied to the metric, not the map);
 - it *resists* what it should not: a small input perturbation that keeps the prediction barely
   moves it (:func:`perturbed_inputs`).
 
-:func:`separates` is the verdict Table 4 prints: can the metric tell two arms apart at the
-evaluated size and count (their intervals do not overlap)?
+``fer_core.xai.intervals.separates`` is the verdict Table 4 prints: can the metric tell two
+arms apart at the evaluated size and count (their intervals do not overlap)?
 """
 
 from __future__ import annotations
@@ -22,29 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-BOOTSTRAP = 2000
-"""Resamples of the bootstrap (the interval's ends move by < 0.01 of its width beyond this)."""
-
-
-def bootstrap_interval(values, resamples: int = BOOTSTRAP, seed: int = 0,
-                       level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (NaN dropped); (nan, nan) if
-    none is left."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(axis=1)
-    tail = (1.0 - level) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
-
-
-def separates(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Whether two intervals ``(low, high)`` are disjoint (NaN never separates)."""
-    if any(np.isnan(v) for v in (*a, *b)):
-        return False
-    return a[1] < b[0] or b[1] < a[0]
+from fer_core.xai.intervals import bootstrap_interval
 
 
 def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
