@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_core.config import ExperimentConfig, field_owners, parse_layers, parse_overrides
+from search_spaces import profiles
 from search_spaces.base import Objective, SweepSpace
 from search_spaces.params import fixed_values
 from search_spaces.sizes import TINY
@@ -74,6 +75,8 @@ class ResolvedSweep:
     """Pinned flat config fields, canonical: the space's overrides, then the user's pins."""
     plan: SearchPlan
     settings: SweepSettings
+    profile: profiles.Chosen | None = None
+    """The profile the sizes come from and the fields it set (printed, logged)."""
 
 
 def get_space(name: str | None) -> SweepSpace:
@@ -181,11 +184,25 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
     except ValueError as err:
         raise SweepError(str(err)) from None
     pins = user_pins(args, cwd)
-    base = {**space.overrides, **(TINY if args.smoke_test else {}), **pins}
+    try:
+        chosen, sizes, profile = profiles.choose(space.profile, space.overrides,
+                                                 getattr(args, "profile", None), pins)
+    except ValueError as err:
+        raise SweepError(str(err)) from None
+    base = {**sizes, **(TINY if args.smoke_test else {}), **pins}
     canon = check_config(base, "pinned config")
     base = {k: canon[k] for k in base}  # canonical types (floats, '5+4' strings)
 
     params = {k: v for k, v in space.params.items() if k not in pins}
+    if profile is not None:  # the method-dependent networks at the profile's sizes
+        params = profile.bind_networks(params, base, canon)
+    if not getattr(args, "estimate", False):  # a price needs no weights; fail before any trial
+        from fer_core.models.hub import require_for
+
+        try:
+            require_for({**base, **v} for v in fixed_values(params))
+        except ValueError as err:
+            raise SweepError(str(err)) from None
     references: list[dict[str, Any]] = []
     for point in space.reference_points:
         pinned = {**point, **{k: base[k] for k in point if k in pins}}
@@ -235,4 +252,4 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> ResolvedSweep:
         )
     except ValueError as err:
         raise SweepError(str(err)) from None
-    return ResolvedSweep(space, name, base, plan, settings)
+    return ResolvedSweep(space, name, base, plan, settings, chosen)

@@ -119,6 +119,9 @@ def start(resolved: ResolvedSweep,
     client = MlflowClient(tracking_uri=uri)
     experiment_id = runs.ensure_experiment(client, args.experiment or tr.DEFAULT_EXPERIMENT, uri)
 
+    chosen = resolved.profile
+    if chosen is not None:
+        print(chosen.line(), flush=True)
     print(f"preparing data ({resolved.base.get('dataset')}) in {cache_dir} ...", flush=True)
     fingerprint = prepare_data(ExperimentConfig.from_flat(resolved.base), cache_dir)
     commit = git_commit()
@@ -127,8 +130,11 @@ def start(resolved: ResolvedSweep,
         client, experiment_id, resolved.name,
         tags={tr.TAG_SPACE: resolved.space.name, tr.TAG_GIT_COMMIT: commit,
               tr.TAG_DATA_FINGERPRINT: fingerprint, tr.TAG_SWEEP_PATH: str(folder),
-              **ui.SOURCE_TAGS},
-        params={**tr.sweep_params(settings.params()), **tr.param_values(resolved.base)},
+              **ui.SOURCE_TAGS,
+              **({"profile": chosen.name} if chosen else {}),
+              **({tr.TAG_PARENT: args.parent_run} if getattr(args, "parent_run", None) else {})},
+        params={**tr.sweep_params(settings.params()), **tr.param_values(resolved.base),
+                **({"profile": chosen.name} if chosen else {})},
     )
     target = TrackingTarget(uri, experiment_id, parent, resolved.name, resolved.space.name)
     ctx = SweepContext(resolved.base, target, commit, fingerprint, cache_dir, settings)
