@@ -32,7 +32,8 @@ STUDY = register(Study(
            Part("f5", "Fig. 5 (λ=1)", "lambda", {"lambda_au": 1.0}))))
 '''
 """Methods, layer sets and λ values through the shipped spaces (workers know only those); the
-cam part (``cam`` is the default method) repeats the first part's configurations, which must be reused, not retrained."""
+cam part (``cam`` is the default method) repeats the first part's configurations, which must
+be reused, not retrained."""
 
 
 @pytest.fixture

@@ -233,7 +233,7 @@ def report(ctx: SweepContext, status: str, wall_s: float, folder: StoragePath) -
     prediction = Prediction.load(folder)
     if prediction is not None:
         actual = trial_hours(trial_runs)
-        summary = summary.with_facts([prediction.against(actual)], {"estimate": {
+        summary = summary.with_facts([prediction.against(actual, len(trials))], {"estimate": {
             "predicted_trial_hours": prediction.trial_hours, "actual_trial_hours": actual}})
     text = summary.markdown()
     client.log_text(target.parent_run_id, text, tr.SUMMARY_FILES[0])

@@ -115,6 +115,11 @@ class StudyRun:
     # -- progress -------------------------------------------------------------------------
 
     def progress(self) -> list[PartProgress]:
+        from tuner.provenance import git_commit
+
+        # Read each time, as each sweep reads it at its start: an edited tree is new code,
+        # whose sweeps reuse nothing trained before the edit (tuner.dedup).
+        self.commit = git_commit()
         done = done_trials(self.client, self.state.experiment_id, self.commit)
         return study_lines(self.plan.jobs, done, self.plan.args.seeds, self.devices)
 
