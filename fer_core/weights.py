@@ -16,7 +16,8 @@ from fer_core.cli import cli_main, exit_with
 
 @cli_main()
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fer_core.weights", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m fer_core.weights",
+                                description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="download timm models' ImageNet weights")
     fetch.add_argument("models", nargs="+", help="timm model names, e.g. resnet50")

@@ -16,8 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from fer_core.cli import UserError
-from fer_core.models import build_backbone
-from fer_core.models import hub
+from fer_core.models import build_backbone, hub
 
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 

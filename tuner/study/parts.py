@@ -8,7 +8,6 @@ and the seed), so progress can be counted in MLflow and a resumed study knows wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +136,3 @@ def job(args: StudyArgs, profile: str, experiment: str, part: Part,
                 seen.add(key)
                 trials.append(Trial(key, cfg.to_flat()))
     return Job(part, dataset, tuple(argv), tuple(trials), len(trials) // len(plan.seeds))
-
-
-def names(jobs: Sequence[Job]) -> list[str]:
-    return [j.key for j in jobs]
