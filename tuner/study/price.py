@@ -95,9 +95,19 @@ class Timer:
         self.finals: dict[Any, float] = {}
 
     def time(self, flat: Mapping[str, Any]) -> tuple[Any, Any]:
+        """``flat``'s cost (its step at its own batch) and the measured data's shape."""
+        cost, shape = self.per_image(flat)
+        return replace(cost, step_s=cost.step_s * int(flat["batch_size"])), shape
+
+    def per_image(self, flat: Mapping[str, Any]) -> tuple[Any, Any]:
+        """The arm's cost with ``step_s`` per training image: arms that differ only in data,
+        batch or epochs (RAF-DB and AffectNet at one network) share one timing."""
+        from search_spaces.profiles import get_profile
         from tuner.estimate import cost_key, final_key, measure, stand_in
 
-        key = cost_key(flat)
+        published = bool(get_profile(self.plan.profile).split_sizes)
+        key = cost_key({**flat, "dataset": "", "data_root": "", "epochs": 0, "batch_size": 0}
+                       if published else flat)
         if key in self.costs:
             return self.costs[key]
         if len(self.costs) >= self.max_arms:
@@ -105,22 +115,17 @@ class Timer:
                     if dict(k).get("backbone") == str(flat.get("backbone"))]
             pool = same or list(self.costs.values())
             return stand_in([c for c, _ in pool]), pool[0][1]
-        from search_spaces.profiles import get_profile
-
         batch = int(flat["batch_size"])
-        probe = batch if self.gpu else min(batch, CPU_PROBE_BATCH)
         # Published sizes: a few synthetic images at the trial's sizes stand for the data;
         # else the trial's own data is small enough to time as it is.
-        published = bool(get_profile(self.plan.profile).split_sizes)
+        probe = (batch if self.gpu else min(batch, CPU_PROBE_BATCH)) if published else batch
         config = probe_config(flat, probe) if published else {**flat}
-        probe = probe if published else batch
         config["device"] = "cuda" if self.gpu else "cpu"
         cost, shape = measure(config, self.cache, steps=2, eval_batches=1,
                               final_s=self.finals.get(final_key(config)))
         self.finals.setdefault(final_key(config), cost.final_s)
-        cost = replace(cost, step_s=cost.step_s * batch / probe)
-        self.costs[key] = (cost, shape)
-        return cost, shape
+        self.costs[key] = (replace(cost, step_s=cost.step_s / probe), shape)
+        return self.costs[key]
 
 
 def trial_hours(plan: StudyPlan, timer: Timer, flat: Mapping[str, Any]) -> float:
@@ -173,5 +178,5 @@ def resnet50_rate(timer: Timer) -> float:
     """Training images per second of the timed ResNet-50 arm here (the GPU rates' unit)."""
     for key, (cost, _) in timer.costs.items():
         if dict(key).get("backbone") == "resnet50":
-            return int(dict(key)["batch_size"]) / cost.step_s
+            return 1.0 / cost.step_s  # step_s is per training image
     raise UserError("--gpu prices scale a ResNet-50 arm: use a profile with ResNet-50 (paper)")
