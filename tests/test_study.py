@@ -95,10 +95,12 @@ def test_study_stopped_after_a_sweep_resumes_to_the_same_runs(study_file, tmp_pa
     proc = subprocess.Popen(study_cmd(study_file), cwd=tmp_path, env=env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = []
-    for line in proc.stdout:  # SIGTERM once the third sweep is running (its trials train)
+    third = False
+    for line in proc.stdout:  # SIGTERM once the third sweep's trials train
         seen.append(line)
-        if line.startswith("== Tables 1–2 (layercam)"):
-            time.sleep(8)
+        third = third or line.startswith("== Tables 1–2 (layercam)")
+        if third and line.startswith("Trial status:"):
+            time.sleep(3)
             proc.send_signal(signal.SIGTERM)
             break
     rest = proc.communicate(timeout=300)[0]

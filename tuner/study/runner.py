@@ -280,3 +280,16 @@ def run(plan: StudyPlan) -> int:
         study.end(status)
         if owns_ray and ray.is_initialized():
             ray.shutdown()
+        wait_for_helpers()
+
+
+def wait_for_helpers(timeout_s: float = 600.0) -> None:
+    """Let a sweep's background threads (its cost timing runs in one, as a daemon) finish
+    before the interpreter ends: a daemon thread inside torch at interpreter exit aborts the
+    process (SIGABRT) instead of exiting with the study's code."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread.daemon and thread.is_alive() \
+                and thread.name == "cost-prediction":
+            thread.join(timeout_s)
