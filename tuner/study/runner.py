@@ -250,12 +250,13 @@ def run(plan: StudyPlan) -> int:
     owns_ray = not ray.is_initialized()
     status, rc, why = tr.KILLED, EXIT_INTERRUPTED, "interrupted"
     try:
+        if owns_ray:
+            if plan.args.address:
+                ray.init(address=plan.args.address)
+            else:
+                ray.init(num_cpus=plan.args.num_cpus, include_dashboard=False)
+        # After ray.init: a driver's ray.init installs its own SIGTERM handler (it exits).
         with term_as_ctrl_c():
-            if owns_ray:
-                if plan.args.address:
-                    ray.init(address=plan.args.address)
-                else:
-                    ray.init(num_cpus=plan.args.num_cpus, include_dashboard=False)
             study.show_progress(0)
             rc, why = run_jobs(study)
         if not why:
