@@ -58,6 +58,41 @@ def latex_tables(runs: Any, experiment: str) -> str:
     return "\n".join(parts)
 
 
+def narrowed_tables(runs: Any, experiment: str, method: str) -> list[Any]:
+    """Tables the whole experiment cannot make because a cell would mix methods (Table 3's
+    baseline row sees every method's λ = 0 runs), made over the study's baseline method."""
+    from analysis.report import build_tables
+    from analysis.tables import default_table, select
+
+    made = []
+    for result in build_tables(runs, experiment):
+        if result.table is None and "differing in method" in result.reason:
+            try:
+                made.append(default_table(select(runs, [f"method={method}"]), result.number,
+                                          experiment))
+            except ValueError:
+                continue
+    return made
+
+
+def render_markdown(table: Any) -> str:
+    from analysis import render
+
+    return render.markdown(table)
+
+
+def render_latex(table: Any) -> str:
+    from analysis import render
+
+    return render.latex(table)
+
+
+def render_html(table: Any) -> str:
+    from analysis import render
+
+    return render.html_table(table)
+
+
 def one_dataset(study: Any, dataset: str | None, out: Path) -> Path:
     import html
 
@@ -71,10 +106,18 @@ def one_dataset(study: Any, dataset: str | None, out: Path) -> Path:
     md, page = write_report(study.plan.experiment, study.uri, out, where)
     runs = load_selection(study.plan.experiment, study.uri, where)
     (out / "tables.tex").write_text(latex_tables(runs, study.plan.experiment), encoding="utf-8")
+    method = next(j for j in study.plan.jobs if j.dataset == dataset).trials[0].config["method"]
+    narrowed = narrowed_tables(runs, study.plan.experiment, method)
+    if narrowed:
+        with (out / "tables.tex").open("a", encoding="utf-8") as tex:
+            tex.write("\n".join(render_latex(t) for t in narrowed))
     section = seeds_section(study, dataset)
-    md.write_text(md.read_text(encoding="utf-8") + "\n" + section
-                  + "\nLaTeX tables: [tables.tex](tables.tex)\n", encoding="utf-8")
-    block = "<h2>Do the seeds suffice?</h2><ul>" + "".join(
+    md.write_text(md.read_text(encoding="utf-8") + "".join(
+        f"\n### Table {t.spec.number} over method {method}'s runs\n\n{render_markdown(t)}\n"
+        for t in narrowed) + "\n" + section
+        + "\nLaTeX tables: [tables.tex](tables.tex)\n", encoding="utf-8")
+    block = "".join(render_html(t) for t in narrowed)
+    block += "<h2>Do the seeds suffice?</h2><ul>" + "".join(
         f"<li>{html.escape(line[2:])}</li>" for line in section.splitlines()
         if line.startswith("- ")) + '</ul><p><a href="tables.tex">LaTeX tables</a></p>'
     text = page.read_text(encoding="utf-8")
