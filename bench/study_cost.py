@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from tuner.study.cli import parse
+from tuner.study.args import parse
 from tuner.study.parts import StudyPlan
 from tuner.study.price import run_estimate
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from fer_core.cli import UserError
 from search_spaces.studies import Part, Study, get_study
-from tuner.study.cli import StudyArgs
+from tuner.study.args import StudyArgs
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,12 @@ class StudyPlan:
     @classmethod
     def build(cls, args: StudyArgs) -> StudyPlan:
         """Check every name (study, profile, datasets, fields) and resolve every sweep."""
+        from search_spaces.profiles import get_profile
+
         study = get_study(args.study)
         profile = args.profile or study.profile
+        # Checked before any sweep is resolved (the spaces import Ray): a bad name is one line.
+        get_profile(profile)
         datasets = args.datasets if args.datasets != (None,) or not study.datasets else tuple(
             study.datasets)
         name = args.name or f"study-{study.name}-{profile}"
