@@ -22,7 +22,7 @@ PACKAGE = "fer_core"
 MODULES_WITHOUT_ALL: tuple[str, ...] = (
     "fer_core.engine",      # Trainer
     "fer_core.inference",   # load_model, explain_batch
-    "fer_core.explain",     # Explainer
+    "fer_core.explainer",   # Explainer
     "fer_core.cams.registry",  # register_method's parameters
 )
 """Modules with public names that declare no ``__all__``."""

@@ -34,11 +34,15 @@ class Command(NamedTuple):
 
 COMMANDS: tuple[Command, ...] = (
     Command("python -m tuner.sweep", "tuner.sweep", "main"),
+    Command("python -m tuner.study", "tuner.study.cli", "main"),
     Command("python -m tuner.mlflow_server", "tuner.mlflow_server", "main"),
     Command("python -m tuner.mlflow_replay", "tuner.mlflow_replay", "main"),
     Command("python -m tuner.cluster.check", "tuner.cluster.check", "main"),
     Command("python -m fer_core.train", "fer_core.train", "main"),
     Command("python -m fer_core.explain", "fer_core.explain", "main"),
+    Command("python -m fer_core.weights", "fer_core.weights", "main"),
+    Command("python -m fer_core.xai_reliability", "fer_core.xai_reliability", "main"),
+    Command("python -m fer_core.shortcut_eval", "fer_core.shortcut_eval", "main"),
     Command("python -m fer_core.data", "fer_core.data.__main__", "main"),
     Command("python -m fer_core.data.landmarks", "fer_core.data.landmarks", "main"),
     Command("python -m analysis.tables", "analysis.tables", "main"),
