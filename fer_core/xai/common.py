@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -112,3 +113,21 @@ def saliency_order(maps: torch.Tensor) -> torch.Tensor:
 def trapezoid_auc(curve: torch.Tensor) -> torch.Tensor:
     """Area under ``(B, S + 1)`` values at evenly spaced fractions ``0, 1/S, …, 1`` → ``(B,)``."""
     return ((curve[:, 1:] + curve[:, :-1]) / 2).mean(dim=1)
+
+
+BOOTSTRAP = 2000
+"""Resamples of the bootstrap (the interval's ends move by < 0.01 of its width beyond this)."""
+
+
+def bootstrap_interval(values, resamples: int = BOOTSTRAP, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (NaN dropped); (nan, nan) if
+    none is left."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(axis=1)
+    tail = (1.0 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))

@@ -40,10 +40,14 @@ from fer_core.xai import baselines as bl
 from fer_core.xai import faithfulness as fa
 from fer_core.xai import localisation as lo
 from fer_core.xai import road as rd
-from fer_core.xai.common import class_probability, explanation_maps, probability_fn
+from fer_core.xai.common import (
+    bootstrap_interval,
+    class_probability,
+    explanation_maps,
+    probability_fn,
+)
 from fer_core.xai.controls import CONTROLS, control_maps
 from fer_core.xai.names import BY_NAME, PREFIX
-from fer_core.xai.reliability import bootstrap_interval
 from fer_core.xai.sanity import randomisation_test, spearman
 
 GROUPS = ("maps", "localisation", "deletion_insertion", "confidence", "road", "sanity")
