@@ -86,7 +86,7 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
 
 
-@pytest.mark.slow  # 18 smoke trials in 5 sweeps, started twice: ~8 min on 2 loaded cores
+@pytest.mark.slow(reason="18 smoke trials in 5 sweeps, started twice: ~4 min on 2 loaded cores")
 def test_study_stopped_after_a_sweep_resumes_to_the_same_runs(study_file, tmp_path):
     from mlflow import MlflowClient
 
