@@ -168,7 +168,7 @@ def default_table(runs: pd.DataFrame, number: int, experiment: str) -> Table:
     chosen, note = TABLE_DEFAULTS.get(number, lambda r: (r, ""))(runs)
     table = build_table(chosen, spec, experiment)
     if note:  # the caption says which AU-guided setting the w/ AU cells show
-        table = replace(table, spec=replace(spec, title=f"{spec.title} ({note})"))
+        table = replace(table, spec=replace(table.spec, title=f"{table.spec.title} ({note})"))
     if not any(cell.estimate.n for cell in table.cells.values()):
         wanted = sorted({c.metric for c in spec.columns})
         names = ", ".join(wanted[:3]) + (" …" if len(wanted) > 3 else "")

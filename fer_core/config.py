@@ -90,7 +90,7 @@ class ModelConfig:
     """The timm backbone, its weights and its output stride (docs/method.md §5)."""
 
     backbone: str = "resnet18"
-    pretrained: str | None = None  # local weight file; the model hub is not assumed reachable
+    pretrained: str | None = None  # local weight file, or "imagenet" (timm's tag via the hub cache)
     output_stride: int = 32
 
     def __post_init__(self) -> None:

@@ -60,6 +60,9 @@ class SweepSpace:
     """Configurations always run first and to completion (e.g. the λ = 0 baseline)."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """Pinned config fields: the sizes that make the default run fit its time budget."""
+    profile: str = "laptop"
+    """The profile (``search_spaces/profiles/``) whose sizes ``overrides`` holds; ``--profile``
+    puts another profile's fields in their place."""
     grace_period: int = 1
     reduction_factor: float = 2.0
     max_concurrent: int = 2

@@ -17,19 +17,16 @@ from ray import tune
 from fer_core import metric_names as mn
 from fer_core.cams import METHODS
 from search_spaces.base import SweepSpace, arm_by, register
+from search_spaces.profiles.laptop import PROFILE as LAPTOP_PROFILE
 from search_spaces.sizes import LAPTOP
 
 LAMBDA_WITH_AU = 4.0  # Fig. 5's accuracy peak, docs/method.md §8
 
 CNN: dict[str, Any] = {"backbone": LAPTOP["backbone"], "layers": "5",
                        "output_stride": LAPTOP["output_stride"]}
-OWN_NETWORK: dict[str, dict[str, Any]] = {
-    # paper: deit_small_patch16_224; aligned at its last (12th) block
-    "tscam": {"backbone": "deit_tiny_patch16_224", "layers": "12", "output_stride": 32},
-    # paper: ir50; aligned at the last of its 3 IR stages
-    "apvit": {"backbone": "ir_tiny", "layers": "3", "output_stride": 32},
-}
-"""Network fields of the methods that do not run on the CNN backbone (laptop sizes)."""
+OWN_NETWORK: Mapping[str, Mapping[str, Any]] = LAPTOP_PROFILE.networks
+"""Network fields of the methods that do not run on the CNN backbone (laptop sizes; a
+``--profile`` gives its own, ``search_spaces.profiles.Profile.networks``)."""
 
 
 def network_field(key: str, config: Mapping[str, Any]) -> Any:

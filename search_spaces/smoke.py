@@ -24,6 +24,7 @@ SPACE = register(
         num_samples=3,
         reference_points=(BASELINE,),
         overrides=TINY,
+        profile="smoke",
         grace_period=1,
         max_concurrent=2,
         arm=arm_au,

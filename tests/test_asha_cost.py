@@ -1,4 +1,4 @@
-"""tuner.asha: the expected epochs of a searched trial under ASHA, against Ray's own scheduler
+"""tuner.cost.asha: the expected epochs of a searched trial under ASHA, against Ray's own scheduler
 run on the same arrivals, and against the closed form for many trials."""
 
 from __future__ import annotations

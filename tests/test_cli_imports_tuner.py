@@ -46,6 +46,12 @@ CASES = [
     ("tuner.sweep", ["--set", "epochs"], 2),  # KEY=VALUE
     ("tuner.cluster.check", ["--help"], 0),
     ("tuner.cluster.check", ["{tmp}/nowhere.yaml"], 2),
+    ("tuner.study.cli", ["--help"], 0),
+    ("tuner.study.cli", ["paper", "--seeds", "0"], 2),  # not a positive number
+    ("tuner.study.cli", ["nosuch"], 2),  # an unknown study: the valid names listed
+    ("tuner.study.cli", ["paper", "--profile", "huge"], 2),  # an unknown profile, likewise
+    ("tuner.study.cli", ["paper", "--dataset", "rafdb", "--dataset", "affectnet",
+                     "--data-root", "{tmp}"], 2),  # several datasets: DATASET=PATH
     ("tuner.mlflow_server", ["--help"], 0),
     ("tuner.mlflow_server", ["--port", "99999"], 2),
     ("tuner.mlflow_replay", ["--help"], 0),

@@ -128,7 +128,7 @@ def test_prediction_round_trips_and_compares(tmp_path):
     assert (Path(tmp_path) / ESTIMATE_FILE).exists()
     assert Prediction.load(folder) == p
     assert "actual 0.400 (+25 %)" in p.against(0.4)
-    # With ASHA's expected cost (tuner.asha) that is the prediction, the range beside it.
+    # With ASHA's expected cost (tuner.cost.asha) that is the prediction, the range beside it.
     q = replace(p, trial_hours_expected=0.36)
     assert q.against(0.4) == ("trial-hours: predicted 0.360 (range 0.300–0.500), actual 0.400 "
                               "(-10 %)")

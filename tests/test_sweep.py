@@ -169,7 +169,7 @@ def test_the_data_cache_folder_is_passed_not_set_in_the_environment(tmp_path, mo
 
 def test_the_gate_and_plan_path_imports_no_torch():
     # The driver process does import torch, on purpose and later: resolving a sweep builds each
-    # method's network once to check its layers (tuner.plan.check_config), and the methods
+    # method's network once to check its layers (tuner.spec.resolve.check_config), and the methods
     # space lists the CAM registry. What the launch gate needs to hash a trial's config, and the
     # plan, settings and searchers modules, must not pull torch in by importing.
     modules = ("tuner.search.gate", "tuner.spec.resolve", "tuner.spec.context",
@@ -237,7 +237,7 @@ def test_smoke_sweep_end_to_end(smoke_sweep, monkeypatch):
         listed = {a.path for a in client.list_artifacts(run.info.run_id, "matrices")}
         assert {"matrices/confusion.png", "matrices/cos_matrix.json"} <= listed
         # The selected weights once: the run's logged model, nothing in its own artifacts or
-        # in its final checkpoint (which holds the test result), as tuner.estimate counts them.
+        # in its final checkpoint (which holds the test result), as tuner.cost.estimate counts them.
         files = [*Path(run.info.artifact_uri.removeprefix("file://")).rglob("*"),
                  *Path(client.get_logged_model(outputs.run_model_id(client, run.info.run_id))
                        .artifact_location.removeprefix("file://")).rglob("*")]

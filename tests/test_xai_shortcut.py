@@ -86,7 +86,7 @@ def _fit(model, x, labels, steps: int, seed: int = 0):
     return model.eval()
 
 
-@pytest.mark.slow(reason="trains two small CNNs for 100 steps each and scores both (2-9 min on 2 cores)")
+@pytest.mark.slow(reason="trains two CNNs 100 steps each and scores both (2-9 min, 2 cores)")
 def test_reliance_separates_a_model_trained_on_the_cue_alone_from_one_without_it():
     from fer_core.cams import build_method
     from fer_core.config import MethodConfig, ModelConfig

@@ -142,3 +142,15 @@ def test_cli_writes_table4(store, tmp_path):
     assert main(["--experiment", EXPERIMENT, "--mlflow-uri", store, "--table", "4",
                  "--format", "md", "-o", str(out)]) == 0
     assert "Random map" in out.read_text()
+
+
+def test_a_default_selection_note_keeps_table4_finished(store, monkeypatch):
+    # The caption's note (which AU-guided setting the w/ AU cells show) is added to the spec of
+    # the finished table: Table 4's own columns, not the generic metric × arm ones.
+    from analysis import tables
+
+    monkeypatch.setitem(tables.TABLE_DEFAULTS, 4, lambda runs: (runs, "λ = 4 at layer 5"))
+    finished = tables.default_table(load_runs(EXPERIMENT, store), 4, EXPERIMENT)
+    assert finished.spec.title.endswith("(λ = 4 at layer 5)")
+    md = render.markdown(finished)
+    assert "| CAM · Deletion AUC ↓" in md and "Random map" in md

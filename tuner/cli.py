@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="pin any config field for every trial (repeatable), e.g. "
                            "--set lambda_au=8 --set layers=5+4; checked before anything starts")
+    what.add_argument("--profile",
+                      help="sizes for every trial: laptop (the default spaces' sizes), smoke "
+                           "(seconds per trial), paper (docs/method.md §8, per --dataset); "
+                           "files in search_spaces/profiles/; --set overrides any field")
+    what.add_argument("--parent-run", metavar="RUN_ID",
+                      help="make the sweep's parent run a child of this MLflow run (a study)")
     what.add_argument("--dataset", help="dataset registry name (default: the space's, synthetic)")
     what.add_argument("--data-root", help="dataset root folder (absolute or relative to cwd)")
     what.add_argument("--epochs", type=positive_int, help="epochs per trial (= --set epochs=N)")

@@ -60,6 +60,9 @@ def start(spec: SweepSpec) -> tuple[tune.Tuner, SweepContext, Pricing | None]:
     uri = runs.normalize_uri(place.mlflow_uri)
     client = MlflowClient(tracking_uri=uri)
     experiment_id = runs.ensure_experiment(client, place.experiment or tr.DEFAULT_EXPERIMENT, uri)
+    profile_tag = {"profile": spec.profile.name} if spec.profile is not None else {}
+    if spec.profile is not None:
+        print(spec.profile.line(), flush=True)
     print(f"preparing data ({spec.base.get('dataset')}) in {place.data_cache} ...", flush=True)
     fingerprint = prepare_data(ExperimentConfig.from_flat(spec.base), place.data_cache)
     commit = git_commit()
@@ -67,8 +70,10 @@ def start(spec: SweepSpec) -> tuple[tune.Tuner, SweepContext, Pricing | None]:
         client, experiment_id, spec.name,
         tags={tr.TAG_SPACE: spec.settings.space, tr.TAG_GIT_COMMIT: commit,
               tr.TAG_DATA_FINGERPRINT: fingerprint, tr.TAG_SWEEP_PATH: str(spec.folder),
-              **ui.SOURCE_TAGS},
-        params={**tr.sweep_params(spec.settings.params()), **tr.param_values(spec.base)})
+              **ui.SOURCE_TAGS, **profile_tag,
+              **({tr.TAG_PARENT: place.parent_run} if place.parent_run else {})},
+        params={**tr.sweep_params(spec.settings.params()), **tr.param_values(spec.base),
+                **profile_tag})
     target = TrackingTarget(uri, experiment_id, parent, spec.name, spec.settings.space)
     ctx = SweepContext(spec.base, target, commit, fingerprint, place.data_cache, spec.settings)
     try:

@@ -24,6 +24,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import nn
 
 from fer_core.cli import MissingPath, UserError
+from fer_core.models.hub import IMAGENET, imagenet_file
 
 # Keys under which training scripts commonly nest a state dict inside a checkpoint.
 _NESTED_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "net")
@@ -128,8 +129,9 @@ def build_backbone(
         output_stride: 32 (native), 16 or 8 for CNNs; timm replaces the strides of the last
             stages with dilation, so layers 4–5 of a ResNet are 28×28 at 224 px with 8.
             Transformers have a fixed patch stride: only 32 (meaning "native") is accepted.
-        pretrained: ``None`` (random init; the model hub is not used) or a local weight file
-            (see :func:`load_weights`).
+        pretrained: ``None`` (random init), a local weight file (see :func:`load_weights`),
+            or ``"imagenet"``: timm's default pretrained tag for ``name``, read from the
+            Hugging Face hub cache (``fer_core.models.hub``).
         img_size: input side for transformers (position embeddings are built for it, and
             resampled from the checkpoint's grid when loading weights); ignored for CNNs.
 
@@ -159,6 +161,8 @@ def build_backbone(
         model = timm.create_model(name, **kwargs)
     except TypeError as err:  # e.g. a family without a dilation option
         raise UserError(f"cannot build {name} with {kwargs}: {err}") from err
+    if pretrained == IMAGENET:  # timm's pretrained tag, through the hub cache
+        pretrained = imagenet_file(name)
     if pretrained is not None:
         load_weights(model, pretrained)
     return Backbone(model, name)

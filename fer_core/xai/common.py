@@ -112,3 +112,4 @@ def saliency_order(maps: torch.Tensor) -> torch.Tensor:
 def trapezoid_auc(curve: torch.Tensor) -> torch.Tensor:
     """Area under ``(B, S + 1)`` values at evenly spaced fractions ``0, 1/S, …, 1`` → ``(B,)``."""
     return ((curve[:, 1:] + curve[:, :-1]) / 2).mean(dim=1)
+

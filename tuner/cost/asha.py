@@ -51,21 +51,24 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def expected_epochs(epochs: int, grace: int, reduction: float, searched: int,
-                    references: int = 0, simulations: int | None = None, seed: int = 0) -> float:
-    """Mean epochs a searched trial trains under ASHA, over ``searched`` trials that arrive
-    after ``references`` reference trials (see the module docstring)."""
+def epochs_draws(epochs: int, grace: int, reduction: float, searched: int,
+                 references: int = 0, simulations: int | None = None,
+                 seed: int = 0) -> np.ndarray:
+    """Mean epochs of a searched trial in each simulated sweep: one value per draw of which
+    trials ASHA stops (see the module docstring). Their spread is the spread of the sweep's
+    cost that comes from early stopping; their mean is ``expected_epochs``."""
     if searched <= 0:
-        return float(epochs)
+        return np.full(1, float(epochs))
     milestones = rungs(epochs, grace, reduction)
     n = references + searched
     simulations = simulations or max(20, min(SIMULATIONS, TRIAL_BUDGET // n))
     rng = np.random.default_rng(seed)
     quantile = (1 - 1 / reduction) * 100
-    total = 0.0
-    for _ in range(simulations):
+    draws = np.empty(simulations)
+    for d in range(simulations):
         scores = rng.random(n).tolist()
         recorded: list[list[float]] = [[] for _ in milestones]  # kept sorted
+        total = 0.0
         for i, score in enumerate(scores):
             trained = float(epochs)
             for k, milestone in enumerate(milestones):
@@ -77,4 +80,22 @@ def expected_epochs(epochs: int, grace: int, reduction: float, searched: int,
                     break
             if i >= references:
                 total += trained
-    return total / (simulations * searched)
+        draws[d] = total / searched
+    return draws
+
+
+def expected_epochs(epochs: int, grace: int, reduction: float, searched: int,
+                    references: int = 0, simulations: int | None = None, seed: int = 0) -> float:
+    """Mean epochs a searched trial trains under ASHA, over ``searched`` trials that arrive
+    after ``references`` reference trials (see the module docstring)."""
+    return float(epochs_draws(epochs, grace, reduction, searched, references, simulations,
+                              seed).mean())
+
+
+def epochs_interval(epochs: int, grace: int, reduction: float, searched: int,
+                    references: int = 0, coverage: float = 0.9) -> tuple[float, float]:
+    """The central ``coverage`` interval of a searched trial's mean epochs over the draws."""
+    draws = epochs_draws(epochs, grace, reduction, searched, references)
+    tail = (1 - coverage) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return float(low), float(high)

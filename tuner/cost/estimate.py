@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from search_spaces.params import fixed_values
-from tuner.cost.asha import asha_epochs, expected_epochs
+from tuner.cost.asha import asha_epochs, epochs_interval, expected_epochs
 from tuner.cost.timing import (  # noqa: F401  (ESTIMATE_FILE, measure: the estimate's API)
     ESTIMATE_FILE,
     FULL,
@@ -119,6 +119,10 @@ class Prediction:
     beside_trials: bool = False
     """A sweep timed it beside its first trials, on a core they left free
     (``tuner.cost.pricing``); else before them, the trials waiting ``measured_s``."""
+    trial_hours_low: float | None = None
+    trial_hours_high: float | None = None
+    """The central 90 % of the trial-hours over simulated draws of which trials ASHA stops
+    (``tuner.cost.asha.epochs_interval``); equal to the expectation without ASHA."""
 
     def save(self, folder: StoragePath) -> None:
         (folder / ESTIMATE_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -129,16 +133,25 @@ class Prediction:
         data = json.loads(path.read_text()) if path.exists() else None
         return cls(**{**data, "lines": tuple(data["lines"])}) if data else None
 
-    def against(self, actual_hours: float) -> str:
-        """The closing summary's line: predicted against actual trial-hours."""
+    def against(self, actual_hours: float, trials_run: float | None = None) -> str:
+        """The closing summary's line: predicted against actual trial-hours. A sweep that ran
+        ``trials_run`` of its predicted trials (interrupted, budget-stopped) is compared with
+        that share of the prediction: like with like."""
         if actual_hours <= 0:
             return f"predicted {self.trial_hours:.3f} trial-hours; no trial time recorded"
-        expected = self.trial_hours_expected or self.trial_hours
+        share = 1.0 if not trials_run or trials_run >= self.trials else trials_run / self.trials
+        expected = (self.trial_hours_expected or self.trial_hours) * share
         off = 100.0 * (expected - actual_hours) / actual_hours
-        span = (f" (range {self.trial_hours_asha:.3f}–{self.trial_hours:.3f})"
-                if self.trial_hours_asha < self.trial_hours else "")
-        return (f"trial-hours: predicted {expected:.3f}{span}, actual {actual_hours:.3f} "
-                f"({off:+.0f} %)")
+        if self.trial_hours_low is not None and self.trial_hours_high is not None:
+            low, high = self.trial_hours_low * share, self.trial_hours_high * share
+            inside = "inside" if low <= actual_hours <= high else "OUTSIDE"
+            span = f" (90 % of ASHA draws {low:.3f}–{high:.3f}: actual {inside})"
+        else:
+            span = (f" (range {self.trial_hours_asha:.3f}–{self.trial_hours:.3f})"
+                    if self.trial_hours_asha < self.trial_hours else "")
+        part = "" if share == 1.0 else f" for the {trials_run:g} of {self.trials:g} trials run"
+        return (f"trial-hours: predicted {expected:.3f}{span}{part}, actual "
+                f"{actual_hours:.3f} ({off:+.0f} %)")
 
 
 def stand_in(costs: Sequence[ArmCost]) -> ArmCost:
@@ -204,17 +217,22 @@ def predict(resolved: SweepSpec, cache_dir: str | None, address: str | None = No
              f"{'ckpt MB':>8}"]
     durations: list[float] = []
     shared: list[tuple[float, float]] = []  # (expected trials, seconds) of spread samples
-    hours = hours_asha = hours_expected = disk = trials = 0.0
+    hours = hours_asha = hours_expected = disk = trials = hours_low = hours_high = 0.0
     searched = round(sum(arm.trials for arm, _, _ in measured if not arm.reference))
     references = round(sum(arm.trials for arm, _, _ in measured if arm.reference))
     for arm, cost, shape in measured:
         full = shape.seconds(cost)
         grace = min(space.grace_period, shape.epochs)
-        early = expected = full
+        early = expected = low = high = full
         if asha and not arm.reference:
             early = shape.seconds(cost, asha_epochs(shape.epochs, grace, space.reduction_factor))
             expected = shape.seconds(cost, expected_epochs(
                 shape.epochs, grace, space.reduction_factor, searched, references))
+            # One sweep is one draw: its searched trials stop together as the draw says.
+            low, high = (shape.seconds(cost, e) for e in epochs_interval(
+                shape.epochs, grace, space.reduction_factor, searched, references))
+        hours_low += arm.trials * low / 3600
+        hours_high += arm.trials * high / 3600
         trials += arm.trials
         hours += arm.trials * full / 3600
         hours_asha += arm.trials * early / 3600
@@ -243,7 +261,8 @@ def predict(resolved: SweepSpec, cache_dir: str | None, address: str | None = No
     device = measured[0][1].device if measured else "cpu"
     return Prediction(trials, hours, hours_asha, hours * per_trial, unit,
                       wall_clock_s(durations, settings.max_concurrent) / 3600, disk, device,
-                      tuple(lines), hours_expected, measured_s)
+                      tuple(lines), hours_expected, measured_s,
+                      trial_hours_low=hours_low, trial_hours_high=hours_high)
 
 
 def render(resolved: SweepSpec, p: Prediction, steps: int) -> str:
@@ -267,6 +286,9 @@ def render(resolved: SweepSpec, p: Prediction, steps: int) -> str:
                    f"-> ≥ {p.trial_hours_asha:.3f} if a share 1/{space.reduction_factor:g} of "
                    f"searched trials passes each rung (grace {space.grace_period} epochs); "
                    "reference trials always finish")
+        if p.trial_hours_low is not None:
+            out.append(f"interval:      {p.trial_hours_low:.3f}–{p.trial_hours_high:.3f} "
+                       "trial-hours holds 90 % of the simulated draws of which trials stop")
     else:
         out.append(f"ASHA:          not used (scheduler {s.scheduler}); --scheduler asha "
                    "could stop weak trials early")

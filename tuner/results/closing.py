@@ -71,7 +71,7 @@ def summarise(ctx: SweepContext, client: MlflowClient, trials: list[TrialRow],
     prediction = Prediction.load(folder)
     if prediction is not None:
         actual = trial_hours(trial_runs)
-        summary = summary.with_facts([prediction.against(actual)], {"estimate": {
+        summary = summary.with_facts([prediction.against(actual, len(trials))], {"estimate": {
             "predicted_trial_hours": prediction.trial_hours, "actual_trial_hours": actual}})
     return summary
 

@@ -17,6 +17,7 @@ from typing import Any
 from fer_core.cli import UserError
 from fer_core.config import ExperimentConfig, field_owners, parse_layers, parse_overrides
 from fer_core.objective import Objective
+from search_spaces import profiles
 from search_spaces.base import DEFAULT_SPACE, SweepSpace
 from search_spaces.params import fixed_values
 from search_spaces.sizes import TINY
@@ -173,6 +174,7 @@ def resolve_place(args: argparse.Namespace, cwd: Path) -> SweepPlace:
             storage=storage_root(args), cache_dir=absolute(args.cache_dir, cwd),
             address=args.address, num_cpus=args.num_cpus, mlflow_uri=args.mlflow_uri,
             experiment=args.experiment, pending_timeout_s=args.pending_timeout,
+            parent_run=getattr(args, "parent_run", None),
             preflight=PreflightRules(allow_missing_classes=args.allow_missing_classes,
                                      max_missing_landmarks=args.max_missing_landmarks))
     except ValueError as err:
@@ -199,11 +201,25 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> SweepSpec:
     place = resolve_place(args, cwd)
     space = get_space(args.space)
     check_space(space)
-    base = {**space.overrides, **(TINY if args.smoke_test else {}), **pins}
+    try:
+        chosen, sizes, profile = profiles.choose(space.profile, space.overrides,
+                                                 getattr(args, "profile", None), pins)
+    except ValueError as err:
+        raise SweepError(str(err)) from None
+    base = {**sizes, **(TINY if args.smoke_test else {}), **pins}
     canon = check_config(base, "pinned config")
     base = {k: canon[k] for k in base}  # canonical types (floats, '5+4' strings)
 
     params = {k: v for k, v in space.params.items() if k not in pins}
+    if profile is not None:  # the method-dependent networks at the profile's sizes
+        params = profile.bind_networks(params, base, canon)
+    if not getattr(args, "estimate", False):  # a price needs no weights; fail before any trial
+        from fer_core.models.hub import require_for
+
+        try:
+            require_for({**base, **v} for v in fixed_values(params))
+        except ValueError as err:
+            raise SweepError(str(err)) from None
     references: list[dict[str, Any]] = []
     for point in space.reference_points:
         pinned = {**point, **{k: base[k] for k in point if k in pins}}
@@ -248,7 +264,7 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> SweepSpec:
     return SweepSpec(
         name=args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}", base=base,
         params=params, reference_points=tuple(references), epochs=int(canon["epochs"]),
-        first_seed=int(canon["seed"]), settings=settings, place=place)
+        first_seed=int(canon["seed"]), settings=settings, place=place, profile=chosen)
 
 
 NEW_SWEEP_ONLY = ("set", "trials", "smoke_test", "rerun", "budget_hours")

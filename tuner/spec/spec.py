@@ -9,8 +9,9 @@ this object and never the command line. Its parts nest rather than repeat:
   ``sweep.json`` and logged as the parent run's ``sweep.*`` params;
 - ``base``, ``params``, ``reference_points``, ``epochs``: the trials' pinned config and what is
   left to search, as the searchers read it (the spec *is* their plan: :attr:`SweepSpec.plan`);
-- ``place`` (:class:`SweepPlace`): the Ray address, the storage and data cache, the MLflow store
-  and experiment, and the limits of the checks before the start.
+- ``place`` (:class:`SweepPlace`): the Ray address, the storage and data cache, the MLflow store,
+  experiment and parent run, and the limits of the checks before the start;
+- ``profile``: the profile (``search_spaces/profiles/``) the sizes in ``base`` come from.
 
 Imports nothing that trains or talks to Ray or MLflow.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from fer_core.objective import Objective
 from search_spaces.base import SweepSpace
+from search_spaces.profiles import Chosen
 from tuner.checks.preflight import PreflightRules
 from tuner.search.budget import Budget
 from tuner.spec.context import StoragePath
@@ -53,6 +55,8 @@ class SweepPlace:
     pending_timeout_s: float | None = None
     """``--pending-timeout``: how long trials may wait for a node that may never come."""
     preflight: PreflightRules = PreflightRules()
+    parent_run: str | None = None
+    """``--parent-run``: the MLflow run the sweep's parent run nests under (a study's)."""
 
     @property
     def data_cache(self) -> str:
@@ -83,6 +87,9 @@ class SweepSpec:
     first_seed: int
     settings: SweepSettings
     place: SweepPlace
+    profile: Chosen | None = None
+    """The profile the sizes come from and the fields it set (printed, tagged and logged as
+    the parent run's ``profile``); ``base`` already holds its fields."""
 
     @property
     def space(self) -> SweepSpace:
