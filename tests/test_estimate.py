@@ -103,7 +103,15 @@ def test_quick_timing_shares_the_end_of_trial_work_between_lambda_arms(tmp_path)
     assert cost.final_s == 123.0 and shape.val_images > 0
 
 
-@pytest.mark.parametrize("space", list(SPACES))
+HEAVY_ESTIMATES = {  # spaces whose --estimate times many networks: ~1 min each on 2 cores
+    "methods": "times one arm of every CAM method's network (55-80 s on 2 cores)",
+    "layers": "times an arm per layer set (23-40 s on 2 cores, over a minute when busy)",
+}
+
+
+@pytest.mark.parametrize("space", [
+    pytest.param(name, marks=pytest.mark.slow(reason=HEAVY_ESTIMATES[name]))
+    if name in HEAVY_ESTIMATES else name for name in SPACES])
 def test_estimate_prints_a_price_and_starts_nothing(space, tmp_path, monkeypatch, capsys,
                                                   no_ray):
     monkeypatch.chdir(tmp_path)
