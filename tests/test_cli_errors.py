@@ -143,7 +143,7 @@ sys.meta_path.insert(0, BreakRunEpoch())
 '''
 
 
-@pytest.mark.slow  # a smoke sweep: Ray's start, a trial worker importing torch (minutes here)
+@pytest.mark.slow(reason="a smoke sweep: Ray's start, a trial worker importing torch (minutes)")
 def test_a_key_error_inside_a_sweep_trial_is_reported_with_its_traceback(tmp_path):
     import os
     import subprocess

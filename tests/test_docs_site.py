@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 TIMEOUT_MS = 60_000
 
-# The build imports every command and public module (torch, Ray, MLflow) to generate the
-# references, which alone takes over a minute on a busy 2-core machine.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(
+    reason="the strict build imports every command and public module (torch, Ray, MLflow) "
+           "to generate the references: over a minute on a busy 2-core machine")
 
 
 @pytest.fixture(scope="module")
