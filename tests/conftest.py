@@ -155,3 +155,20 @@ def smoke_sweep(tmp_path_factory, shared_ray) -> FinishedSweep:
         code = main(["--space", "smoke", "--name", "s", "--storage-path", str(storage),
                      "--mlflow-uri", uri])
     return FinishedSweep(root, storage, uri, "s", code, out.getvalue())
+
+
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
+"""Debian's chromium: playwright drives it (its own browser download cannot reach the network)."""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless chromium per test module that opens pages (the MLflow UI, the docs site)."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.is_file(), "install Debian's browser: apt-get install -y chromium"
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                      args=["--no-sandbox", "--disable-gpu"])
+        yield chromium
+        chromium.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +26,6 @@ from mlflow import MlflowClient
 from tuner.tracking import server as ms
 from tuner.tracking import ui
 
-CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 SWEEP = "ui-smoke"
 EXPERIMENT = "ui-test"
 TIMEOUT_MS = 60_000  # the MLflow UI's first load compiles a large bundle on 2 busy cores
@@ -88,18 +86,6 @@ def finished_sweep(tmp_path_factory) -> Iterator[dict]:
         assert link, done.stdout[-2000:]
         yield {"root": root, "url": server.url, "link": link.group(1), "optuna": optuna_db,
                "stdout": done.stdout}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.is_file(), "install Debian's browser: apt-get install -y chromium"
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM),
-                                      args=["--no-sandbox", "--disable-gpu"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture()
