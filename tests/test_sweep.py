@@ -184,14 +184,13 @@ def test_the_gate_and_plan_path_imports_no_torch():
 
 # ---------------------------------------------------------------- real sweeps
 def xai_metric_names(layers: str) -> set[str]:
-    """Every ``test_xai_*`` name a trial logs at the default evaluation (``docs/method.md``,
-    ``fer_core.xai.names``): each metric and its random-map baseline, and the localisation
-    metrics of each aligned layer's attention (the randomisation steps are checked apart)."""
-    from fer_core.xai import names as xn
+    """Every ``test_xai_*`` name a trial logs at the default evaluation (``docs/method.md`` §7,
+    defined once in ``fer_core.metric_names.xai_keys``): each metric, its interval and control
+    maps, and the localisation metrics of each aligned layer's attention (the randomisation
+    steps depend on the network and are checked apart)."""
+    from fer_core.metric_names import xai_keys
 
-    every = {m.key for m in xn.METRICS} | {m.random_key for m in xn.METRICS}
-    return every | {f"{m.key}_att_l{layer}" for m in xn.METRICS if m.group == "localisation"
-                    for layer in layers.split("+")}
+    return set(xai_keys(tuple(int(k) for k in layers.split("+"))))
 
 
 @pytest.mark.slow(reason="reads the session's smoke sweep (3 trials end to end on real Ray)")
