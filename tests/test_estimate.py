@@ -180,5 +180,5 @@ def test_sweep_records_its_prediction_and_reports_it(ray_runtime, tmp_path, monk
     # The summary sets the expected hours (ASHA simulated) against the actual ones.
     expected = prediction.trial_hours_expected or prediction.trial_hours
     assert f"trial-hours: predicted {expected:.3f}" in out
-    actual = float(out.split("trial-hours: predicted")[1].split("actual ")[1].split()[0])
+    actual = float(out.split("trial-hours: predicted")[1].split(", actual ")[1].split()[0])
     assert actual > 0
