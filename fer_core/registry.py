@@ -28,6 +28,10 @@ class Registry(Generic[T]):
 
         return add
 
+    def forget(self, name: str) -> None:
+        """Drop ``name`` if registered (a declaration file read again registers it anew)."""
+        self._items.pop(name, None)
+
     def get(self, name: str) -> T:
         """The object registered as ``name``; else :class:`~fer_core.cli.UnknownName` (a user
         error that is also a ``KeyError``) listing the valid names."""

@@ -79,6 +79,10 @@ def discover() -> Registry[Study]:
     return STUDIES
 
 
+_FROM_FILES: set[str] = set()
+"""Studies registered from files outside the package: reading a file again replaces them."""
+
+
 def load_file(path: str) -> Study:
     """The study a Python file outside the package declares (it registers it on import), so
     a user's own study, kept with their project, runs like the shipped ones."""
@@ -88,11 +92,15 @@ def load_file(path: str) -> Study:
     file = Path(path).resolve()
     if not file.is_file():
         raise UserError(f"study file {path!r} does not exist")
+    for name in _FROM_FILES:
+        STUDIES.forget(name)
+    _FROM_FILES.clear()
     before = set(discover())
     spec = importlib.util.spec_from_file_location(f"user_study_{file.stem}", file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     added = [n for n in STUDIES if n not in before]
+    _FROM_FILES.update(added)
     study = getattr(module, "STUDY", None)
     if not isinstance(study, Study) or (study.name not in added and study.name not in before):
         raise UserError(f"study file {path!r}: declare STUDY = register(Study(...))")
