@@ -29,6 +29,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def cwd_is_restored():
+    """A test that changes directory must give it back (``monkeypatch.chdir``): its tmp_path is
+    deleted once it passes, and every later test would run in a directory that is gone."""
+    before = os.getcwd()
+    yield
+    try:
+        after = os.getcwd()
+    except FileNotFoundError:
+        after = "a directory since deleted"
+    if after != before:
+        os.chdir(before)
+        pytest.fail(f"the test left the working directory at {after}: use monkeypatch.chdir")
+
+
 class SharedRay:
     """One local Ray for the whole session (2 CPUs, a private temp dir), started when a test
     first asks for it: starting one costs seconds and ~700 MB, and most Ray tests only need a

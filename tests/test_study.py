@@ -87,7 +87,7 @@ def env() -> dict[str, str]:
 
 
 @pytest.mark.slow(reason="18 smoke trials in 5 sweeps, started twice: ~4 min on 2 loaded cores")
-def test_study_stopped_after_a_sweep_resumes_to_the_same_runs(study_file, tmp_path):
+def test_study_stopped_after_a_sweep_resumes_to_the_same_runs(study_file, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
     from tuner.study.parts import StudyPlan
@@ -123,7 +123,7 @@ def test_study_stopped_after_a_sweep_resumes_to_the_same_runs(study_file, tmp_pa
     assert "Do the seeds suffice?" in text and (report.parent / "tables.tex").exists()
     assert (report.parent / "index.html").exists()
 
-    os.chdir(tmp_path)  # the study's relative defaults
+    monkeypatch.chdir(tmp_path)  # the study's relative defaults
     plan = StudyPlan.build(parse([str(study_file)]))
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(plan.experiment)
