@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
 
 def method_labels() -> dict[str, str]:
-    """Method name → table label, in Table 1 order, from the CAM method registry (each method
-    declares its label in its own module; importing the registry imports torch)."""
-    from fer_core.cams import METHODS
+    """Method name → table label, in Table 1 order, from the CAM methods' declarations
+    (``fer_core/methods/``: no torch)."""
+    from fer_core.methods import discover
 
-    return METHODS.labels()
+    return discover().labels()
 
 
 BASELINE_LABEL = "w/o AU"

@@ -44,9 +44,9 @@ def _dataset_names() -> list[str]:
 
 
 def _method_names() -> list[str]:
-    from fer_core.cams import METHODS
+    from fer_core.methods import discover
 
-    return METHODS.names()
+    return discover().names()
 
 
 @functools.lru_cache(maxsize=64)
