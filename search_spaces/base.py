@@ -115,6 +115,5 @@ SPACES: Registry[SweepSpace] = Registry("search space")
 every module of the package first."""
 
 
-def register(space: SweepSpace) -> SweepSpace:
-    """Add a space to ``SPACES`` under its own name (a space module's ``SPACE = register(...)``)."""
-    return SPACES.register(space.name)(space)
+register = SPACES.add
+"""Add a space to ``SPACES`` under its own name (a space module's ``SPACE = register(...)``)."""

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import pkgutil
 from importlib.metadata import entry_points
 from typing import Any, get_type_hints
 
-from fer_core.registry import Registry
+from fer_core.registry import Registry, import_modules
 
 ENTRY_POINT_GROUP = "fer_core.cams"
 """Entry-point group of method modules shipped outside this project (one entry per module:
@@ -107,8 +106,7 @@ def discover() -> MethodRegistry:
     if _discovered:
         return METHODS
     _discovered = True  # set first: a plugin's import comes back here through fer_core.cams
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    import_modules(__name__, __path__)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry.load()

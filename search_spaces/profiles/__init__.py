@@ -12,15 +12,13 @@ sizes; ``--set`` still overrides any field.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from fer_core.cli import UserError
-from fer_core.registry import Registry
+from fer_core.registry import Registry, import_modules
 from search_spaces.params import Grid, derived
 
 NETWORK_FIELDS = ("backbone", "layers", "output_stride")
@@ -108,15 +106,13 @@ def network_value(networks: Mapping[str, Mapping[str, Any]], key: str, fallback:
 PROFILES: Registry[Profile] = Registry("profile")
 
 
-def register(profile: Profile) -> Profile:
-    """Add a profile under its own name (a profile module's ``PROFILE = register(...)``)."""
-    return PROFILES.register(profile.name)(profile)
+register = PROFILES.add
+"""Add a profile under its own name (a profile module's ``PROFILE = register(...)``)."""
 
 
 def discover() -> Registry[Profile]:
     """Import every profile module (each registers itself); idempotent."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+    import_modules(__name__, __path__)
     return PROFILES
 
 
