@@ -28,14 +28,13 @@ from typing import TYPE_CHECKING
 
 from analysis.stats import estimate
 from analysis.table_spec import (
-    FINISHERS,
-    TABLES,
     Cell,
     Column,
     Table,
     TableSpec,
     method_labels,
     method_rows,
+    register_table,
 )
 from fer_core.metric_names import XAI_CONTROLS
 from fer_core.xai.names import BY_NAME, METRICS, XaiMetric
@@ -167,5 +166,4 @@ def unresolved(table: Table) -> list[str]:
     return [BY_NAME[name].key for name in marked]
 
 
-TABLES[SPEC.number] = SPEC
-FINISHERS[SPEC.number] = finish
+register_table(SPEC, finish)

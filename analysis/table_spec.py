@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
 
 def method_labels() -> dict[str, str]:
-    """Method name → table label, in Table 1 order, from the CAM method registry (each method
-    declares its label in its own module; importing the registry imports torch)."""
-    from fer_core.cams import METHODS
+    """Method name → table label, in Table 1 order, from the CAM methods' declarations
+    (``fer_core/methods/``: no torch)."""
+    from fer_core.methods import discover
 
-    return METHODS.labels()
+    return discover().labels()
 
 
 BASELINE_LABEL = "w/o AU"
@@ -135,3 +135,12 @@ def arm_with_au(spec: TableSpec, row: str, column: Column) -> bool:
 FINISHERS: dict[int, Callable[[pd.DataFrame, Table], Table]] = {}
 """Per table number, a step after the generic build (its module registers it; Table 4 adds
 its random-map row and marks the best cell in each metric's own direction)."""
+
+
+def register_table(spec: TableSpec,
+                   finish: Callable[[pd.DataFrame, Table], Table] | None = None) -> TableSpec:
+    """Add a table (and the step that finishes its generic build) from a module of its own."""
+    TABLES[spec.number] = spec
+    if finish is not None:
+        FINISHERS[spec.number] = finish
+    return spec

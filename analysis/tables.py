@@ -29,7 +29,7 @@ from analysis.defaults import TABLE_DEFAULTS
 from analysis.runs import RUN_COLUMNS, add_source_args, load_runs
 from analysis.source import check_store, why_empty
 from analysis.stats import estimate, paired_test
-from analysis.table_spec import (  # noqa: F401  (the tables' names, as this CLI's users import them)
+from analysis.table_spec import (  # noqa: F401  (TABLES, Table, method_rows: read from here)
     BASELINE_LABEL,
     FINISHERS,
     TABLES,
@@ -38,8 +38,6 @@ from analysis.table_spec import (  # noqa: F401  (the tables' names, as this CLI
     Table,
     TableSpec,
     arm_with_au,
-    layer_rows,
-    method_labels,
     method_rows,
 )
 from fer_core.cli import UserError, cli_main, exit_with

@@ -1,17 +1,18 @@
-"""How long each command line of the project takes to answer ``--help`` and a usage error.
+"""How long each command line of the project takes to answer ``--help``, ``--list`` and mistakes.
 
-    python bench/cli_latency.py                 # every CLI, median of 5 fresh processes each
-    python bench/cli_latency.py --repeat 3 fer_core.train analysis.tables
+    python bench/cli_latency.py                 # every case, median of 5 fresh processes each
+    python bench/cli_latency.py --repeat 3 fer_core.train tuner.sweep
 
 A user who mistypes a flag waits for the answer; heavy libraries (torch, timm, Ray, MLflow)
-imported before the arguments are read make that wait seconds long. Each CLI runs as a fresh
-``python -m <module>`` process from a temporary folder (nothing is written next to the caller),
-once with ``--help`` (must exit 0) and once with a typical usage error: an unknown name, a value
-out of range or a missing path (must exit 2 with one ``error`` line). A command that answers with
-another exit code is reported as wrong: its time would not measure the same thing.
+imported before the arguments are read make that wait seconds long. Each case runs as a fresh
+``python -m <module>`` process from a temporary folder (nothing is written next to the caller):
+``--help`` of every CLI (must exit 0), the listings (``--list``, exit 0) and the usage errors (an
+unknown name, an unknown ``--set`` key, a value out of range, a missing path: must exit 2 with one
+``error`` line). A command that answers with another exit code is reported as wrong: its time
+would not measure the same thing.
 
-Prints one row per CLI (median seconds of each case) and, last,
-``cli_usage_error_s=<max>``: the slowest median over every CLI and both cases.
+Prints one row per case (median seconds) and, last, ``cli_usage_error_s=<max>``: the slowest
+median over every case.
 """
 
 from __future__ import annotations
@@ -26,20 +27,32 @@ from dataclasses import dataclass
 
 HELP = ("--help",)
 
-CLIS: dict[str, tuple[str, ...]] = {
-    "fer_core.train": ("--set", "lambda_au=-1"),
-    "fer_core.explain": ("no_such_photo.png", "--checkpoint", "selected.pt", "-o", "out.png"),
-    "fer_core.data": ("preview", "--dataset", "nosuch", "-o", "grid.png"),
-    "fer_core.data.landmarks": ("--dataset", "rafdb", "--root", "no_such_folder"),
-    "analysis.tables": ("--experiment", "demo", "--table", "9"),
-    "analysis.figures": ("--experiment", "demo", "--figure", "nosuch", "-o", "figures"),
-    "analysis.report": ("--experiment", "demo", "--figure", "nosuch"),
-    "tuner.sweep": ("--space", "nosuch"),
-    "tuner.mlflow_server": ("--workers", "0"),
-    "tuner.mlflow_replay": ("no_such_folder",),
-    "tuner.cluster.check": ("no_such_cluster.yaml",),
+CLIS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "fer_core.train": (("--set", "lambda_au=-1"), ("--set", "nosuch=1"),
+                       ("--set", "wildcat_kmax=2")),
+    "fer_core.explain": (("no_such_photo.png", "--checkpoint", "selected.pt", "-o", "out.png"),),
+    "fer_core.data": (("preview", "--dataset", "nosuch", "-o", "grid.png"),),
+    "fer_core.data.landmarks": (("--dataset", "rafdb", "--root", "no_such_folder"),),
+    "fer_core.shortcut_eval": (("--images", "0"),),
+    "fer_core.xai_reliability": (("--images", "1"),),
+    "fer_core.weights": (("nosuch",),),
+    "analysis.tables": (("--experiment", "demo", "--table", "9"),),
+    "analysis.figures": (("--experiment", "demo", "--figure", "nosuch", "-o", "figures"),),
+    "analysis.report": (("--experiment", "demo", "--figure", "nosuch"),),
+    "tuner.sweep": (("--space", "nosuch"), ("--set", "nosuch=1"), ("--set", "lambda_au=-1"),
+                    ("--metric", "test_cl"), ("--set", "pretrained=no_such_weights.pt"),
+                    ("--dataset", "rafdb", "--data-root", "no_such_folder"),
+                    ("--estimate", "--trials", "0")),
+    "tuner.study": (("nosuch",), ("paper", "--set", "nosuch=1"),
+                    ("paper", "--set", "lambda_au=-1"), ("paper", "--profile", "huge")),
+    "tuner.mlflow_server": (("--workers", "0"),),
+    "tuner.mlflow_replay": (("no_such_folder",),),
+    "tuner.cluster.check": (("no_such_cluster.yaml",),),
 }
-"""Module → the arguments of its usage error (each must end with exit status 2)."""
+"""Module → the arguments of its usage errors (each must end with exit status 2)."""
+
+LISTINGS: dict[str, tuple[str, ...]] = {"tuner.sweep": ("--list",)}
+"""Module → the arguments that list what it knows (exit status 0)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,17 @@ def median_seconds(case: Case, repeat: int, cwd: str) -> tuple[float, str]:
     return statistics.median(times), problem
 
 
+def cases(modules: list[str]) -> list[Case]:
+    """``--help``, the listings and the usage errors of ``modules``, in that order per module."""
+    out = []
+    for module in modules:
+        out.append(Case(module, HELP, 0))
+        if module in LISTINGS:
+            out.append(Case(module, LISTINGS[module], 0))
+        out.extend(Case(module, args, 2) for args in CLIS[module])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE",
@@ -79,20 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.modules) - set(CLIS))
     if unknown:
         parser.error(f"unknown CLI {unknown[0]!r}; known: {', '.join(CLIS)}")
-    modules = args.modules or list(CLIS)
-    width = max(map(len, modules))
-    print(f"{'cli':<{width}}  {'--help s':>8}  {'usage error s':>13}")
+    todo = cases(args.modules or list(CLIS))
+    width = max(len(case.module) for case in todo)
+    print(f"{'cli':<{width}}  {'median s':>8}  arguments")
     worst, problems = 0.0, []
     with tempfile.TemporaryDirectory(prefix="cli_latency_") as cwd:
-        for module in modules:
-            row = []
-            for case in (Case(module, HELP, 0), Case(module, CLIS[module], 2)):
-                seconds, problem = median_seconds(case, args.repeat, cwd)
-                worst = max(worst, seconds)
-                row.append(seconds)
-                if problem:
-                    problems.append(f"{module} {' '.join(case.args)}: {problem}")
-            print(f"{module:<{width}}  {row[0]:8.2f}  {row[1]:13.2f}", flush=True)
+        for case in todo:
+            seconds, problem = median_seconds(case, args.repeat, cwd)
+            worst = max(worst, seconds)
+            if problem:
+                problems.append(f"{case.module} {' '.join(case.args)}: {problem}")
+            print(f"{case.module:<{width}}  {seconds:8.2f}  {' '.join(case.args)}", flush=True)
     for problem in problems:
         print(f"wrong answer: {problem}")
     print(f"cli_usage_error_s={worst:.2f}")

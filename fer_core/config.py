@@ -109,16 +109,16 @@ def _check_method(self: Any) -> None:
 
 def _params_of(self: Any, method: str | None = None) -> Any:
     """The hyperparameter dataclass of ``method`` (default: the selected one), filled in."""
-    from fer_core.cams.registry import METHODS
+    from fer_core.methods import discover
 
-    params = METHODS.get(method or self.method).Params
+    params = discover().get(method or self.method).params
     return params(**{f.name: getattr(self, f.name) for f in fields(params)})
 
 
 def _method_params_classes() -> list[type]:
-    from fer_core.cams.registry import METHODS
+    from fer_core.methods import discover
 
-    return list(dict.fromkeys(METHODS.param_classes().values()))
+    return list(dict.fromkeys(discover().param_classes().values()))
 
 
 _METHOD_CONFIG: list[type] = []
@@ -129,8 +129,8 @@ def _method_config_class() -> type:
     """Build ``MethodConfig`` on first use: ``method`` plus every registered CAM method's
     hyperparameters as flat fields (names and defaults from each method's own dataclass).
 
-    Built lazily because discovering the methods imports them (and torch); importing this
-    module alone stays light.
+    Built lazily because it reads every method's declaration (``fer_core/methods/``), whose
+    modules import this one for their checks.
     """
     if _METHOD_CONFIG:
         return _METHOD_CONFIG[0]
@@ -139,7 +139,7 @@ def _method_config_class() -> type:
                           "discovered; method modules must import it only for type hints")
     _BUILDING_METHOD_CONFIG.append(True)
     try:
-        from fer_core.cams.registry import params_fields
+        from fer_core.methods import params_fields
 
         spec: list[tuple[str, Any, Any]] = [("method", str, field(default="cam"))]
         for name, (_, f, hint) in params_fields().items():
@@ -151,7 +151,7 @@ def _method_config_class() -> type:
     klass = make_dataclass("MethodConfig", spec, frozen=True, namespace={
         "__post_init__": _check_method, "params_of": _params_of,
         "__doc__": "The CAM method (``method``) and every registered method's own "
-                   "hyperparameters, flat (docs/method.md §6 defaults; fer_core/cams/)."})
+                   "hyperparameters, flat (docs/method.md §6 defaults; fer_core/methods/)."})
     klass.__module__ = __name__  # pickles by reference, found again through __getattr__
     _METHOD_CONFIG.append(klass)
     return klass

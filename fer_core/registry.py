@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from fer_core.cli import UnknownName
@@ -28,6 +30,10 @@ class Registry(Generic[T]):
 
         return add
 
+    def add(self, obj: T) -> T:
+        """Register ``obj`` under its own ``name`` (a declaration file's ``X = register(...)``)."""
+        return self.register(obj.name)(obj)  # type: ignore[attr-defined]
+
     def forget(self, name: str) -> None:
         """Drop ``name`` if registered (a declaration file read again registers it anew)."""
         self._items.pop(name, None)
@@ -52,3 +58,10 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def import_modules(package: str, path: Iterable[str]) -> None:
+    """Import every module of ``package`` (its ``__path__``): each registers what it declares,
+    so adding a declaration is adding its file. Idempotent (Python imports a module once)."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")

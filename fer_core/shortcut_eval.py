@@ -20,12 +20,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from fer_core.cli import UserError, at_least, cli_main, exit_with
-from fer_core.xai.demo_models import DEMO
+from fer_core.xai.demo_models import DEMO, add_study_args, study_overrides, trained_test_batch
 
 COLUMNS = ("acc_in_place", "acc_removed", "acc_moved", "acc_swapped", "follows", "reliance",
            "cam_mass_ratio", "cam_pointing", "rho")
@@ -34,18 +33,12 @@ COLUMNS = ("acc_in_place", "acc_removed", "acc_moved", "acc_swapped", "follows",
 
 def train_and_measure(flat: dict, images: int) -> dict[str, float]:
     """Train one configuration and measure it on ``images`` test images."""
-    import torch
-
-    from fer_core.xai.demo_models import train
-    from fer_core.xai.evaluate import select_images
     from fer_core.xai.shortcut import measure
 
-    trainer = train(flat)
-    x, labels, _ = select_images(trainer.loaders["test"], images, 0, trainer.cfg.align.au_variant)
-    device = torch.device(trainer.device)
+    trainer, x, labels, _ = trained_test_batch(flat, images)
     layers = trainer.cfg.align.layers if trainer.cfg.align.lambda_au > 0 else (
         trainer.model.headline_layer,)
-    return measure(trainer.model, x.to(device), labels.to(device), layers)
+    return measure(trainer.model, x, labels, layers)
 
 
 def summarise(results: list[dict]) -> list[dict]:
@@ -77,28 +70,17 @@ def markdown(summary: list[dict]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_core.shortcut_eval",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 4.0])
+    add_study_args(parser, images=48)
     parser.add_argument("--shortcut", type=float, nargs="+", default=[1.0],
                         help="probabilities of the square in train/val images")
-    parser.add_argument("--images", type=int, default=48, help="test images scored per model")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args(argv)
     at_least("--images", args.images, 1)
     for p in args.shortcut:
         if not 0.0 <= p <= 1.0:
             raise UserError(f"--shortcut {p}: use probabilities in [0, 1]")
-    from fer_core.config import parse_overrides
-
-    overrides = parse_overrides(args.set)
+    overrides = study_overrides(args)
     if overrides.get("dataset", "synthetic") != "synthetic":
         raise UserError("--set dataset=...: the shortcut cue exists in the synthetic dataset only")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     results = []
     for shortcut in args.shortcut:
         for lam in args.lambdas:

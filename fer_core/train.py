@@ -61,16 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and not (out / CHECKPOINT_FILE).is_file():
         raise UserError(f"--resume: no checkpoint at {out / CHECKPOINT_FILE}; run without "
                         "--resume first, or pass the --out folder of an earlier run")
-    cfg = ExperimentConfig.from_flat(overrides)  # the method's fields import the CAM methods
+    cfg = ExperimentConfig.from_flat(overrides)
     check_device("--set device=", cfg.train.device)
-    from fer_core.cams import METHODS
     from fer_core.data import DATASETS
-    from fer_core.engine import Trainer
+    from fer_core.methods import discover
 
-    METHODS.get(cfg.method.method)  # unknown names list the valid ones before any data is built
+    discover().get(cfg.method.method)  # unknown names list the valid ones before any data
     DATASETS.get(cfg.data.dataset)
     if cfg.data.dataset != "synthetic" and not cfg.data.data_root:
         raise UserError(f"--set dataset={cfg.data.dataset} needs --set data_root=<its folder>")
+    from fer_core.engine import Trainer
+
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(cfg, callbacks=[EpochPrinter(out)], progress=not args.no_progress)
     if args.resume:

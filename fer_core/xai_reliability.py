@@ -21,27 +21,20 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from fer_core.cli import UserError, at_least, cli_main, exit_with
-from fer_core.xai.demo_models import DEMO
+from fer_core.xai.demo_models import DEMO, add_study_args, study_overrides, trained_test_batch
 
 
 def one_model(flat: dict, images: int) -> dict[str, dict[str, float]]:
-    import torch
-
-    from fer_core.xai.demo_models import train
-    from fer_core.xai.evaluate import XaiConfig, select_images
+    from fer_core.xai.evaluate import XaiConfig
     from fer_core.xai.reliability import metric_reliability
 
-    trainer = train(flat)
-    x, labels, au = select_images(trainer.loaders["test"], images, 0, trainer.cfg.align.au_variant)
-    device = torch.device(trainer.device)
+    trainer, x, labels, au = trained_test_batch(flat, images)
     cfg = XaiConfig(n_images=images, seed=int(flat["seed"]))
-    return metric_reliability(trainer.model, x.to(device), labels.to(device), au.to(device), cfg,
-                              seed=int(flat["seed"]))
+    return metric_reliability(trainer.model, x, labels, au, cfg, seed=int(flat["seed"]))
 
 
 def verdicts(results: dict[float, list[dict]]) -> list[dict]:
@@ -91,26 +84,15 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_core.xai_reliability",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 4.0])
-    parser.add_argument("--images", type=int, default=24, help="test images scored per model")
+    add_study_args(parser, images=24)
     parser.add_argument("--shortcut", type=float, default=0.0,
                         help="probability of the shortcut square in train/val images (the "
                              "models of python -m fer_core.shortcut_eval are reused)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args(argv)
     at_least("--images", args.images, 2, "a bootstrap needs two images")
     if len(args.lambdas) > 2:
         raise UserError(f"--lambdas {args.lambdas}: give one λ, or two arms to separate")
-    from fer_core.config import parse_overrides
-
-    overrides = parse_overrides(args.set)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    overrides = study_overrides(args)
     results: dict[float, list[dict]] = {}
     for lam in args.lambdas:
         for seed in args.seeds:

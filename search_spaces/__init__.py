@@ -3,8 +3,9 @@
 A space module declares ``SPACE = register(SweepSpace(...))``. ``SPACES`` is filled by importing
 every module of this package (``pkgutil``), so adding a space is adding its file: there is no
 list to edit. The import happens the first time ``search_spaces.SPACES`` is read, not when a
-helper module such as ``search_spaces.params`` is imported: some spaces read registries that
-import torch (``methods`` lists the CAM methods), which the driver's launch gate does not need.
+helper module such as ``search_spaces.params`` is imported. Space modules import neither Ray nor
+torch (their values are ``search_spaces.params``' types, the CAM method names come from their
+declarations), so ``--list`` and a mistyped ``--space`` answer at once.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """What a named sweep space declares, and the registry that holds them.
 
-A space is data: which flat config fields it searches (a Ray Tune param space over
+A space is data: which flat config fields it searches (a param space over
 ``ExperimentConfig.to_flat()`` names), which fields it pins, which metric the searcher and the
 scheduler follow, and which searcher/scheduler the tuner should build (by registry name, see
-``tuner.search.searchers``). Nothing here imports Ray's runtime or training code; a space's param
-values expand in ``search_spaces.params``. The names a space gives (searcher, scheduler, summary,
-metric, config fields) are checked against their registries when a sweep is resolved
-(``tuner.spec.resolve.check_space``), before anything starts.
+``tuner.search.searchers``). Nothing here imports Ray or training code: a space's param values are
+``search_spaces.params``' own types, turned into Tune's when a sweep starts. The names a space gives
+(searcher, scheduler, summary, metric, config fields) are checked against their registries when a
+sweep is resolved (``tuner.spec.resolve.check_space``), before anything starts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from fer_core.cli import UserError
 from fer_core.objective import Objective
 from fer_core.registry import Registry
-from search_spaces.params import grid_size
+from search_spaces.params import foreign, grid_size
 
 DEFAULT_SPACE = "lambda_layers"
 """The space ``python -m tuner.sweep`` runs when no ``--space`` is named."""
@@ -47,7 +47,8 @@ class SweepSpace:
     name: str
     description: str
     params: Mapping[str, Any]
-    """Tune param space over flat config fields (``tune.grid_search``, domains or constants)."""
+    """Flat config field → a constant or a ``search_spaces.params`` value (``grid``,
+    ``choice``, ``loguniform``, ``derived``)."""
     metric: str | tuple[str, ...]
     mode: str | tuple[str, ...]
     searcher: str
@@ -83,6 +84,11 @@ class SweepSpace:
         if self.reduction_factor <= 1:
             raise UserError(f"space {self.name!r}: reduction_factor must be > 1, "
                              f"not {self.reduction_factor}")
+        tune_made = sorted(k for k, v in self.params.items() if foreign(v))
+        if tune_made:
+            raise UserError(f"space {self.name!r}: params {tune_made} are Ray Tune objects; "
+                            "declare them with search_spaces.params (grid, choice, loguniform, "
+                            "derived), which the tuner turns into Tune's when the sweep starts")
         if not callable(self.arm):
             raise UserError(f"space {self.name!r}: arm must be a function of the trial's config, "
                              f"e.g. arm_by('lambda_au'), not {self.arm!r}")
@@ -109,6 +115,5 @@ SPACES: Registry[SweepSpace] = Registry("search space")
 every module of the package first."""
 
 
-def register(space: SweepSpace) -> SweepSpace:
-    """Add a space to ``SPACES`` under its own name (a space module's ``SPACE = register(...)``)."""
-    return SPACES.register(space.name)(space)
+register = SPACES.add
+"""Add a space to ``SPACES`` under its own name (a space module's ``SPACE = register(...)``)."""

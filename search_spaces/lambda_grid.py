@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ray import tune
-
 from fer_core import metric_names as mn
 from search_spaces.base import SweepSpace, arm_by, register
+from search_spaces.params import grid
 from search_spaces.sizes import LAPTOP
 
 LAMBDAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 20.0)
@@ -15,7 +14,7 @@ SPACE = register(
         name="lambda",
         description="λ ∈ {0, 0.5, 1, 2, 4, 8, 12, 16, 20} at layer 5",
         reproduces="Fig. 5",
-        params={"lambda_au": tune.grid_search(list(LAMBDAS)), "layers": "5"},
+        params={"lambda_au": grid(LAMBDAS), "layers": "5"},
         metric=mn.VAL_CL,
         mode="max",
         searcher="grid",

@@ -1,9 +1,9 @@
 """Every registered CAM method, without and with AU guidance (the paper's Tables 1–2).
 
-Method names come from ``fer_core.cams.METHODS`` (``--list`` prints them). CNN methods share
-one CNN backbone; the two methods that bring their own kind of network (docs/method.md §6:
-TS-CAM on a DeiT, APViT on IR + ViT) get theirs, and every method is aligned at its own last
-layer (Table 2's ATT-COS).
+Method names come from the CAM methods' declarations (``fer_core/methods/``, which import no torch;
+``--list`` prints them). CNN methods share one CNN backbone; the two methods that bring their own
+kind of network (docs/method.md §6: TS-CAM on a DeiT, APViT on IR + ViT) get theirs, and every
+method is aligned at its own last layer (Table 2's ATT-COS).
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from ray import tune
-
 from fer_core import metric_names as mn
-from fer_core.cams import METHODS
+from fer_core.methods import discover
 from search_spaces.base import SweepSpace, arm_by, register
+from search_spaces.params import derived, grid
 from search_spaces.profiles.laptop import PROFILE as LAPTOP_PROFILE
 from search_spaces.sizes import LAPTOP
 
@@ -34,16 +33,18 @@ def network_field(key: str, config: Mapping[str, Any]) -> Any:
     return OWN_NETWORK.get(config["method"], CNN)[key]
 
 
+NAMES = discover().names()
+
 SPACE = register(
     SweepSpace(
         name="methods",
-        description=f"every registered CAM method ({', '.join(METHODS.names())}) × "
+        description=f"every registered CAM method ({', '.join(NAMES)}) × "
                     "{without AU (λ=0), with AU (λ=4)} at its last layer",
         reproduces="Tables 1–2",
         params={
-            "method": tune.grid_search(METHODS.names()),
-            "lambda_au": tune.grid_search([0.0, LAMBDA_WITH_AU]),
-            **{key: tune.sample_from(partial(network_field, key)) for key in CNN},
+            "method": grid(NAMES),
+            "lambda_au": grid([0.0, LAMBDA_WITH_AU]),
+            **{key: derived(partial(network_field, key)) for key in CNN},
         },
         metric=mn.VAL_CL,
         mode="max",

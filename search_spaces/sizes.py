@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from search_spaces.params import choice, loguniform
 from search_spaces.profiles.laptop import PROFILE as _laptop
 from search_spaces.profiles.smoke import PROFILE as _smoke
 
@@ -29,9 +30,7 @@ LAMBDA_RANGE: tuple[float, float] = (0.1, 20.0)
 
 def lambda_x_layers() -> dict[str, Any]:
     """λ (log-uniform over ``LAMBDA_RANGE``) × the Table 3 layer sets, for the searched spaces."""
-    from ray import tune  # Tune samplers are built only where a space is declared
-
-    return {"lambda_au": tune.loguniform(*LAMBDA_RANGE), "layers": tune.choice(list(LAYER_SETS))}
+    return {"lambda_au": loguniform(*LAMBDA_RANGE), "layers": choice(LAYER_SETS)}
 
 
 PAPER_POINT: dict[str, Any] = {"lambda_au": 4.0, "layers": "5"}

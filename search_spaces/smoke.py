@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ray import tune
-
 from fer_core import metric_names as mn
 from search_spaces.base import SweepSpace, arm_au, register
+from search_spaces.params import choice, loguniform
 from search_spaces.sizes import BASELINE, TINY
 
 SPACE = register(
@@ -14,8 +13,8 @@ SPACE = register(
         description="3 tiny trials (baseline + 2 Optuna samples), 2 epochs, 32 px: tests and CI",
         reproduces="nothing (plumbing)",
         params={
-            "lambda_au": tune.loguniform(0.5, 8.0),
-            "layers": tune.choice(["5", "5+4"]),
+            "lambda_au": loguniform(0.5, 8.0),
+            "layers": choice(["5", "5+4"]),
         },
         metric=mn.VAL_ATT_COS,
         mode="max",

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import fer_core.cams
+import fer_core.methods
 from fer_core.cams import METHODS, CamMethod
 from fer_core.cams.registry import ENTRY_POINT_GROUP, register_method
 from fer_core.config import ExperimentConfig, field_owners
@@ -121,20 +122,40 @@ def test_a_broken_plugin_fails_with_its_name(tmp_path) -> None:
 def test_every_package_module_is_discovered_and_declares_itself() -> None:
     package_modules = {f"fer_core.cams.{m.name}" for m in pkgutil.iter_modules(
         fer_core.cams.__path__)}
-    assert package_modules <= set(sys.modules)  # imported by discovery, no list involved
+    declarations = {f"fer_core.methods.{m.name}" for m in pkgutil.iter_modules(
+        fer_core.methods.__path__)}
+    # imported by discovery, no list involved
+    assert package_modules | declarations <= set(sys.modules)
     for module in package_modules:  # every method class defined in the package is registered
         for obj in vars(sys.modules[module]).values():
             if isinstance(obj, type) and issubclass(obj, CamMethod) and "name" in vars(obj):
-                assert METHODS.get(obj.name) is obj
+                assert METHODS.load(obj.name) is obj
     defaults = ExperimentConfig().method
     owners = field_owners()
     for name in METHODS.names():
-        klass = METHODS.get(name)
-        assert klass.label and klass.__module__ in package_modules
+        info, klass = METHODS.get(name), METHODS.load(name)
+        assert info.label and type(info).__module__ == "fer_core.methods"
+        assert klass.__module__ in package_modules and klass.label == info.label
         params = klass.Params()
         assert defaults.params_of(name) == params  # config defaults = the method's own
         for f in dataclasses.fields(params):
             assert owners[f.name][0] == "method"  # a flat field under its own name
+
+
+def test_names_labels_and_hyperparameters_are_read_without_torch() -> None:
+    # What a command line checks (--set keys, method names, values) comes from the
+    # declarations; the networks' modules (torch, timm) are imported only to build a model.
+    probe = ("import json, sys; from fer_core.config import ExperimentConfig, field_owners; "
+             "from fer_core.methods import discover; "
+             "cfg = ExperimentConfig.from_flat({'method': 'wildcat', 'wildcat_kmax': '0.3'}); "
+             "print(json.dumps([discover().names(), cfg.method.params_of().wildcat_kmax, "
+             "'wildcat_kmin' in field_owners(), "
+             "sorted(m for m in ('torch', 'timm') if m in sys.modules)]))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names, kmax, has_field, heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    assert names == METHODS.names() and kmax == 0.3 and has_field and heavy == []
 
 
 def test_registration_rejects_a_non_dataclass_params() -> None:

@@ -42,7 +42,7 @@ def synthetic_batch(size: int, n: int = 4):
 
 def test_both_registered():
     assert "tscam" in METHODS and "apvit" in METHODS
-    assert METHODS.get("tscam").has_cam and not METHODS.get("apvit").has_cam
+    assert METHODS.load("tscam").has_cam and not METHODS.load("apvit").has_cam
 
 
 # -- TS-CAM ------------------------------------------------------------------------------------

@@ -44,12 +44,26 @@ CASES = [
     ("tuner.sweep", ["--scheduler", "hyperband"], 2),
     ("tuner.sweep", ["--resume", "--name", "nosuch", "--storage-path", "{tmp}"], 2),
     ("tuner.sweep", ["--set", "epochs"], 2),  # KEY=VALUE
+    # The spaces, the CAM methods' names and hyperparameters: declared without Ray or torch.
+    ("tuner.sweep", ["--list"], 0),
+    ("tuner.sweep", ["--space", "nosuch"], 2),
+    ("tuner.sweep", ["--set", "nosuch=1"], 2),  # unknown field: the valid ones listed
+    ("tuner.sweep", ["--set", "lambda_au=-1"], 2),  # a value out of range
+    ("tuner.sweep", ["--space", "methods", "--set", "method=nosuch"], 2),
+    ("tuner.sweep", ["--set", "wildcat_kmax=2"], 2),  # a method's own hyperparameter
+    ("tuner.sweep", ["--metric", "test_cl"], 2),
+    ("tuner.sweep", ["--dataset", "rafdb", "--data-root", "{tmp}/nowhere"], 2),  # missing path
+    ("tuner.sweep", ["--set", "pretrained={tmp}/nowhere.pt"], 2),
+    ("tuner.sweep", ["--storage-path", "s3://bucket/sweeps"], 2),  # no --cache-dir
     ("tuner.cluster.check", ["--help"], 0),
     ("tuner.cluster.check", ["{tmp}/nowhere.yaml"], 2),
     ("tuner.study.cli", ["--help"], 0),
     ("tuner.study.cli", ["paper", "--seeds", "0"], 2),  # not a positive number
     ("tuner.study.cli", ["nosuch"], 2),  # an unknown study: the valid names listed
     ("tuner.study.cli", ["paper", "--profile", "huge"], 2),  # an unknown profile, likewise
+    ("tuner.study.cli", ["paper", "--set", "nosuch=1"], 2),  # checked by each part's sweep
+    ("tuner.study.cli", ["paper", "--set", "lambda_au=-1"], 2),
+    ("tuner.study.cli", ["paper", "--dataset", "nosuch"], 2),
     ("tuner.study.cli", ["paper", "--dataset", "rafdb", "--dataset", "affectnet",
                      "--data-root", "{tmp}"], 2),  # several datasets: DATASET=PATH
     ("tuner.mlflow_server", ["--help"], 0),

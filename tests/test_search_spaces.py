@@ -16,12 +16,12 @@ from types import SimpleNamespace
 import pytest
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
-from ray.tune.search.sample import Domain, Function
+from ray.tune.search.sample import Categorical, Float, Function
 
 import search_spaces
 from fer_core.cams import METHODS
 from search_spaces import SPACES
-from search_spaces.params import fixed_values
+from search_spaces.params import Grid, fixed_values, sampled_fields, to_tune
 from tuner.results.summary import SUMMARIES
 from tuner.search.searchers import SCHEDULERS, SEARCHERS
 from tuner.search.wrappers import ReferenceASHA, SweepSearcher, split_references
@@ -45,9 +45,8 @@ def test_every_space_module_is_registered_under_its_name():
 def test_space_is_consistent(name):
     space = SPACES.get(name)
     check_space(space)  # its metric, searcher, scheduler, summary and arm
-    grids = [k for k, v in space.params.items() if isinstance(v, dict) and "grid_search" in v]
-    domains = [k for k, v in space.params.items()
-               if isinstance(v, Domain) and not isinstance(v, Function)]  # sampled, not derived
+    grids = [k for k, v in space.params.items() if isinstance(v, Grid)]
+    domains = list(sampled_fields(space.params))  # sampled, not derived
     if space.searcher.startswith("optuna"):
         assert domains and not grids  # OptunaSearch refuses grid_search
     else:
@@ -60,9 +59,30 @@ def test_space_is_consistent(name):
 
 
 def test_methods_space_reads_the_registry():
-    grid = SPACES.get("methods").params["method"]["grid_search"]
-    assert grid == METHODS.names() and len(grid) >= 2
-    assert SPACES.get("methods").params["lambda_au"]["grid_search"] == [0.0, 4.0]
+    grid = SPACES.get("methods").params["method"].values
+    assert list(grid) == METHODS.names() and len(grid) >= 2
+    assert SPACES.get("methods").params["lambda_au"].values == (0.0, 4.0)
+
+
+def test_a_space_becomes_tunes_param_space_only_when_the_sweep_starts():
+    tune_space = to_tune(SPACES.get("methods").params)
+    assert tune_space["method"] == {"grid_search": METHODS.names()}
+    assert isinstance(tune_space["backbone"], Function)  # derived: Tune computes it per trial
+    assert tune_space["backbone"].func({"method": "tscam"}) == "deit_tiny_patch16_224"
+    searched = to_tune(SPACES.get("lambda_layers").params)
+    assert isinstance(searched["lambda_au"], Float) and searched["lambda_au"].lower == 0.1
+    assert isinstance(searched["layers"], Categorical) and "5+4" in searched["layers"].categories
+
+
+def test_a_space_written_with_tunes_own_objects_is_refused_in_one_line():
+    from ray import tune
+
+    space = SPACES.get("lambda")
+    for value in (tune.grid_search([0.0, 1.0]), tune.loguniform(0.1, 2.0)):
+        with pytest.raises(ValueError, match=r"params \['lambda_au'\] are Ray Tune objects; "
+                                             r"declare them with search_spaces.params") as err:
+            dataclasses.replace(space, params={**space.params, "lambda_au": value})
+        assert "\n" not in str(err.value)
 
 
 def test_lambda_layers_declares_baseline_and_paper_layer_sets():
@@ -78,7 +98,7 @@ def test_lambda_layers_declares_baseline_and_paper_layer_sets():
 
 def _optuna(metric="val_att_cos", mode="max"):
     inner = OptunaSearch(metric=metric, mode=mode, seed=0)
-    params = {"lambda_au": SPACES.get("smoke").params["lambda_au"]}
+    params = to_tune({"lambda_au": SPACES.get("smoke").params["lambda_au"]})
     return inner, params
 
 
@@ -156,14 +176,13 @@ def test_reference_asha_never_stops_the_baseline():
 
 # ---------------------------------------------------------------- adding and checking a space
 NEW_SPACE = """
-from ray import tune
-
 from search_spaces.base import SweepSpace, arm_by, register
+from search_spaces.params import grid
 from search_spaces.sizes import TINY
 
 SPACE = register(SweepSpace(
     name="{name}", description="dropped in as one file", reproduces="a test",
-    params={{"lambda_au": tune.grid_search([0.0, 1.0, 2.0])}}, metric="val_cl", mode="max",
+    params={{"lambda_au": grid([0.0, 1.0, 2.0])}}, metric="val_cl", mode="max",
     searcher="grid", overrides=TINY, arm=arm_by("lambda_au"), summary="{summary}",
 ))
 """
@@ -186,7 +205,9 @@ def space_package(tmp_path):
 
 def run_in(tmp_path: Path, pythonpath: str, *args: str) -> subprocess.CompletedProcess:
     """``python *args`` in tmp_path (not the checkout, which would shadow the copy)."""
-    env = {**os.environ, "PYTHONPATH": pythonpath}
+    # The copy first; the rest of the project from wherever this process finds it.
+    path = os.pathsep.join(p for p in (pythonpath, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
     return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)
 

@@ -24,6 +24,7 @@ MODULES_WITHOUT_ALL: tuple[str, ...] = (
     "fer_core.inference",   # load_model, explain_batch
     "fer_core.explainer",   # Explainer
     "fer_core.cams.registry",  # register_method's parameters
+    "fer_core.methods",  # declare_method's parameters
 )
 """Modules with public names that declare no ``__all__``."""
 

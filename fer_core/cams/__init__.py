@@ -1,9 +1,10 @@
 """CAM methods (docs/method.md §6): one small class per method on :class:`CamMethod`, by name.
 
-A method is one module of this package: a :class:`CamMethod` subclass decorated with
-:func:`register_method` (name, table label, Table 1 rank, its hyperparameter dataclass).
-Importing this package imports every module in it (and those named by entry points of the
-group ``fer_core.cams``), so a new module is found without editing any list.
+A method's declaration (name, table label, Table 1 rank, its hyperparameter dataclass) lives in
+``fer_core/methods/`` and imports no torch; its network is the :class:`CamMethod` subclass of
+the module of this package that the declaration names. Importing this package imports every
+declared network (those of entry points of the group ``fer_core.cams`` too), so a new method is
+found without editing any list.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def build_method(
     img_size: int | None = None,
 ) -> CamMethod:
     """Build the method named ``method_cfg.method`` (KeyError listing the valid names)."""
-    klass = METHODS.get(method_cfg.method)
+    klass = METHODS.load(method_cfg.method)
     return klass(method_cfg, model_cfg, num_classes=num_classes, img_size=img_size)
 
 

@@ -14,27 +14,13 @@ ReLU + 1×1 conv to the class maps, scored by GAP (the paper used two 3×3 convs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fer_core.cams.base import CamMethod, HeadOutput, gap, minmax_normalize, pick
-from fer_core.cams.registry import register_method
-from fer_core.config import check_fractions
 
 BRANCH_WIDTH = 512
-
-
-@dataclass(frozen=True)
-class ACoLParams:
-    """Erase where branch A's normalised map reaches ``acol_threshold``."""
-
-    acol_threshold: float = 0.1
-
-    def __post_init__(self) -> None:
-        check_fractions(self, "acol_threshold")
 
 
 def branch(in_channels: int, num_classes: int) -> nn.Sequential:
@@ -47,7 +33,6 @@ def branch(in_channels: int, num_classes: int) -> nn.Sequential:
     )
 
 
-@register_method("acol", label="ACoL", params=ACoLParams, rank=60)
 class ACoL(CamMethod):
     """Two branches; B sees the features erased where A's target-class map is high."""
 

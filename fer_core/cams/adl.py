@@ -10,29 +10,11 @@ In eval mode ADL is the identity; the CAM is CAM's, from the last block.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from fer_core.cams.cam import CAM
-from fer_core.cams.registry import register_method
 from fer_core.cli import UserError
-from fer_core.config import check_fractions, parse_layers
-
-
-@dataclass(frozen=True)
-class ADLParams:
-    """Drop-mask probability, drop threshold (fraction of the attention's max), and the
-    layers followed by an ADL block (``'4+5'`` in flat configs)."""
-
-    adl_drop_rate: float = 0.4
-    adl_threshold: float = 0.1
-    adl_layers: tuple[int, ...] = (4, 5)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "adl_layers", parse_layers(self.adl_layers))
-        check_fractions(self, "adl_drop_rate", "adl_threshold")
 
 
 class AttentionDropout(nn.Module):
@@ -58,7 +40,6 @@ class AttentionDropout(nn.Module):
         return f"drop_rate={self.drop_rate}, threshold={self.threshold}"
 
 
-@register_method("adl", label="ADL", params=ADLParams, rank=80)
 class ADL(CAM):
     """CAM with ADL blocks inserted after ``adl_layers`` of the backbone."""
 

@@ -21,9 +21,8 @@ import torch
 from torch import nn
 
 from fer_core.cams.base import CamMethod, MethodOutput
-from fer_core.cams.registry import register_method
 from fer_core.cli import UserError
-from fer_core.config import ModelConfig, check_fractions, fail
+from fer_core.config import ModelConfig
 from fer_core.models import read_state_dict
 from fer_core.models.apvit_net import IR50_UNITS, ApViTNet, ApViTOutput
 
@@ -48,21 +47,6 @@ APVIT_VARIANTS: dict[str, ApViTVariant] = {
     "ir_tiny": ApViTVariant((1, 1, 1), embed_dim=64, num_heads=4, mlp_ratio=2.0),
 }
 """``model_cfg.backbone`` values accepted by ``apvit``."""
-
-
-@dataclass(frozen=True)
-class ApViTParams:
-    """Pooling-ViT depth, patches kept by APP (``k``) and the token keep ratio per ATP (``r``)."""
-
-    apvit_depth: int = 8
-    apvit_k: int = 160
-    apvit_r: float = 0.9
-
-    def __post_init__(self) -> None:
-        check_fractions(self, "apvit_r")
-        for name in ("apvit_depth", "apvit_k"):
-            if getattr(self, name) < 1:
-                fail(name, getattr(self, name), "use a positive int")
 
 
 class IRTaps(nn.Module):
@@ -101,7 +85,6 @@ class IRTaps(nn.Module):
         return self.taps(self.net(x), layers)
 
 
-@register_method("apvit", label="APViT", params=ApViTParams, rank=110)
 class APViT(CamMethod):
     """IR-50 → APP → pooling ViT → linear classifier; attention maps only (Table 1 "--")."""
 

@@ -11,10 +11,8 @@ import torch
 from torch import nn
 
 from fer_core.cams.base import CamMethod, HeadOutput, gap
-from fer_core.cams.registry import register_method
 
 
-@register_method("cam", label="CAM", rank=10)
 class CAM(CamMethod):
     """GAP + fc head; the CAM is the fc-weighted sum of the last feature map's channels."""
 

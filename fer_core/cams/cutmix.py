@@ -13,27 +13,10 @@ image) does not affect validity. The model and the CAM are CAM's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from fer_core.cams.cam import CAM
-from fer_core.cams.registry import register_method
-from fer_core.config import check_fractions, fail
 from fer_core.losses import MixedLabels
-
-
-@dataclass(frozen=True)
-class CutMixParams:
-    """``β`` of the Beta distribution of the kept area, and the probability of mixing a batch."""
-
-    cutmix_beta: float = 1.0
-    cutmix_prob: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_fractions(self, "cutmix_prob")
-        if self.cutmix_beta <= 0:
-            fail("cutmix_beta", self.cutmix_beta, "use a positive Beta parameter")
 
 
 def cutmix_box(
@@ -60,7 +43,6 @@ def _scaled(
     return round(y0 * sy), round(y1 * sy), round(x0 * sx), round(x1 * sx)
 
 
-@register_method("cutmix", label="CutMix", params=CutMixParams, rank=90)
 class CutMix(CAM):
     """CAM trained on CutMix batches; ``prepare_batch`` returns ``(labels_a, labels_b, lam)``."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 
 from fer_core.cams.cam import CAM
-from fer_core.cams.registry import register_method
 
 
 class GradientCAM(CAM):
@@ -43,7 +42,6 @@ class GradientCAM(CAM):
         raise NotImplementedError
 
 
-@register_method("gradcam", label="GradCAM", rank=30)
 class GradCAM(GradientCAM):
     """Selvaraju et al., 2017: ``ReLU(Σ_c mean_ij(∂Y/∂A_c) · A_c)``."""
 
@@ -52,7 +50,6 @@ class GradCAM(GradientCAM):
         return torch.relu((weights * act).sum(dim=1))
 
 
-@register_method("gradcampp", label="GradCAM++", rank=40)
 class GradCAMPlusPlus(GradientCAM):
     """Chattopadhay et al., 2018, eq. 19 with the exponential score (as published).
 
@@ -77,7 +74,6 @@ class GradCAMPlusPlus(GradientCAM):
         return torch.relu((weights * act).sum(dim=1))
 
 
-@register_method("layercam", label="LayerCAM", rank=50)
 class LayerCAM(GradientCAM):
     """Jiang et al., 2021: ``ReLU(Σ_c ReLU(∂Y/∂A_c) ⊙ A_c)`` (pixel-wise weights)."""
 

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_core.cams.base import CamMethod, HeadOutput
-from fer_core.cams.registry import register_method
 
 PEAK_WINDOW = 3
 
@@ -36,7 +35,6 @@ def peak_stimulation(maps: torch.Tensor, window: int = PEAK_WINDOW) -> torch.Ten
     return (maps * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3))
 
 
-@register_method("prm", label="PRM", rank=70)
 class PRM(CamMethod):
     """1×1 conv to class response maps, scored by peak stimulation."""
 

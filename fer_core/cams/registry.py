@@ -1,62 +1,39 @@
-"""The CAM method registry and its discovery (a module of its own so method files import it
-without a cycle).
+"""The networks of the CAM methods, found through their declarations (``fer_core/methods/``).
 
-A method declares everything about itself in its own module, with :func:`register_method`: its
-registry name, its table label, where it sits in Table 1's order, and its hyperparameters as a
-small frozen dataclass (:class:`NoParams` when it has none). :func:`discover` imports every
-module of this package and every module named by an entry point of the group
-:data:`ENTRY_POINT_GROUP`, so adding a method never means editing a list.
+A method of this project is declared in ``fer_core/methods/<name>.py`` (name, label, rank,
+hyperparameters, and the ``"module:Class"`` of its network here); a method shipped in another
+package declares and implements itself in one module with :func:`register_method`, named by an
+entry point of the group :data:`ENTRY_POINT_GROUP`. :func:`discover` imports every network, so
+each class knows its name, label, rank and ``Params`` before one is built.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from collections.abc import Callable
-from importlib.metadata import entry_points
-from typing import Any, TypeVar, get_type_hints
+from typing import TypeVar
 
-from fer_core.registry import Registry
-
-ENTRY_POINT_GROUP = "fer_core.cams"
-"""Entry-point group of method modules shipped outside this package (one entry per module:
-``name = "package.module"``); loading the module registers its methods."""
-
-PLUGIN_RANK = 1000
-"""Default :func:`register_method` rank: after the paper's methods."""
+from fer_core.methods import (
+    ENTRY_POINT_GROUP,
+    METHODS,
+    PLUGIN_RANK,
+    MethodInfo,
+    MethodRegistry,
+    NoParams,
+    params_fields,
+)
+from fer_core.methods import discover as discover_declarations
 
 C = TypeVar("C", bound=type)
-
-
-@dataclasses.dataclass(frozen=True)
-class NoParams:
-    """The hyperparameters of a method that has none."""
-
-
-class MethodRegistry(Registry):
-    """Name → method class, listed by each class's ``rank`` then name (Table 1 order)."""
-
-    def names(self) -> list[str]:
-        return sorted(self._items, key=lambda name: (self._items[name].rank, name))
-
-    def labels(self) -> dict[str, str]:
-        """Name → table label, in :meth:`names` order."""
-        return {name: self._items[name].label for name in self.names()}
-
-    def param_classes(self) -> dict[str, type]:
-        """Name → hyperparameter dataclass, in :meth:`names` order."""
-        return {name: self._items[name].Params for name in self.names()}
-
-
-METHODS: MethodRegistry = MethodRegistry("CAM method")
-"""Method name → :class:`~fer_core.cams.base.CamMethod` subclass."""
 
 
 def register_method(
     name: str, *, label: str, params: type = NoParams, rank: int = PLUGIN_RANK
 ) -> Callable[[C], C]:
-    """Class decorator: register a :class:`~fer_core.cams.base.CamMethod` subclass.
+    """Class decorator: declare a :class:`~fer_core.cams.base.CamMethod` subclass as a method.
+
+    For a method kept outside this project, whose one module holds both its declaration and its
+    network (this project's methods declare themselves in ``fer_core/methods/``).
 
     Args:
         name: the registry name (the config's ``method`` value, MLflow param, sweep grid value).
@@ -67,51 +44,21 @@ def register_method(
             validates them whenever a config is built.
         rank: position in listings (sweep grids, table rows); ties go by name.
     """
-    if not (dataclasses.is_dataclass(params) and params.__dataclass_params__.frozen):
-        raise TypeError(f"method {name!r}: params={params!r} must be a frozen dataclass")
+    info = MethodInfo(name, label, object, params, rank)  # a bad params fails here, unused
 
     def add(klass: C) -> C:
-        klass.name, klass.label, klass.Params, klass.rank = name, label, params, int(rank)
-        return METHODS.register(name)(klass)
+        return METHODS.register(name)(dataclasses.replace(info, impl=klass)).load()
 
     return add
 
 
-_discovered = False
-
-
 def discover() -> MethodRegistry:
-    """Import every method module once (this package's, then entry points'); the registry."""
-    global _discovered
-    if _discovered:
-        return METHODS
-    _discovered = True  # set first: the imports below import fer_core.cams, which calls us
-    package = importlib.import_module(__package__)
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{__package__}.{info.name}")
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry.load()
-        except ImportError as err:
-            raise ImportError(
-                f"CAM method plugin {entry.name!r} = {entry.value!r} (entry point group "
-                f"{ENTRY_POINT_GROUP!r}) cannot be imported: {err}; install it or remove the "
-                "entry point") from err
-    return METHODS
+    """Every declared method with its network imported; the registry."""
+    registry = discover_declarations()
+    for name in registry.names():
+        registry.load(name)
+    return registry
 
 
-def params_fields() -> dict[str, tuple[str, dataclasses.Field, Any]]:
-    """Flat hyperparameter field → (its method, the dataclass field, its resolved type).
-
-    A field name declared by two methods, or shadowing ``method``, is an error naming both.
-    """
-    out: dict[str, tuple[str, dataclasses.Field, Any]] = {}
-    for name, params in discover().param_classes().items():
-        hints = get_type_hints(params)
-        for f in dataclasses.fields(params):
-            if f.name == "method" or f.name in out:
-                other = out[f.name][0] if f.name in out else "the config"
-                raise ValueError(f"CAM method {name!r} declares hyperparameter {f.name!r}, "
-                                 f"already declared by {other}; prefix it with {name + '_'!r}")
-            out[f.name] = (name, f, hints[f.name])
-    return out
+__all__ = ["ENTRY_POINT_GROUP", "METHODS", "NoParams", "discover", "params_fields",
+           "register_method"]

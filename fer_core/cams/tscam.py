@@ -18,14 +18,12 @@ import torch
 from torch import nn
 
 from fer_core.cams.base import CamMethod, gap, pick
-from fer_core.cams.registry import register_method
 from fer_core.cli import UserError
 from fer_core.config import ModelConfig
 from fer_core.models import Backbone
 from fer_core.models.vit_attention import ClsAttentionRecorder
 
 
-@register_method("tscam", label="TS-CAM", rank=100)
 class TSCAM(CamMethod):
     """ViT/DeiT backbone (``model_cfg.backbone``, e.g. ``deit_small_patch16_224``) + conv head."""
 

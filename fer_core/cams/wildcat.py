@@ -9,30 +9,10 @@ the published pooling. The CAM is the class map.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from fer_core.cams.base import CamMethod, HeadOutput
-from fer_core.cams.registry import register_method
-from fer_core.config import check_fractions, fail
-
-
-@dataclass(frozen=True)
-class WildcatParams:
-    """WILDCAT's pooling (docs/method.md §6 defaults): fractions of positions in the top and
-    bottom regions, the bottom regions' weight, and maps (modalities) per class."""
-
-    wildcat_kmax: float = 0.5
-    wildcat_kmin: float = 0.1
-    wildcat_alpha: float = 0.6
-    wildcat_modalities: int = 5
-
-    def __post_init__(self) -> None:
-        check_fractions(self, "wildcat_kmax", "wildcat_kmin")
-        if self.wildcat_modalities < 1:
-            fail("wildcat_modalities", self.wildcat_modalities, "use a positive int")
 
 
 def region_count(fraction: float, n: int) -> int:
@@ -58,7 +38,6 @@ def wildcat_pool(maps: torch.Tensor, kmax: float, kmin: float, alpha: float) -> 
     return score
 
 
-@register_method("wildcat", label="WILDCAT", params=WildcatParams, rank=20)
 class WILDCAT(CamMethod):
     """1×1 conv to ``K·M`` modality maps, mean over modalities, WILDCAT pooling."""
 

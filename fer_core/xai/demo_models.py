@@ -7,6 +7,7 @@ trial. ``--set`` on the studies' CLIs changes any field.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -53,3 +54,39 @@ def train(flat: dict[str, Any], reuse: bool = True):
         os.replace(partial, path)  # atomic: a concurrent study never reads half a file
     trainer.model.eval()
     return trainer
+
+
+def add_study_args(parser: argparse.ArgumentParser, images: int) -> None:
+    """The options every study's command line takes: its arms (seeds × λ), the test images
+    scored per model, ``--set`` on the demo's config, the JSON output and torch's threads."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 4.0])
+    parser.add_argument("--images", type=int, default=images, help="test images scored per model")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+
+
+def study_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """``--set`` as config overrides, after ``--threads`` is applied (torch imported then)."""
+    from fer_core.config import parse_overrides
+
+    overrides = parse_overrides(args.set)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return overrides
+
+
+def trained_test_batch(flat: dict[str, Any], images: int) -> tuple[Any, Any, Any, Any]:
+    """The model of ``flat`` (:func:`train`) and ``images`` test images, their labels and AU
+    maps, on the model's device: ``(trainer, x, labels, au_maps)``."""
+    import torch
+
+    from fer_core.xai.evaluate import select_images
+
+    trainer = train(flat)
+    x, labels, au = select_images(trainer.loaders["test"], images, 0, trainer.cfg.align.au_variant)
+    device = torch.device(trainer.device)
+    return trainer, x.to(device), labels.to(device), au.to(device)

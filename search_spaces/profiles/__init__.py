@@ -12,15 +12,14 @@ sizes; ``--set`` still overrides any field.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from fer_core.cli import UserError
-from fer_core.registry import Registry
+from fer_core.registry import Registry, import_modules
+from search_spaces.params import Grid, derived
 
 NETWORK_FIELDS = ("backbone", "layers", "output_stride")
 """Fields that follow the CAM method in a space that searches methods (its own network)."""
@@ -82,43 +81,38 @@ class Profile:
                       defaults: Mapping[str, Any]) -> dict[str, Any]:
         """A space's params with the method-dependent fields taken from this profile.
 
-        Only where the space searches the method (a ``grid_search`` over ``method``): each
+        Only where the space searches the method (a grid over ``method``): each
         field that some method's network sets (and the fields a space already derives from the
         method) becomes a derived field: the method's network value, else the pinned value.
         """
-        method = params.get("method")
-        if not (isinstance(method, dict) and "grid_search" in method):
+        if not isinstance(params.get("method"), Grid):
             return dict(params)
-        from ray import tune
 
         keys = {k for net in self.networks.values() for k in net}
         keys |= {k for k in NETWORK_FIELDS if k in params}
         out = dict(params)
         for key in sorted(keys):
             fallback = base.get(key, defaults.get(key))
-            out[key] = tune.sample_from(partial(network_value, dict(self.networks), key,
-                                                fallback))
+            out[key] = derived(partial(network_value, dict(self.networks), key, fallback))
         return out
 
 
 def network_value(networks: Mapping[str, Mapping[str, Any]], key: str, fallback: Any,
                   config: Any) -> Any:
-    """``key`` of the trial's method network, else ``fallback`` (a Tune ``sample_from``)."""
+    """``key`` of the trial's method network, else ``fallback`` (a derived field's function)."""
     return networks.get(config["method"], {}).get(key, fallback)
 
 
 PROFILES: Registry[Profile] = Registry("profile")
 
 
-def register(profile: Profile) -> Profile:
-    """Add a profile under its own name (a profile module's ``PROFILE = register(...)``)."""
-    return PROFILES.register(profile.name)(profile)
+register = PROFILES.add
+"""Add a profile under its own name (a profile module's ``PROFILE = register(...)``)."""
 
 
 def discover() -> Registry[Profile]:
     """Import every profile module (each registers itself); idempotent."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+    import_modules(__name__, __path__)
     return PROFILES
 
 

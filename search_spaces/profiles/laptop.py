@@ -24,14 +24,16 @@ OWN_NETWORKS = {
     "apvit": {"backbone": "ir_tiny", "layers": "3", "output_stride": 32},
 }
 
+CPU_NETWORK = {"dataset": "synthetic", "backbone": "resnet18", "output_stride": 16}
+"""What the CPU profiles (``laptop``, ``smoke``) train: resnet18 from scratch on synthetic faces,
+output stride 16 so that layer 5 keeps a map of a few cells at small image sizes."""
+
 PROFILE = register(Profile(
     name="laptop",
     description="resnet18 from scratch, 48 px, 1,200 synthetic faces, 10 epochs (~10 min sweep)",
     fields={
-        "dataset": "synthetic",
-        "backbone": "resnet18",
+        **CPU_NETWORK,
         "img_size": 48,
-        "output_stride": 16,
         "synthetic_n": 1200,
         "synthetic_intensity": 0.6,
         "epochs": 10,

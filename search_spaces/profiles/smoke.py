@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from search_spaces.profiles import Profile, register
-from search_spaces.profiles.laptop import OWN_NETWORKS
+from search_spaces.profiles.laptop import CPU_NETWORK, OWN_NETWORKS
 
 PROFILE = register(Profile(
     name="smoke",
     description="resnet18, 32 px, 70 synthetic faces, 2 epochs of 2 batches: plumbing only",
     fields={
-        "dataset": "synthetic",
-        "backbone": "resnet18",
+        **CPU_NETWORK,
         "img_size": 32,
-        "output_stride": 16,
         "synthetic_n": 70,
         "epochs": 2,
         "batch_size": 16,

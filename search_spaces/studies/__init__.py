@@ -11,14 +11,12 @@ dataset, so an interrupted study already fills the first rows of each table.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fer_core.cli import UserError
-from fer_core.registry import Registry
+from fer_core.registry import Registry, import_modules
 
 
 @dataclass(frozen=True)
@@ -67,15 +65,13 @@ class Study:
 STUDIES: Registry[Study] = Registry("study")
 
 
-def register(study: Study) -> Study:
-    """Add a study under its own name (a study module's ``STUDY = register(...)``)."""
-    return STUDIES.register(study.name)(study)
+register = STUDIES.add
+"""Add a study under its own name (a study module's ``STUDY = register(...)``)."""
 
 
 def discover() -> Registry[Study]:
     """Import every study module (each registers itself); idempotent."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+    import_modules(__name__, __path__)
     return STUDIES
 
 

@@ -53,7 +53,7 @@ class GateRules:
     """Where ``sweep_gate.json`` goes: a local path or a URI (``tuner.spec.context.StoragePath``).
     """
     derived: Mapping[str, Any] = field(default_factory=dict)
-    """The space's ``tune.sample_from`` fields (``search_spaces.params.derived_fields``): the
+    """The space's derived fields (``search_spaces.params.derived_fields``): the
     gate sees them as placeholders and computes them itself."""
 
 

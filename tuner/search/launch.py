@@ -67,7 +67,7 @@ def build_tuner(spec: SweepSpec, ctx: SweepContext, cluster_note: str | None = N
     # holds max_concurrent (grids included, which Tune's own limit would not wrap).
     gate = SweepGate(setup.search_alg, GateRules(
         ctx, settings.budget, settings.max_concurrent, dedup=settings.dedup,
-        record_path=str(folder / GATE_FILE), derived=derived_fields(setup.param_space)))
+        record_path=str(folder / GATE_FILE), derived=derived_fields(spec.params)))
     return tune.Tuner(
         make_trainable(ctx, settings.resources),
         param_space=setup.param_space,

@@ -16,6 +16,7 @@ from fer_core.cli import UserError
 from fer_core.objective import Objective
 from fer_core.registry import Registry
 from search_spaces.base import SweepSpace
+from search_spaces.params import sampled_fields, to_tune
 from tuner.tracking import schema as tr
 
 if TYPE_CHECKING:
@@ -63,11 +64,10 @@ SCHEDULERS: Registry[Callable[[SearchPlan], TrialScheduler]] = Registry("schedul
 
 def _optuna(plan: SearchPlan, **kwargs: Any) -> SearchSetup:
     from ray.tune.search.optuna import OptunaSearch
-    from ray.tune.search.sample import Domain
 
     from tuner.search.wrappers import SweepSearcher, split_references
 
-    if not any(isinstance(v, Domain) for v in plan.params.values()):
+    if not sampled_fields(plan.params):
         raise UserError(
             f"space {plan.space.name!r}: every searched field is pinned by --set; "
             f"nothing is left for Optuna to search"
@@ -79,7 +79,7 @@ def _optuna(plan: SearchPlan, **kwargs: Any) -> SearchSetup:
     inner = OptunaSearch(metric=metric, mode=mode, seed=plan.seeds[0],
                          points_to_evaluate=inside or None, **kwargs)
     searcher = SweepSearcher(inner, plan.seeds, outside)
-    return SearchSetup(searcher, dict(plan.params), plan.num_configs * len(plan.seeds))
+    return SearchSetup(searcher, to_tune(plan.params), plan.num_configs * len(plan.seeds))
 
 
 @SEARCHERS.register("optuna")
@@ -113,7 +113,7 @@ def grid(plan: SearchPlan) -> SearchSetup:
 
     from tuner.search.wrappers import SEED_KEY
 
-    params = dict(plan.params)
+    params = to_tune(plan.params)
     params[SEED_KEY] = tune.grid_search(list(plan.seeds))
     # Each reference point replaces one sample (and is expanded over the seeds); one more
     # sample runs the grid itself. Tune refuses preset keys outside the param space: a field

@@ -18,8 +18,8 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
-from ray.tune.search.sample import Domain
 
+from search_spaces.params import sampled_fields
 from tuner.tracking import schema as tr
 
 SEED_KEY = "seed"
@@ -154,7 +154,7 @@ class ReferenceASHA(ASHAScheduler):
 def split_references(points: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
                      ) -> tuple[list[dict], list[dict]]:
     """(points inside the searched domain, points outside it, e.g. λ = 0 below a log range)."""
-    domains = {k: v for k, v in params.items() if isinstance(v, Domain)}
+    domains = sampled_fields(params)
     inside, outside = [], []
     for point in points:
         fits = set(point) == set(domains) and all(domains[k].is_valid(v) for k, v in point.items())

@@ -16,6 +16,7 @@ from typing import Any
 
 from fer_core.cli import UserError
 from fer_core.config import ExperimentConfig, field_owners, parse_layers, parse_overrides
+from fer_core.models.hub import IMAGENET
 from fer_core.objective import Objective
 from search_spaces import profiles
 from search_spaces.base import DEFAULT_SPACE, SweepSpace
@@ -44,9 +45,9 @@ def _dataset_names() -> list[str]:
 
 
 def _method_names() -> list[str]:
-    from fer_core.cams import METHODS
+    from fer_core.methods import discover
 
-    return METHODS.names()
+    return discover().names()
 
 
 @functools.lru_cache(maxsize=64)
@@ -123,13 +124,14 @@ def user_pins(args: argparse.Namespace, cwd: Path) -> dict[str, Any]:
                              f"valid fields: {', '.join(sorted(owners))}")
     shortcuts = {"dataset": args.dataset, "data_root": args.data_root, "epochs": args.epochs}
     pins.update({k: v for k, v in shortcuts.items() if v is not None})
-    if pins.get("data_root") not in (None, "", "None"):
-        pins["data_root"] = str((cwd / str(pins["data_root"])).resolve())
+    for key in ("data_root", "pretrained"):  # trials run in folders of their own
+        if pins.get(key) not in (None, "", "None", IMAGENET):
+            pins[key] = str((cwd / str(pins[key])).expanduser().resolve())
     return pins
 
 
-def check_config(flat: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Validate one flat config; returns its canonical flat form."""
+def check_values(flat: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate one flat config's values and names (no model built); its canonical flat form."""
     try:
         canon = ExperimentConfig.from_flat(dict(flat)).to_flat()
     except (ValueError, TypeError) as err:
@@ -138,6 +140,18 @@ def check_config(flat: Mapping[str, Any], where: str) -> dict[str, Any]:
         valid = names()
         if canon[key] not in valid:
             raise SweepError(f"{where}: unknown {key} {canon[key]!r}; valid: {', '.join(valid)}")
+    return canon
+
+
+def check_config(flat: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate one flat config, its network's layers too; returns its canonical flat form."""
+    canon = check_values(flat, where)
+    check_network(canon, where)
+    return canon
+
+
+def check_network(canon: Mapping[str, Any], where: str) -> None:
+    """The method's network accepts the backbone and the layers (builds it: torch, timm)."""
     # The method decides which backbones and layers it accepts: ask it, once per network.
     try:
         check_layers = _model_layers(canon["method"], canon["backbone"],
@@ -146,7 +160,6 @@ def check_config(flat: Mapping[str, Any], where: str) -> dict[str, Any]:
     except (ValueError, KeyError, RuntimeError) as err:
         message = err.args[0] if err.args else repr(err)
         raise SweepError(f"{where}: {message}") from None
-    return canon
 
 
 def resolve_objective(space: SweepSpace, args: argparse.Namespace) -> Objective:
@@ -181,6 +194,24 @@ def resolve_place(args: argparse.Namespace, cwd: Path) -> SweepPlace:
         raise SweepError(str(err)) from None
 
 
+def check_paths(base: Mapping[str, Any]) -> None:
+    """The data root and a weight file the user named exist (a trial would fail much later)."""
+    root, dataset = base.get("data_root"), base.get("dataset")
+    if root not in (None, "", "None") and not Path(str(root)).exists():
+        from fer_core.data import CATALOGS
+
+        try:  # the dataset's own scan names the missing root and the layout it expects
+            if dataset in CATALOGS:
+                CATALOGS.get(dataset)(str(root))
+        except FileNotFoundError as err:
+            raise SweepError(f"--dataset {dataset} --data-root {root}: {err}") from None
+        raise SweepError(f"--data-root {root}: no such folder; pass the dataset's root folder")
+    weights = base.get("pretrained")
+    if weights not in (None, "", "None", IMAGENET) and not Path(str(weights)).is_file():
+        raise SweepError(f"--set pretrained={weights}: no such file; pass a weight file "
+                         f"(absolute, or relative to this folder) or pretrained={IMAGENET}")
+
+
 def check_storage(place: SweepPlace) -> None:
     """A storage URI needs a data cache folder on a shared filesystem."""
     if place.storage.is_uri and not place.cache_dir:
@@ -194,10 +225,13 @@ def check_storage(place: SweepPlace) -> None:
 
 
 def resolve(args: argparse.Namespace, cwd: Path | None = None) -> SweepSpec:
-    """Check everything the command line and the space say; the one spec of the sweep."""
+    """Check everything the command line and the space say; the one spec of the sweep.
+
+    The checks that need no model come first, so a mistake among them answers at once; the
+    networks (torch, timm) are built last, once each, to check their layers.
+    """
     cwd = (cwd or Path.cwd()).resolve()
-    # The command line's own mistakes first: they need no space (whose modules import Ray).
-    pins = user_pins(args, cwd)
+    pins = user_pins(args, cwd)  # the command line's own mistakes first: they need no space
     place = resolve_place(args, cwd)
     space = get_space(args.space)
     check_space(space)
@@ -207,31 +241,62 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> SweepSpec:
     except ValueError as err:
         raise SweepError(str(err)) from None
     base = {**sizes, **(TINY if args.smoke_test else {}), **pins}
-    canon = check_config(base, "pinned config")
+    canon = check_values(base, "pinned config")
     base = {k: canon[k] for k in base}  # canonical types (floats, '5+4' strings)
-
+    check_paths(base)
     params = {k: v for k, v in space.params.items() if k not in pins}
     if profile is not None:  # the method-dependent networks at the profile's sizes
         params = profile.bind_networks(params, base, canon)
-    if not getattr(args, "estimate", False):  # a price needs no weights; fail before any trial
+    references = pinned_references(space, base, pins)
+    points = [(canon, "pinned config"), *checked_points(space, base, params, references)]
+    settings = resolve_settings(space, args, cwd)
+    if not args.estimate:  # the estimate writes no sweep folder
+        check_storage(place)
+    for point, where in points:
+        check_network(point, where)
+    if not args.estimate:  # a price needs no weights; fail before any trial
         from fer_core.models.hub import require_for
 
         try:
             require_for({**base, **v} for v in fixed_values(params))
         except ValueError as err:
             raise SweepError(str(err)) from None
+    return SweepSpec(
+        name=args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}", base=base,
+        params=params, reference_points=tuple(references), epochs=int(canon["epochs"]),
+        first_seed=int(canon["seed"]), settings=settings, place=place, profile=chosen)
+
+
+def pinned_references(space: SweepSpace, base: Mapping[str, Any], pins: Mapping[str, Any]
+                      ) -> list[dict[str, Any]]:
+    """The space's reference points with the user's pins applied, each once."""
     references: list[dict[str, Any]] = []
     for point in space.reference_points:
         pinned = {**point, **{k: base[k] for k in point if k in pins}}
         if pinned not in references:
             references.append(pinned)
+    return references
+
+
+def checked_points(space: SweepSpace, base: Mapping[str, Any], params: Mapping[str, Any],
+                   references: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    """Every point of the space (grid values, sampled ends, references) with the pinned
+    fields, its values checked: (canonical config, where it comes from) for the network check.
+    """
+    out = []
     for i, values in enumerate(fixed_values(params)):
-        check_config({**base, **values}, f"space {space.name!r} point {values}")
+        where = f"space {space.name!r} point {values}"
+        out.append((check_values({**base, **values}, where), where))
         if i > 500:  # enough to catch a bad choice; huge grids are not enumerated further
             break
     for point in references:
-        check_config({**base, **point}, f"space {space.name!r} reference point {point}")
+        where = f"space {space.name!r} reference point {point}"
+        out.append((check_values({**base, **point}, where), where))
+    return out
 
+
+def resolve_settings(space: SweepSpace, args: argparse.Namespace, cwd: Path) -> SweepSettings:
+    """What is searched and how: scheduler, objective, configurations, seeds, budget, storage."""
     scheduler = args.scheduler or space.scheduler
     if scheduler not in SCHEDULERS:  # argparse limits the flag; a Namespace may come from code
         raise SweepError(f"--scheduler {scheduler!r}: valid: {', '.join(SCHEDULERS.names())}")
@@ -248,7 +313,7 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> SweepSpec:
     # `or` would turn an explicit 0 into the default: a value given is checked, never replaced
     max_concurrent = space.max_concurrent if args.max_concurrent is None else args.max_concurrent
     try:  # SweepSettings checks each value (seeds, trials, budget, ...) and names its flag
-        settings = SweepSettings(
+        return SweepSettings(
             space=space.name, metric=objective.metric, mode=objective.mode,
             searcher=space.searcher, scheduler=scheduler, num_configs=num_configs,
             seeds=args.seeds, max_concurrent=max_concurrent,
@@ -259,12 +324,6 @@ def resolve(args: argparse.Namespace, cwd: Path | None = None) -> SweepSpec:
         )
     except ValueError as err:
         raise SweepError(str(err)) from None
-    if not args.estimate:  # the estimate writes no sweep folder
-        check_storage(place)
-    return SweepSpec(
-        name=args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}", base=base,
-        params=params, reference_points=tuple(references), epochs=int(canon["epochs"]),
-        first_seed=int(canon["seed"]), settings=settings, place=place, profile=chosen)
 
 
 NEW_SWEEP_ONLY = ("set", "trials", "smoke_test", "rerun", "budget_hours")

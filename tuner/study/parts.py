@@ -115,7 +115,6 @@ def job(args: StudyArgs, profile: str, experiment: str, part: Part,
     from fer_core.config import ExperimentConfig
     from search_spaces.params import fixed_values
     from tuner.cli import parse_args
-    from tuner.search.dedup import config_hash
     from tuner.spec.resolve import resolve
 
     argv = sweep_argv(args, profile, experiment, part, dataset)
@@ -128,6 +127,8 @@ def job(args: StudyArgs, profile: str, experiment: str, part: Part,
         raise UserError(f"study {args.study!r}: part {part.key!r} uses space "
                         f"{resolved.space.name!r}, searched by {resolved.space.searcher}: a "
                         "study's tables need grid spaces (every configuration known)")
+    from tuner.search.dedup import config_hash  # imports MLflow: after the checks
+
     plan = resolved.plan
     points = [*plan.reference_points, *fixed_values(plan.params)]
     trials, seen = [], set()

@@ -14,7 +14,7 @@ layer 5), docs/method.md §7 ("Seeds and power"):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,26 +71,35 @@ def paired(before: Mapping[int, float], after: Mapping[int, float]) -> np.ndarra
     return np.array([after[s] - before[s] for s in seeds], dtype=float)
 
 
-def gained(name: str, metric: str, before: Mapping[int, float],
-           after: Mapping[int, float]) -> Claim:
+def paired_claim(name: str, metric: str, before: Mapping[int, float],
+                 after: Mapping[int, float],
+                 judge: Callable[[np.ndarray, float, float], tuple[bool, int | None]]) -> Claim:
+    """A claim on the paired differences ``after − before``: ``judge(d, mean, sd)`` says
+    whether they resolve it and how many seeds would, once there are two pairs."""
     d = paired(before, after)
     n = int(d.size)
     mean = float(d.mean()) if n else math.nan
     sd = float(d.std(ddof=1)) if n > 1 else math.nan
     if n < 2:
         return Claim(name, metric, n, mean, sd, False, None)
-    resolved = (mean > 0 and (sd == 0 or stats.ttest_1samp(d, 0.0, alternative="greater")
-                              .pvalue < ALPHA))
-    return Claim(name, metric, n, mean, sd, bool(resolved), seeds_for(mean, sd))
+    resolved, needed = judge(d, mean, sd)
+    return Claim(name, metric, n, mean, sd, bool(resolved), needed)
+
+
+def gained(name: str, metric: str, before: Mapping[int, float],
+           after: Mapping[int, float]) -> Claim:
+    def judge(d: np.ndarray, mean: float, sd: float) -> tuple[bool, int | None]:
+        resolved = mean > 0 and (sd == 0 or stats.ttest_1samp(d, 0.0, alternative="greater")
+                                 .pvalue < ALPHA)
+        return resolved, seeds_for(mean, sd)
+
+    return paired_claim(name, metric, before, after, judge)
 
 
 def kept(name: str, metric: str, before: Mapping[int, float], after: Mapping[int, float],
          margin: float = CL_MARGIN) -> Claim:
-    d = paired(before, after)
-    n = int(d.size)
-    mean = float(d.mean()) if n else math.nan
-    sd = float(d.std(ddof=1)) if n > 1 else math.nan
-    if n < 2:
-        return Claim(name, metric, n, mean, sd, False, None)
-    low = mean - stats.t.ppf(1 - ALPHA, n - 1) * sd / math.sqrt(n)
-    return Claim(name, metric, n, mean, sd, bool(low > -margin), seeds_for(mean + margin, sd))
+    def judge(d: np.ndarray, mean: float, sd: float) -> tuple[bool, int | None]:
+        low = mean - stats.t.ppf(1 - ALPHA, d.size - 1) * sd / math.sqrt(d.size)
+        return low > -margin, seeds_for(mean + margin, sd)
+
+    return paired_claim(name, metric, before, after, judge)
