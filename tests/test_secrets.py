@@ -247,3 +247,37 @@ def test_no_file_a_sweep_writes_holds_the_database_password(tmp_path):
             assert files_holding(pg.password, tmp_path, ray_tmp) == []
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_a_pickled_study_storage_connects_elsewhere_with_pgpassword_or_pgpass(tmp_path):
+    # A process that was not given the password (a resume without it, a tool reading the
+    # sweep's folder) loads the searcher's pickle and connects as PostgreSQL users do.
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    import optuna
+    from devdb import LocalPostgres
+
+    from tuner.search.study_storage import StudyStorage
+
+    with LocalPostgres(databases=("optuna",)) as pg:
+        storage = StudyStorage(url=pg.uri("optuna"))
+        optuna.create_study(storage=storage, study_name="s1")
+        blob = pickle.dumps(storage)
+        assert pg.password.encode() not in blob
+        (tmp_path / "storage.pkl").write_bytes(blob)
+        pgpass = tmp_path / "pgpass"
+        pgpass.write_text(f"127.0.0.1:{pg.port}:optuna:{pg.user}:{pg.password}\n")
+        pgpass.chmod(0o600)
+        load = ("import pickle, sys, optuna; storage = pickle.loads(open(sys.argv[1], 'rb')"
+                ".read()); print(optuna.get_all_study_names(storage))")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PGPASS")}
+        nowhere = str(tmp_path / "no-pgpass")
+        outcomes = [subprocess.run([sys.executable, "-c", load, str(tmp_path / "storage.pkl")],
+                                   env={**env, **extra}, capture_output=True, text=True)
+                    for extra in ({"PGPASSWORD": pg.password, "PGPASSFILE": nowhere},
+                                  {"PGPASSFILE": str(pgpass)}, {"PGPASSFILE": nowhere})]
+    assert [o.stdout.strip() for o in outcomes[:2]] == ["['s1']", "['s1']"], outcomes
+    assert outcomes[2].returncode != 0 and "password" in outcomes[2].stderr
