@@ -51,7 +51,8 @@ class Load:
 
 
 # ---------------------------------------------------------------- one writer (a process)
-def writer(index: int, target: Any, load: Load, folder: str, go: Any, out: Any) -> None:
+def writer(index: int, target: Any, load: Load, folder: str, ready: Any, go: Any,
+           out: Any) -> None:
     """One simulated trial; puts {op: [delivery seconds]}, undelivered count, times on ``out``."""
     import logging
 
@@ -82,6 +83,7 @@ def writer(index: int, target: Any, load: Load, folder: str, go: Any, out: Any) 
     tracker._delivery.send = timed_send
     # One request before the clock starts: MLflow's client imports its REST layer lazily.
     tracker._delivery.client.get_experiment(target.experiment_id)
+    ready.put(index)
     go.wait()
     tracker.attach(f"trial_{trial_id}", {}, {"writer": str(index), "epochs": str(load.epochs)})
     names = load.metric_names()
@@ -113,18 +115,27 @@ def run_backend(name: str, uri: str, load: Load, workers: int, folder: Path,
         parent = runs.start_parent(client, exp, SWEEP, {}, {})
         target = runs.TrackingTarget(srv.url, exp, parent, SWEEP, "load")
         ctx = mp.get_context("spawn")  # fresh interpreters: no HTTP session shared by a fork
-        go, out = ctx.Event(), ctx.Queue()
-        procs = [ctx.Process(target=writer, args=(i, target, load, str(folder / "w"), go, out))
+        ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=writer,
+                             args=(i, target, load, str(folder / "w"), ready, go, out))
                  for i in range(load.writers)]
-        for p in procs:
-            p.start()
-        time.sleep(_import_pause(load.writers))  # let them import; timing starts at `go`
-        start = time.time()
-        go.set()
-        recover_s = restart(srv.url, client, exp) if restart else None
-        results = [out.get(timeout=1800) for _ in procs]
-        for p in procs:
-            p.join()
+        try:
+            for p in procs:
+                p.start()
+            _gather(ready, procs)  # all imported and connected: the timing starts at `go`
+            start = time.time()
+            go.set()
+            recover_s = restart(srv.url, client, exp) if restart else None
+            results = _gather(out, procs)
+        except BaseException:
+            for p in procs:
+                if p.pid is not None:
+                    p.terminate()  # none is left behind by a failed load
+            raise
+        finally:
+            for p in procs:
+                if p.pid is not None:
+                    p.join()
         wall = time.time() - start
     store = count_store(uri, exp, load, folder / "artifacts")
     timings: dict[str, list[float]] = {}
@@ -174,9 +185,22 @@ def count_store(uri: str, experiment_id: str, load: Load, artifacts: Path) -> di
 # ---------------------------------------------------------------- the PostgreSQL fault
 def restart_fault(pg: Any, after_s: float, down_s: float):
     """A ``restart`` hook: stop PostgreSQL ``after_s`` into the load, start it ``down_s``
-    later; returns seconds from the stop until the tracking server reads the store again."""
+    later; returns seconds from the stop until the tracking server reads the store again.
+
+    The load starts when the first writer's run is in the store, not when the writers are
+    told to go: on a busy machine their imports may still take seconds, and a restart before
+    any write would test nothing."""
+
+    from tuner.tracking import schema as tr
+
+    trials = tr.tag_filter({tr.TAG_ROLE: tr.ROLE_TRIAL})  # the parent run is there before
 
     def hook(url: str, client: Any, experiment_id: str) -> float:
+        deadline = time.monotonic() + 600
+        while not client.search_runs([experiment_id], trials, max_results=1):
+            if time.monotonic() > deadline:
+                raise RuntimeError("no writer started its run within 10 minutes")
+            time.sleep(0.1)
         time.sleep(after_s)
         stopped = time.monotonic()
         pg.restart(down_s=down_s, mode="fast")
@@ -203,8 +227,21 @@ def _free_port() -> int:
     return free_port()
 
 
-def _import_pause(writers: int) -> float:
-    return 4.0 + 0.6 * writers  # each spawned writer imports mlflow (~1 CPU-s) on 2 cores
+def _gather(queue: Any, procs: list[Any], timeout_s: float = 1800) -> list[Any]:
+    """One item from each writer; a writer that died instead is an error, not a hang."""
+    import queue as q
+
+    items: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(items) < len(procs):
+        try:
+            items.append(queue.get(timeout=1))
+        except q.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(f"writers failed (exit codes {dead}): see their tracebacks "
+                                   "above") from None
+    return items
 
 
 def report(r: dict[str, Any], load: Load, workers: int) -> None:

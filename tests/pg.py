@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from devdb import LocalPostgres
@@ -42,3 +43,11 @@ def postgres_cluster() -> Iterator[LocalPostgres]:
     finally:
         pg.stop()
     assert pid is not None and not pid_alive(pid), f"PostgreSQL server {pid} outlived its test"
+
+
+def files_holding(secret: str, *roots: Path) -> list[str]:
+    """Every file under ``roots`` whose raw bytes hold ``secret`` (pickles, databases and
+    logs included), as paths; ``[]`` when none does."""
+    needle = secret.encode()
+    return [str(path) for root in roots for path in sorted(Path(root).rglob("*"))
+            if path.is_file() and not path.is_symlink() and needle in path.read_bytes()]

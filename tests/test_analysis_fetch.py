@@ -74,3 +74,26 @@ def test_a_missing_database_file_is_not_created(tmp_path):
     with pytest.raises(ValueError, match="no MLflow store at"):
         fetch.trial_runs("exp", f"sqlite:///{tmp_path / 'none.db'}")
     assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.slow(reason="2,500 runs read back through a real MLflow server, three pages")
+def test_a_tracking_server_with_more_than_one_page_of_runs_gives_every_run(tmp_path):
+    # The runs are written in bulk as the scale bench writes them (bench/analysis_scale.py);
+    # the server's search answers at most fetch.PAGE runs at a time.
+    from analysis_scale import EXPERIMENT, write_runs
+    from helpers import free_port
+
+    from tuner.tracking import server
+
+    runs = 2 * fetch.PAGE + 500
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    write_runs(uri, runs, tmp_path / "artifacts")
+    config = server.resolve_config(uri, str(tmp_path / "artifacts"), port=free_port())
+    with server.start(config) as srv:
+        assert srv.url.startswith("http://127.0.0.1:")
+        frame = load_runs(EXPERIMENT, srv.url)
+    assert len(frame) == runs and frame["run_id"].is_unique
+    direct = load_runs(EXPERIMENT, uri)  # the SQL reader of the same store
+    assert set(frame["run_id"]) == set(direct["run_id"])
+    by_id = frame.set_index("run_id").sort_index()
+    assert by_id["test_cl"].equals(direct.set_index("run_id").sort_index()["test_cl"])

@@ -106,3 +106,38 @@ def test_a_sweep_against_a_server_whose_database_is_down_is_a_clear_error(tmp_pa
     assert err.startswith(f"error: --mlflow-uri {srv.url}: the MLflow server ")
     assert "cannot use its database" in err or "did not answer a query" in err
     assert pg.password not in err and not (tmp_path / "ray_results").exists()
+
+
+# ---------------------------------------------------------------- a restart under load
+@pytest.mark.slow(reason="8 writer processes and an MLflow server through a PostgreSQL restart")
+def test_a_database_restart_under_load_loses_and_duplicates_nothing(postgres, tmp_path,
+                                                                    monkeypatch):
+    # The load bench's own code (bench/tracking_load.py) at a small size: 8 simulated trials,
+    # each a process with the project's TrialTracker, writing 10 epochs through one MLflow
+    # server while PostgreSQL is stopped for 2 s and started again mid-way.
+    from tracking_load import Load, restart_fault, run_backend
+
+    down: list[float] = []  # when the server stopped, when it was back
+    for name in ("stop_server", "start_server"):
+        real = getattr(postgres, name)
+        monkeypatch.setattr(postgres, name, lambda *a, real=real, **k: (
+            real(*a, **k), down.append(time.time())))
+    uri = fresh_database(postgres, "load")
+    load = Load(writers=8, epochs=10, metrics=5, epoch_s=0.4)
+    result = run_backend("postgresql", uri, load, workers=2, folder=tmp_path,
+                         restart=restart_fault(postgres, after_s=1.5, down_s=2))
+    store = {k: result[k] for k in ("lost_steps", "duplicated_steps", "trial_runs",
+                                    "extra_runs", "unfinished_runs", "missing_artifacts",
+                                    "undelivered")}
+    assert store == dict(lost_steps=0, duplicated_steps=0, trial_runs=8, extra_runs=0,
+                         unfinished_runs=0, missing_artifacts=0, undelivered=0)
+    assert 2 <= result["recover_s"] < 30
+    # Mid-way: steps were logged (the trackers stamp them) before the stop and after the stop.
+    stopped_ms = down[0] * 1000
+    with psycopg2.connect(uri) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) filter (where timestamp < %s), "
+                    "count(*) filter (where timestamp >= %s) from metrics", (stopped_ms,
+                                                                            stopped_ms))
+        before, after = cur.fetchone()
+    assert before > 0 and after > 0, (before, after)
+    assert result["failed_attempts"] > 0  # the writers met the outage and retried

@@ -123,4 +123,4 @@ def test_the_password_is_nowhere_the_run_writes_or_prints(team_run):
     assert found == []
     # What was redacted is still there, as ***: the printed hints and the server's banner.
     assert f"postgresql://{REDACTED}@127.0.0.1" in team_run["server_log"].read_text()
-    assert f"optuna-dashboard postgresql://{REDACTED}@127.0.0.1" in sweep.stdout
+    assert "optuna-dashboard postgresql://fer@127.0.0.1" in sweep.stdout

@@ -122,7 +122,7 @@ def test_the_closing_hints_print_no_credentials():
     text = how_to_look(ctx, Path("/shared/ray_results"))
     assert "hunter2" not in text and "s3cret" not in text and "alice" not in text
     assert "Open the UI:   https://***@mlflow.example:5000" in text  # a server is the UI
-    assert "optuna-dashboard postgresql://***@db/optuna" in text
+    assert "optuna-dashboard postgresql://bob@db/optuna" in text  # runs with PGPASSWORD
 
 
 def test_the_project_never_turns_ray_token_auth_off():
@@ -161,3 +161,123 @@ def test_sweep_json_keeps_no_password_and_resume_takes_it_again(tmp_path):
                                                         "smoke"))
     plain.save(tmp_path / "t")
     assert SweepContext.load(tmp_path / "t").with_secrets(None, None) == plain
+
+
+# ---------------------------------------------------------------- nothing at rest
+@pytest.mark.parametrize(("uri", "stored"), [
+    ("postgresql://fer:S3cretPw@db:5432/mlflow", "postgresql://fer@db:5432/mlflow"),
+    ("postgresql+psycopg2://fer:p@ss@db/optuna", "postgresql+psycopg2://fer@db/optuna"),
+    ("postgresql://db/x?user=fer&password=S3cretPw", "postgresql://db/x?user=fer"),
+    ("postgresql://db/x?password=S3cretPw&user=fer", "postgresql://db/x?user=fer"),
+    ("postgresql://fer@db/optuna", "postgresql://fer@db/optuna"),  # PGPASSWORD or ~/.pgpass
+    ("http://alice:hunter2@mlflow.lan:5000", "http://***@mlflow.lan:5000"),
+    ("sqlite:////abs/optuna.db", "sqlite:////abs/optuna.db"),
+])
+def test_a_uri_at_rest_has_no_password_and_this_process_gets_it_back(uri, stored,
+                                                                     monkeypatch):
+    from tuner.tracking import passwords
+
+    monkeypatch.setattr(passwords, "_whole", {})  # what this process was given: nothing yet
+    assert passwords.at_rest(uri) == stored
+    assert passwords.whole(stored) == uri
+
+
+def test_the_drivers_pickles_hold_no_password(monkeypatch):
+    # What Tune pickles into tuner.pkl: the driver's callback with the tracking target, the
+    # gate's rules with the sweep's context (its Optuna storage URI too).
+    import pickle
+
+    from tuner.search.gate import GateRules
+    from tuner.spec.context import SweepContext
+    from tuner.spec.settings import SweepSettings
+    from tuner.tracking import passwords
+    from tuner.tracking.client import TrackingTarget
+    from tuner.tracking.closer import CloseTrialRuns
+
+    target = TrackingTarget("postgresql://fer:S3cretPw@db/mlflow", "1", "p", "s", "pareto")
+    settings = SweepSettings("pareto", ("val_cl", "val_att_cos"), ("max", "max"),
+                             "optuna_pareto", "fifo", 2, 1, 1,
+                             optuna_storage="postgresql://fer:hunter2@db/optuna")
+    rules = GateRules(SweepContext({}, target, settings=settings))
+    assert "S3cretPw" not in repr(target)  # a trial's error report may print it
+    blobs = [pickle.dumps(CloseTrialRuns(target)), pickle.dumps(rules)]
+    for blob in blobs:
+        assert b"S3cretPw" not in blob and b"hunter2" not in blob
+    assert b"postgresql://fer@db/mlflow" in blobs[0] and b"postgresql://fer@db/optuna" in blobs[1]
+    # Loaded by the sweep that was given the URIs: whole again.
+    assert pickle.loads(blobs[0]).target == target and pickle.loads(blobs[1]) == rules
+    # Loaded anywhere else: the stored URI, the driver finds the password on its own.
+    monkeypatch.setattr(passwords, "_whole", {})
+    assert pickle.loads(blobs[0]).target.uri == "postgresql://fer@db/mlflow"
+    loaded = pickle.loads(blobs[1]).context.settings.optuna_storage
+    assert loaded == "postgresql://fer@db/optuna"
+
+
+@pytest.mark.slow(reason="a smoke sweep with its study and runs in PostgreSQL")
+def test_no_file_a_sweep_writes_holds_the_database_password(tmp_path):
+    # The MLflow URI names the database itself, so the trials connect to PostgreSQL too;
+    # both URIs carry the password. Every file under the sweep's folders and Ray's session
+    # (pickles, JSON, sweep.json, journals, logs, checkpoints) is read as raw bytes.
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import psycopg2
+    from devdb import LocalPostgres
+    from pg import files_holding
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rsec", dir="/tmp"))  # Ray's sockets: a short path
+    try:
+        with LocalPostgres(databases=("mlflow", "optuna")) as pg:
+            argv = [sys.executable, "-m", "tuner.sweep", "--space", "smoke", "--name", "sec",
+                    "--storage-path", str(tmp_path / "ray_results"), "--num-cpus", "2",
+                    "--mlflow-uri", pg.uri("mlflow"), "--optuna-storage", pg.uri("optuna")]
+            done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True,
+                                  timeout=1200, start_new_session=True,
+                                  env={**os.environ, "RAY_TMPDIR": str(ray_tmp)})
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            with psycopg2.connect(pg.uri("mlflow")) as conn, conn.cursor() as cur:
+                cur.execute("select count(*) from runs where status = 'FINISHED'")
+                assert cur.fetchone()[0] >= 3  # the parent and its trials
+            assert list(tmp_path.rglob("tuner.pkl")) and list(tmp_path.rglob("*.json"))
+            assert pg.password not in done.stdout + done.stderr
+            assert files_holding(pg.password, tmp_path, ray_tmp) == []
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_a_pickled_study_storage_connects_elsewhere_with_pgpassword_or_pgpass(tmp_path):
+    # A process that was not given the password (a resume without it, a tool reading the
+    # sweep's folder) loads the searcher's pickle and connects as PostgreSQL users do.
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    import optuna
+    from devdb import LocalPostgres
+
+    from tuner.search.study_storage import StudyStorage
+
+    with LocalPostgres(databases=("optuna",)) as pg:
+        storage = StudyStorage(url=pg.uri("optuna"))
+        optuna.create_study(storage=storage, study_name="s1")
+        blob = pickle.dumps(storage)
+        assert pg.password.encode() not in blob
+        (tmp_path / "storage.pkl").write_bytes(blob)
+        pgpass = tmp_path / "pgpass"
+        pgpass.write_text(f"127.0.0.1:{pg.port}:optuna:{pg.user}:{pg.password}\n")
+        pgpass.chmod(0o600)
+        load = ("import pickle, sys, optuna; storage = pickle.loads(open(sys.argv[1], 'rb')"
+                ".read()); print(optuna.get_all_study_names(storage))")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PGPASS")}
+        nowhere = str(tmp_path / "no-pgpass")
+        outcomes = [subprocess.run([sys.executable, "-c", load, str(tmp_path / "storage.pkl")],
+                                   env={**env, **extra}, capture_output=True, text=True)
+                    for extra in ({"PGPASSWORD": pg.password, "PGPASSFILE": nowhere},
+                                  {"PGPASSFILE": str(pgpass)}, {"PGPASSFILE": nowhere})]
+    assert [o.stdout.strip() for o in outcomes[:2]] == ["['s1']", "['s1']"], outcomes
+    assert outcomes[2].returncode != 0 and "password" in outcomes[2].stderr

@@ -8,8 +8,8 @@ import shlex
 from typing import TYPE_CHECKING
 
 from tuner.spec.context import StoragePath, SweepContext
-from tuner.tracking import ui
-from tuner.tracking.redact import redact
+from tuner.tracking import passwords, ui
+from tuner.tracking.redact import REDACTED, redact
 from tuner.tracking.target import TrackingTarget
 
 if TYPE_CHECKING:
@@ -57,6 +57,10 @@ def how_to_look(ctx: SweepContext, storage: StoragePath | os.PathLike[str]) -> s
     ]
     storage_url = ctx.settings.optuna_storage
     if storage_url:
-        lines.append(f"Optuna study:  optuna-dashboard {redact(storage_url)}"
-                     f"   (study {target.sweep_name})")
+        # A database URI keeps its user: with the password in PGPASSWORD or ~/.pgpass (or
+        # the MySQL equivalents) the command runs as printed.
+        shown = passwords.at_rest(storage_url)
+        lines.append(f"Optuna study:  optuna-dashboard {shown}   (study {target.sweep_name})")
+        if shown != storage_url and REDACTED not in shown:
+            lines.append("               (the password: from PGPASSWORD or ~/.pgpass)")
     return "\n".join(lines)

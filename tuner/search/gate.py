@@ -56,6 +56,13 @@ class GateRules:
     """The space's derived fields (``search_spaces.params.derived_fields``): the
     gate sees them as placeholders and computes them itself."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled into the sweep's folder with the Tuner: no password there.
+        return {**self.__dict__, "context": self.context.at_rest()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, context=state["context"].whole())
+
 
 @dataclass
 class GateRecord:

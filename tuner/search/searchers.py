@@ -88,21 +88,21 @@ def optuna_tpe(plan: SearchPlan) -> SearchSetup:
     in ``--optuna-storage`` when given (``optuna-dashboard <storage>`` shows it)."""
     if plan.optuna_storage is None:
         return _optuna(plan)
-    import optuna
+    from tuner.search.study_storage import StudyStorage
 
-    storage = optuna.storages.RDBStorage(url=plan.optuna_storage)
-    return _optuna(plan, storage=storage, study_name=plan.sweep_name)
+    return _optuna(plan, storage=StudyStorage(url=plan.optuna_storage),
+                   study_name=plan.sweep_name)
 
 
 @SEARCHERS.register("optuna_pareto")
 def optuna_pareto(plan: SearchPlan) -> SearchSetup:
     """Multi-objective Optuna stored in an RDB (``optuna-dashboard <storage>`` shows it)."""
-    import optuna
+    from tuner.search.study_storage import StudyStorage
 
     if plan.optuna_storage is None:
         raise UserError(f"space {plan.space.name!r} needs an Optuna storage URL")
-    storage = optuna.storages.RDBStorage(url=plan.optuna_storage)
-    return _optuna(plan, storage=storage, study_name=plan.sweep_name)
+    return _optuna(plan, storage=StudyStorage(url=plan.optuna_storage),
+                   study_name=plan.sweep_name)
 
 
 @SEARCHERS.register("grid")

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fer_core.cli import UserError
 from fer_core.config import ExperimentConfig
 from tuner.spec.settings import SweepSettings
+from tuner.tracking import passwords
 from tuner.tracking.redact import REDACTED, redact
 from tuner.tracking.target import TrackingTarget
 
@@ -175,6 +176,15 @@ class SweepContext:
         """This context with the credentials of its tracking URI and Optuna storage redacted."""
         return self._with_uris(lambda uri, _flag: redact(uri))
 
+    def at_rest(self) -> SweepContext:
+        """This context as it may be pickled to disk: its URIs without passwords
+        (``tuner.tracking.passwords``)."""
+        return self._with_uris(lambda uri, _flag: passwords.at_rest(uri))
+
+    def whole(self) -> SweepContext:
+        """A context loaded from disk with the URIs this process was given for it."""
+        return self._with_uris(lambda uri, _flag: passwords.whole(uri))
+
     def with_secrets(self, mlflow_uri: str | None, optuna_storage: str | None) -> SweepContext:
         """A loaded context made whole again by the URIs the ``--resume`` command was given:
         each saved URI whose credentials were redacted takes the given URI that redacts to it.
@@ -185,6 +195,7 @@ class SweepContext:
             if REDACTED not in saved:  # nothing was redacted (or a file from before)
                 return saved
             if given[flag] and redact(given[flag]) == saved:
+                passwords.remember(given[flag])  # for the pickles Tune loads next
                 return given[flag]
             raise UserError(f"sweep.json keeps no passwords: pass {flag} {saved} with the "
                              "password in place of *** again with --resume")

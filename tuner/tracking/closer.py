@@ -54,6 +54,13 @@ class CloseTrialRuns(tune.Callback):
         self.unclosed: dict[str, Close] = {}
         """trial id → closes that failed, retried when the experiment ends."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled into the sweep's folder with the Tuner: no password there.
+        return {**self.__dict__, "target": self.target.at_rest()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, target=state["target"].whole())
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if tr.is_final(trial.last_result):
             return  # it reported its test result and ended its own run

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tuner.tracking import passwords
 from tuner.tracking.redact import redact
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 class TrackingTarget:
     """Where a sweep's runs live; picklable, handed to every trial."""
 
-    uri: str
+    uri: str = field(repr=False)  # a trial's error report may print the target
     experiment_id: str
     parent_run_id: str
     sweep_name: str
@@ -30,3 +31,11 @@ class TrackingTarget:
     def public(self) -> TrackingTarget:
         """This target with the URI's credentials redacted (what a journal may store)."""
         return dataclasses.replace(self, uri=redact(self.uri))
+
+    def at_rest(self) -> TrackingTarget:
+        """This target as it may be pickled to disk (``tuner.tracking.passwords``)."""
+        return dataclasses.replace(self, uri=passwords.at_rest(self.uri))
+
+    def whole(self) -> TrackingTarget:
+        """A target loaded from disk with the URI this process was given for it."""
+        return dataclasses.replace(self, uri=passwords.whole(self.uri))
