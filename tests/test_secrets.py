@@ -108,9 +108,9 @@ def test_a_journal_keeps_no_credentials_and_replay_asks_for_them(tmp_path, capsy
 def test_the_closing_hints_print_no_credentials():
     from pathlib import Path
 
+    from tuner.results.next_steps import how_to_look
     from tuner.spec.context import SweepContext
     from tuner.spec.settings import SweepSettings
-    from tuner.sweep import how_to_look
     from tuner.tracking.client import TrackingTarget
 
     server = "https://alice:hunter2@mlflow.example:5000"

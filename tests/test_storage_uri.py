@@ -15,11 +15,13 @@ import ray
 from helpers import sweep_runs
 
 from tuner.cli import parse_args
+from tuner.results.next_steps import how_to_look
 from tuner.search.gate import GATE_FILE, GateRecord
 from tuner.spec.context import SWEEP_FILE, StoragePath, SweepContext
+from tuner.spec.resolve import storage_root
 from tuner.spec.resume import NothingToResume, find_sweep, has_tune_state, sweep_folders
 from tuner.spec.settings import SweepSettings
-from tuner.sweep import how_to_look, main, storage_root
+from tuner.sweep import main
 from tuner.tracking import schema as tr
 from tuner.tracking.client import TrackingTarget
 

@@ -327,7 +327,7 @@ def test_killed_driver_resumes_with_exactly_the_requested_trials(
 
 
 def test_pending_trials_setting_lives_only_while_the_sweep_runs(monkeypatch):
-    from tuner.sweep import PENDING_ENV, pending_trials
+    from tuner.search.launch import PENDING_ENV, pending_trials
 
     monkeypatch.delenv(PENDING_ENV, raising=False)
     with pending_trials(5):

@@ -17,12 +17,7 @@ from typing import TYPE_CHECKING
 
 from fer_core.cli import cli_main, exit_with
 from tuner.cli import parse_args
-from tuner.spec.resolve import (  # noqa: F401  (storage_root: where --storage-path lands)
-    SweepError,
-    resolve,
-    resolve_resume,
-    storage_root,
-)
+from tuner.spec.resolve import SweepError, resolve, resolve_resume
 from tuner.spec.resume import ResumeRequest
 from tuner.spec.spec import SweepPlace, SweepSpec
 from tuner.tracking.provenance import git_commit
@@ -168,20 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         (tuner, ctx, pricing), place = start(spec), spec.place
     return run(tuner, ctx, place, owns_ray=started_ray and ray.is_initialized(), pricing=pricing)
-
-
-MOVED = {"how_to_look": "tuner.results.next_steps", "pending_trials": "tuner.search.launch",
-         "PENDING_ENV": "tuner.search.launch"}
-"""Names this module's importers read from it, kept where they live now and imported on first
-use (they import MLflow and Ray, which ``--help`` and usage errors must not wait for)."""
-
-
-def __getattr__(name: str) -> object:
-    if name in MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":
