@@ -95,6 +95,7 @@ def restore(request: ResumeRequest) -> tuple[tune.Tuner, SweepContext]:
     from ray import tune
 
     from tuner.checks import guard
+    from tuner.cost.timing import remove_stale_scratch
     from tuner.search.launch import init_ray, make_trainable
     from tuner.tracking import client as runs
     from tuner.tracking.redact import redact
@@ -108,6 +109,8 @@ def restore(request: ResumeRequest) -> tuple[tune.Tuner, SweepContext]:
     runs.reopen(ctx.target.client(), ctx.target.parent_run_id)
     init_ray(request.place)
     print(f"resuming sweep {folder.name} from {redact(str(folder))}", flush=True)
+    if not folder.is_uri:  # what a driver killed while timing the sweep left
+        remove_stale_scratch(str(folder))
     tuner = tune.Tuner.restore(str(folder), trainable=make_trainable(ctx, ctx.settings.resources),
                                resume_errored=True)
     return tuner, ctx

@@ -13,6 +13,7 @@ undone by starting Ray inside ``sigterm_kept``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -101,3 +102,46 @@ def print_stop(stop: Stop, what: str) -> int:
     """Print the stop's one line on stderr; its exit code."""
     print(stop.line(what), file=sys.stderr, flush=True)
     return stop.exit_code
+
+
+class WorkerStopping(SystemExit):
+    """Raised in a trial's thread when its worker process ends under it (SIGTERM: a node
+    draining). A ``SystemExit``, as Tune's own stop inside ``tune.report``: the trial ends its
+    run only if it already reported its test result, and Tune retries it from its last
+    checkpoint."""
+
+
+@contextmanager
+def stopped_at_exit(grace_s: float = 20.0) -> Iterator[None]:
+    """Around a trial function that runs in a thread of its worker process (a Tune function
+    trainable does): when the process exits under it, the trial stops first, cleanly.
+
+    On SIGTERM Ray's worker handler exits the process (Ray 2.60, exit code 1). Its interpreter
+    then ends the threads still running: one inside torch's C++ code dies in a forced unwind
+    that aborts the process with a native crash dump (``*** SIGABRT received``, ``Fatal Python
+    error: Aborted``). This registers an exit handler, run before that: it raises
+    ``WorkerStopping`` in the trial's thread (at its next Python line, within one torch call)
+    and waits up to ``grace_s`` for the trial's ``finally`` blocks (its MLflow run's delivery);
+    past that the process ends at once, without a dump."""
+    ident = threading.get_ident()
+    done = threading.Event()
+
+    def stop() -> None:
+        import ctypes
+
+        if done.is_set():
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                                   ctypes.py_object(WorkerStopping))
+        if not done.wait(grace_s):
+            os._exit(EXIT_TERMINATED)
+
+    if _main_thread():  # the process's own thread ends with it: nothing to stop first
+        yield
+        return
+    atexit.register(stop)
+    try:
+        yield
+    finally:
+        done.set()
+        atexit.unregister(stop)
