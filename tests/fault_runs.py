@@ -140,6 +140,18 @@ def training_worker(d: Driver, tmp_path: Path, name: str) -> tuple[Path, psutil.
     return None
 
 
+def trial_workers(d: Driver) -> list[psutil.Process]:
+    """The driver's live Tune trial workers (Ray names them ``ray::ImplicitFunc...``)."""
+    found = []
+    for p in d.descendants():
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "ImplicitFunc" in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:  # ended while we looked
+            pass
+    return found
+
+
 def runs_of(tmp_path: Path) -> tuple[list, list]:
     """(parent runs, trial runs) in the sweep's store."""
     return sweep_runs(f"sqlite:///{tmp_path}/mlflow.db")

@@ -24,8 +24,8 @@ from fault_runs import (
     resume_argv,
     runs_of,
     sweep_argv,
-    trial_folders,
     training_worker,
+    trial_folders,
     wait_for,
 )
 
