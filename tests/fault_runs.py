@@ -29,11 +29,13 @@ NATIVE_DUMP = ("*** SIGTERM received", "*** SIGABRT received", "PC: @", "Fatal P
 """Lines of a native crash dump (Ray's failure signal handler, CPython's fault handler)."""
 
 
-def sweep_argv(tmp_path: Path, name: str, *extra: str) -> list[str]:
-    """A smoke sweep on a local Ray runtime of one CPU, its store and storage in ``tmp_path``."""
+def sweep_argv(tmp_path: Path, name: str, *extra: str, mlflow_uri: str | None = None,
+               ) -> list[str]:
+    """A smoke sweep on a local Ray runtime of one CPU, its storage in ``tmp_path`` and its
+    store too unless ``mlflow_uri`` names one."""
     return [sys.executable, "-m", "tuner.sweep", "--space", "smoke", "--name", name,
             "--num-cpus", "1", "--storage-path", str(tmp_path / "rr"),
-            "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db", *extra]
+            "--mlflow-uri", mlflow_uri or f"sqlite:///{tmp_path}/mlflow.db", *extra]
 
 
 def resume_argv(tmp_path: Path, name: str) -> list[str]:
