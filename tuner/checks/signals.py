@@ -93,9 +93,13 @@ class Stop:
     def exit_code(self) -> int:
         return EXIT_TERMINATED if self.signum == signal.SIGTERM else EXIT_INTERRUPTED
 
+    @property
+    def reason(self) -> str:
+        return SIGTERM_LINE if self.signum == signal.SIGTERM else "interrupted"
+
     def line(self, what: str) -> str:
         """``<why>: <what>`` for stderr, why being SIGTERM or Ctrl-C."""
-        return f"{SIGTERM_LINE if self.signum == signal.SIGTERM else 'interrupted'}: {what}"
+        return f"{self.reason}: {what}"
 
 
 def print_stop(stop: Stop, what: str) -> int:

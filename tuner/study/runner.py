@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from fer_core.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UserError
-from tuner.checks.signals import SIGTERM_LINE, Stop, sigterm_kept
+from tuner.checks.signals import Stop, sigterm_kept
 from tuner.study.parts import Job, StudyPlan
 from tuner.study.progress import PartProgress, done_trials, spent_hours, study_lines
 
 STATE_FILE = "study.json"
-STOPPED = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: SIGTERM_LINE}
+STOPPED = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "SIGTERM"}
 """A sweep's exit code when a signal stopped it → why the study stopped."""
 ROLE_STUDY = "study"
 TAG_STUDY = "study.name"
@@ -254,7 +254,7 @@ def run(plan: StudyPlan) -> int:
               flush=True)
         return rc
     except KeyboardInterrupt:  # between sweeps (Terminated after a SIGTERM)
-        print(f"\nstudy {stop.line('continue it with')}:\n  {study.resume_command()}",
+        print(f"\nstudy {stop.reason}; continue it with:\n  {study.resume_command()}",
               flush=True)
         return stop.exit_code
     except BaseException:
