@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_runs import driver, sweep_argv, trial_folders, trial_workers, wait_for
+from fault_runs import driver, last_result, sweep_argv, trial_folders, trial_workers, wait_for
 from helpers import metric_steps, sweep_runs
 from mlflow import MlflowClient
 from test_mlflow_outage import Server
@@ -37,11 +37,13 @@ def server(tmp_path):
 
 
 def staged_model(tmp_path: Path) -> Path | None:
-    """The staged MLflow model of the sweep's trial, once its upload is journaled."""
+    """The staged MLflow model of the sweep's trial, once its upload is journaled and Tune has
+    the trial's final result (and with it the final checkpoint, which a retry restores)."""
     for folder in trial_folders(tmp_path, "m"):
         journal = folder / JOURNAL_FILE
         models = list(folder.glob(f"{STAGING_DIR}/*/{outputs.MODEL_NAME}"))
-        if models and journal.exists() and '"op": "model"' in journal.read_text():
+        final = (last_result(folder) or {}).get(tr.KEY_IS_FINAL)
+        if models and final and journal.exists() and '"op": "model"' in journal.read_text():
             return models[0]
     return None
 
@@ -53,7 +55,8 @@ def test_a_model_staged_during_an_outage_is_delivered_after_its_worker_dies(
                       "--set", "epochs=3", mlflow_uri=server.url)
     with driver(argv, tmp_path) as d:
         wait_for(lambda: sweep_runs(server.url)[1], "the trial's run", d)
-        server.down()  # the trial trains, tests and stages its model during the outage
+        server.down()  # the trial trains, tests and stages its model during the outage, then
+        # waits for the server (its close grace) with the model undelivered
         model = wait_for(lambda: staged_model(tmp_path), "the model staged", d)
         assert model.is_relative_to(tmp_path / "rr" / "m")  # the sweep's storage, not the node
         (worker,) = trial_workers(d)
