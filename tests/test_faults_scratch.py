@@ -84,3 +84,16 @@ def test_no_scratch_left_outside_the_sweep_after_killed_processes(tmp_path, reco
     assert {r.info.status for r in parents + trials} == {tr.FINISHED}
     assert set(Counter(r.data.tags[tr.TAG_TRIAL_ID] for r in trials).values()) == {1}
     assert len(trials) == 2
+
+
+def test_resume_removes_only_the_timing_scratch_a_killed_driver_left(tmp_path):
+    from tuner.cost.timing import remove_stale_scratch
+
+    left = tmp_path / f"{SCRATCH_PREFIX}abc123"
+    (left / "mlflow_model").mkdir(parents=True)
+    (left / "checkpoint.pt").write_bytes(b"x" * 1024)
+    trial = tmp_path / "train_trial_1"
+    trial.mkdir()
+    (tmp_path / "sweep.json").write_text("{}")
+    remove_stale_scratch(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.json", "train_trial_1"]
