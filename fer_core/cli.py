@@ -1,7 +1,7 @@
 """What every command line of the project does with errors.
 
 Exit codes (``docs/errors.md``): 0 done, 1 failed (a bug, or work that ran and failed), 2 a
-usage error, 130 interrupted (Ctrl-C).
+usage error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (a scheduler's stop, a preemption).
 
 A user's mistake ends the command with one line ``error: ...`` on stderr and exit status 2 (the
 traceback too when debugging: ``FER_DEBUG=1`` in the environment). Two kinds of exception are a
@@ -35,8 +35,8 @@ from typing import Any, NoReturn, TypeVar
 DEBUG_ENV = "FER_DEBUG"
 """Set to 1 to see the traceback behind an ``error:`` line."""
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-"""Exit codes shared by every CLI (``docs/errors.md``)."""
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+"""Exit codes shared by every CLI (``docs/errors.md``); 130 and 143 are 128 + the signal."""
 
 BUG_LINE = ("error: internal error (a bug, not a mistake in the input): the traceback above "
             "says where; please report it with that traceback")
@@ -65,6 +65,11 @@ class MissingPath(UserError, FileNotFoundError):
     callers that catch that."""
 
     __str__ = BaseException.__str__  # OSError's would format errno and filename fields
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's ``KeyboardInterrupt`` would be by a command that handles
+    SIGTERM as an ordinary stop (``tuner.checks.signals``)."""
 
 
 F = TypeVar("F", bound=Callable[..., int])
@@ -143,7 +148,8 @@ def _argv_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Sequence[str]:
 
 def cli_main(extra: Iterable[type[BaseException]] = ()) -> Callable[[F], F]:
     """Decorator for a ``main(argv) -> int``: a user's mistake becomes one ``error:`` line and
-    exit 2, a bug its traceback and exit 1, Ctrl-C exit 130 (module docstring). ``extra`` adds
+    exit 2, a bug its traceback and exit 1, Ctrl-C exit 130, SIGTERM (``Terminated``) 143
+    (module docstring). ``extra`` adds
     exception types the command treats as a user's mistake."""
     handled = (UserError, *extra)
 
@@ -152,6 +158,9 @@ def cli_main(extra: Iterable[type[BaseException]] = ()) -> Callable[[F], F]:
         def run(*args: Any, **kwargs: Any) -> int:
             try:
                 return main(*args, **kwargs)
+            except Terminated:
+                print("stopped by SIGTERM", file=sys.stderr, flush=True)
+                return EXIT_TERMINATED
             except KeyboardInterrupt:
                 print("interrupted", file=sys.stderr, flush=True)
                 return EXIT_INTERRUPTED

@@ -105,7 +105,7 @@ def test_study_stopped_after_a_sweep_resumes_to_the_same_runs(study_file, tmp_pa
             proc.send_signal(signal.SIGTERM)
             break
     rest = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 130, "".join(seen[-20:]) + rest[-3000:]
+    assert proc.returncode == 143, "".join(seen[-20:]) + rest[-3000:]  # SIGTERM: 128 + 15
     assert "--resume" in rest
 
     done = subprocess.run(study_cmd(study_file, "--resume"), cwd=tmp_path, env=env(),

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from fer_core.cli import cli_main, exit_with
+from tuner.checks.signals import Stop
 from tuner.cli import parse_args
 from tuner.spec.resolve import SweepError, resolve, resolve_resume
 from tuner.spec.resume import ResumeRequest
@@ -89,6 +90,7 @@ def restore(request: ResumeRequest) -> tuple[tune.Tuner, SweepContext]:
     from ray import tune
 
     from tuner.checks import guard
+    from tuner.cost.timing import remove_stale_scratch
     from tuner.search.launch import init_ray, make_trainable
     from tuner.tracking import client as runs
     from tuner.tracking.redact import redact
@@ -102,14 +104,17 @@ def restore(request: ResumeRequest) -> tuple[tune.Tuner, SweepContext]:
     runs.reopen(ctx.target.client(), ctx.target.parent_run_id)
     init_ray(request.place)
     print(f"resuming sweep {folder.name} from {redact(str(folder))}", flush=True)
+    if not folder.is_uri:  # what a driver killed while timing the sweep left
+        remove_stale_scratch(str(folder))
     tuner = tune.Tuner.restore(str(folder), trainable=make_trainable(ctx, ctx.settings.resources),
                                resume_errored=True)
     return tuner, ctx
 
 
 def run(tuner: tune.Tuner, ctx: SweepContext, place: SweepPlace, owns_ray: bool,
-        pricing: Pricing | None = None) -> int:
-    """Fit, then summarise and end the parent run whatever happened."""
+        pricing: Pricing | None = None, stop: Stop | None = None) -> int:
+    """Fit, then summarise and end the parent run whatever happened (Ctrl-C and SIGTERM
+    included: ``stop``)."""
     import ray
 
     from tuner.checks import guard
@@ -122,21 +127,22 @@ def run(tuner: tune.Tuner, ctx: SweepContext, place: SweepPlace, owns_ray: bool,
     status = tr.KILLED
     grid = None
     folder = place.folder(ctx.target.sweep_name)
+    stop = stop or Stop()
     try:
-        with pending_trials(ctx.settings.max_concurrent), guard.CtrlC() as ctrl_c:
+        with pending_trials(ctx.settings.max_concurrent), stop.fitting():
             grid = tuner.fit()
         status = tr.FINISHED
     except Exception:
         status = tr.FAILED
         raise
     finally:
-        if pricing is not None and status == tr.FINISHED and not ctrl_c.pressed:
+        if pricing is not None and status == tr.FINISHED and not stop.stopped_fit:
             pricing.wait()  # timed beside the trials, it may still run (very short trials)
         text = close_sweep(ctx, status, time.monotonic() - began, folder)
         print("\n" + text + "\n\n" + how_to_look(ctx, place.storage), flush=True)
         if owns_ray:
             ray.shutdown()
-    return guard.outcome(grid, folder, ctrl_c.pressed)
+    return guard.outcome(grid, folder, stop)
 
 
 @cli_main(extra=(ConnectionError,))  # ray.init(address="auto") with no cluster running
@@ -158,11 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     started_ray = not ray.is_initialized()
-    if request is not None:
-        (tuner, ctx), pricing, place = restore(request), None, request.place
-    else:
-        (tuner, ctx, pricing), place = start(spec), spec.place
-    return run(tuner, ctx, place, owns_ray=started_ray and ray.is_initialized(), pricing=pricing)
+    # From here on SIGTERM (a scheduler's stop, a preemption) is an ordinary stop, as Ctrl-C.
+    with Stop() as stop:
+        if request is not None:
+            (tuner, ctx), pricing, place = restore(request), None, request.place
+        else:
+            (tuner, ctx, pricing), place = start(spec), spec.place
+        return run(tuner, ctx, place, owns_ray=started_ray and ray.is_initialized(),
+                   pricing=pricing, stop=stop)
 
 
 if __name__ == "__main__":

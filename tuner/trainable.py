@@ -16,7 +16,7 @@ it reports that result again without testing or logging anything twice.
 from __future__ import annotations
 
 import copy
-import tempfile
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +27,7 @@ from ray import tune
 from fer_core import export
 from fer_core.engine import Callback, Trainer
 from search_spaces import SPACES
+from tuner.checks.signals import stopped_at_exit
 from tuner.results import artifacts
 from tuner.search import dedup
 from tuner.spec.context import SweepContext
@@ -116,6 +117,13 @@ def start_system_metrics(context: SweepContext, tracker: TrialTracker) -> Any:
     return monitor
 
 
+CHECKPOINT_STAGING = "checkpoint-staging"
+"""In the trial's folder: where a checkpoint is written before Tune copies it into
+``checkpoint_NNNNNN``. Not a system temp folder: a process killed mid-report would leave one
+there for good (~100 MB at paper sizes); here the trial's next report, in this attempt or the
+next, replaces it, and it lies inside the sweep's folder whatever happens."""
+
+
 def report(trainer: Trainer, metrics: Mapping[str, Any], tracker: TrialTracker) -> None:
     """``tune.report`` with a checkpoint of the trainer as it is now.
 
@@ -127,10 +135,20 @@ def report(trainer: Trainer, metrics: Mapping[str, Any], tracker: TrialTracker) 
     if not trainer.checkpoint_due(trainer.epoch):  # checkpoint_every > 1: report only
         tune.report(dict(metrics))
         return
-    with tempfile.TemporaryDirectory(prefix="fer-ckpt-") as tmp:
+    staging = fresh_folder(trial_folder() / CHECKPOINT_STAGING)
+    try:
         # Once tested, the checkpoint keeps the result, not the weights (logged to MLflow).
-        trainer.save_checkpoint(tmp, selected_weights=False)
-        tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(tmp))
+        trainer.save_checkpoint(str(staging), selected_weights=False)
+        tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(str(staging)))
+    finally:  # Tune copied it into the trial's checkpoint_NNNNNN (or the trial is stopping)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def fresh_folder(folder: Path) -> Path:
+    """``folder``, empty: what a killed attempt left there is removed first."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def trial_folder() -> Path:
@@ -148,7 +166,15 @@ def trial_folder() -> Path:
 
 
 def train_trial(config: dict[str, Any], context: SweepContext) -> None:
-    """Train one trial (resuming from Tune's checkpoint if there is one), tracked in MLflow."""
+    """Train one trial (resuming from Tune's checkpoint if there is one), tracked in MLflow.
+
+    A worker stopped under it (SIGTERM: a node draining) stops the trial cleanly first: its
+    run is left for the retry, which Tune starts from the last checkpoint (``signals``)."""
+    with stopped_at_exit():
+        _train_trial(config, context)
+
+
+def _train_trial(config: dict[str, Any], context: SweepContext) -> None:
     cfg = context.trial_config(config)
     flat = cfg.to_flat()
     tune_ctx = tune.get_context()

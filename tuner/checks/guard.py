@@ -8,12 +8,12 @@ it runs before the MLflow experiment, the parent run or any trial exists, and ea
 After (``outcome``): 0 when every trial concluded (finished, early-stopped, or reused by the
 gate), 1 when a trial FAILED (each is listed with the last line of its error and its error file),
 2 when no trial could ever start (``--pending-timeout``), 130 when the sweep was interrupted
-(Ctrl-C; the resume command is printed with the summary).
+(Ctrl-C) and 143 when it was stopped by SIGTERM (``tuner.checks.signals``; the resume command
+is printed with the summary either way).
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from fer_core.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from fer_core.config import ExperimentConfig
 from tuner.checks.preflight import check_data
 from tuner.checks.probe import PENDING_TIMEOUT_S, Request, check_ray_address
+from tuner.checks.signals import Stop, print_stop
 from tuner.tracking.database import check_store
 from tuner.tracking.reach import check_mlflow_uri
 
@@ -99,42 +100,11 @@ def failed_trials(grid) -> list[FailedTrial]:
     return failed
 
 
-class CtrlC:
-    """Whether Ctrl-C stopped ``fit()``: Tune ends the run gracefully on the first SIGINT and
-    returns normally, its trials marked terminated, so the results alone cannot tell.
-
-    Tune's handler puts back the SIGINT handler it found only when it fires (Ray 2.60,
-    ``ray.tune.tune._setup_signal_catching``); finding ours back after ``fit()`` therefore
-    means Ctrl-C was pressed. Ours raises ``KeyboardInterrupt`` (a second Ctrl-C) as Python's
-    default does."""
-
-    def __init__(self) -> None:
-        self.pressed = False
-        self._previous = None
-
-    @staticmethod
-    def _raise(signum, frame) -> None:
-        raise KeyboardInterrupt
-
-    def __enter__(self) -> CtrlC:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._raise)
-        except ValueError:  # not the main thread: Tune installs no handler either
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            self.pressed = signal.getsignal(signal.SIGINT) == self._raise
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def outcome(grid, folder, interrupted: bool = False) -> int:
-    """The sweep's exit status from what ``fit()`` returned; prints why when it is not 0."""
-    if interrupted:
-        print("interrupted: the Resume line above continues the sweep", file=sys.stderr,
-              flush=True)
-        return EXIT_INTERRUPTED
+def outcome(grid, folder, stop: Stop | None = None) -> int:
+    """The sweep's exit status from what ``fit()`` returned and whether a stop signal ended
+    it; prints why when it is not 0."""
+    if stop is not None and stop.stopped_fit:
+        return print_stop(stop, "the Resume line above continues the sweep")
     pending = folder / PENDING_RECORD
     if pending.exists():
         print(f"error: {pending.read_text().strip()}", file=sys.stderr, flush=True)

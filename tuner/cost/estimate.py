@@ -170,9 +170,11 @@ def timing_threads(settings: SweepSettings) -> int:
 
 
 def measure_arms(resolved: SweepSpec, cache_dir: str | None, address: str | None,
-                 timing: Timing = FULL) -> list[tuple[Arm, ArmCost, TrialShape]]:
+                 timing: Timing = FULL, scratch: str | None = None,
+                 ) -> list[tuple[Arm, ArmCost, TrialShape]]:
     """Time the arms (as much as ``timing`` says) where a trial would run: one Ray task with
-    its resources on a cluster, else this process (no GPU unless the trial asks for one)."""
+    its resources on a cluster, else this process (no GPU unless the trial asks for one);
+    their scratch goes under ``scratch`` (``timing.measure``)."""
     settings = resolved.settings
     found = []
     every = sorted(arms(resolved), key=lambda a: (not a.reference, -a.trials))
@@ -183,7 +185,7 @@ def measure_arms(resolved: SweepSpec, cache_dir: str | None, address: str | None
         if settings.resources_gpu == 0 and flat.get("device", "auto") == "auto":
             flat["device"] = "cpu"  # Ray hides the GPUs from a trial that asks for none
         args = (flat, cache_dir, timing.steps, timing_threads(settings), timing.eval_batches,
-                finals.get(final_key(flat)))
+                finals.get(final_key(flat)), scratch)
         if address:
             import ray
 
@@ -202,14 +204,14 @@ def measure_arms(resolved: SweepSpec, cache_dir: str | None, address: str | None
 
 
 def predict(resolved: SweepSpec, cache_dir: str | None, address: str | None = None,
-            timing: Timing = FULL) -> Prediction:
+            timing: Timing = FULL, scratch: str | None = None) -> Prediction:
     """Measure the arms (as much as ``timing`` says) and add up the sweep's price."""
     import torch
 
     settings, space = resolved.settings, resolved.space
     threads = torch.get_num_threads()
     began = time.perf_counter()
-    measured = measure_arms(resolved, cache_dir, address, timing)
+    measured = measure_arms(resolved, cache_dir, address, timing, scratch)
     measured_s = time.perf_counter() - began
     torch.set_num_threads(threads)  # measure() set a trial's count; the driver gets its own
     asha = settings.scheduler == "asha"

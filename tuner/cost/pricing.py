@@ -38,9 +38,12 @@ def local_spare_cores(settings: SweepSettings) -> int:
 def predict_quietly(resolved: SweepSpec, cache_dir: str,
                     address: str | None) -> Prediction | None:
     """The sweep's predicted price (timing less than ``--estimate``: see ``estimate.QUICK``);
-    a failure to predict is a note, never a reason not to run the sweep."""
+    a failure to predict is a note, never a reason not to run the sweep. The timing's scratch
+    lies in the sweep's folder when that is a local or shared path."""
+    folder = resolved.folder
     try:
-        return predict(resolved, cache_dir, address, QUICK)
+        return predict(resolved, cache_dir, address, QUICK,
+                       scratch=None if folder.is_uri else str(folder))
     except Exception as err:  # noqa: BLE001 - the sweep itself will report a real problem
         print(f"note: no cost prediction for this sweep ({err!r})", flush=True)
         return None

@@ -101,12 +101,21 @@ def final_key(flat: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in cost_key(flat) if k not in FINAL_NEUTRAL)
 
 
+SCRATCH_PREFIX = "fer-estimate-"
+"""The timing's scratch folder (checkpoints, an MLflow model), removed after it."""
+
+
 def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_STEPS,
             threads: int | None = None, eval_batches: int | None = None,
-            final_s: float | None = None) -> tuple[ArmCost, TrialShape]:
+            final_s: float | None = None, scratch: str | None = None,
+            ) -> tuple[ArmCost, TrialShape]:
     """Build one arm, time ``steps`` training batches (loading included), a validation pass
     (its first ``eval_batches``) and, unless ``final_s`` already says what it costs, the
-    end-of-trial work; save its checkpoints to a temporary folder to learn their sizes."""
+    end-of-trial work; save its checkpoints to a temporary folder to learn their sizes.
+
+    ``scratch`` holds that folder (default: the system's temp folder). A sweep gives its own
+    folder: a driver killed while timing leaves the scratch there, where ``--resume`` removes
+    it (``remove_stale_scratch``), never in a temp folder nobody cleans."""
     import torch
 
     from fer_core import metric_names as mn
@@ -150,7 +159,7 @@ def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_S
     # The test pass costs its images at eval_s_per_image (TrialShape); the rest of the end of
     # a trial is the XAI metrics and the MLflow model, timed here.
     explain_s = 0.0
-    with tempfile.TemporaryDirectory(prefix="fer-estimate-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=scratch) as tmp:
         if final_s is None:
             import mlflow.pytorch  # noqa: F401 - a trial's worker imports it once, not per trial
 
@@ -176,6 +185,14 @@ def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_S
     cost = ArmCost(step_s, eval_s_per_image, build_s, checkpoint_s, final_s, weights, running,
                    final, str(trainer.device))
     return cost, shape
+
+
+def remove_stale_scratch(folder: str) -> None:
+    """Remove the timing's scratch a killed driver left in its sweep's ``folder``."""
+    import shutil
+
+    for stale in Path(folder).glob(f"{SCRATCH_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def save_selected_model(trainer: Any, folder: Path) -> None:

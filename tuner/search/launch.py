@@ -34,12 +34,15 @@ def init_ray(place: SweepPlace) -> bool:
     Ray (a runtime already up in this process is used as it is)."""
     import ray
 
+    from tuner.checks.signals import sigterm_kept
+
     if ray.is_initialized():
         return False
-    if place.address:
-        ray.init(address=place.address)
-    else:
-        ray.init(num_cpus=place.num_cpus, include_dashboard=False)
+    with sigterm_kept():  # SIGTERM stays the sweep's ordinary stop, not Ray's crash dump
+        if place.address:
+            ray.init(address=place.address)
+        else:
+            ray.init(num_cpus=place.num_cpus, include_dashboard=False)
     return True
 
 

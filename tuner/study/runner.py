@@ -4,26 +4,26 @@ State lives in ``<storage>/<study name>/study.json`` (the MLflow ids and each jo
 in MLflow (what is done). A job whose trials are all done is skipped; one whose last sweep was
 stopped (Ctrl-C, SIGTERM, a crash) is resumed with ``tuner.sweep --resume``; one whose last
 sweep concluded without every trial (a budget stop) or cannot be restored gets a new sweep, in
-which the finished trials are reused, not trained again. SIGTERM is turned into Ctrl-C, which
-Tune ends gracefully (trials checkpointed, runs closed).
+which the finished trials are reused, not trained again. SIGTERM is an ordinary stop, as Ctrl-C
+is (``tuner.checks.signals``): Tune ends the sweep gracefully (trials checkpointed, runs closed)
+and the study exits 143.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fer_core.cli import EXIT_INTERRUPTED, EXIT_OK, UserError
+from fer_core.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UserError
+from tuner.checks.signals import Stop, sigterm_kept
 from tuner.study.parts import Job, StudyPlan
 from tuner.study.progress import PartProgress, done_trials, spent_hours, study_lines
 
 STATE_FILE = "study.json"
+STOPPED = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "SIGTERM"}
+"""A sweep's exit code when a signal stopped it → why the study stopped."""
 ROLE_STUDY = "study"
 TAG_STUDY = "study.name"
 
@@ -48,24 +48,6 @@ class StudyState:
     def load(cls, folder: Path) -> StudyState | None:
         path = folder / STATE_FILE
         return cls(**json.loads(path.read_text())) if path.exists() else None
-
-
-@contextmanager
-def term_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM delivered as SIGINT: Tune stops a fit() on it gracefully, and between sweeps it
-    raises KeyboardInterrupt here."""
-    def forward(signum: int, frame: Any) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, forward)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class StudyRun:
@@ -223,13 +205,12 @@ def run_jobs(study: StudyRun) -> tuple[int, str]:
         if left is not None and left <= 0:
             return EXIT_OK, "budget"
         print(f"\n== {job.label}: sweep of space {job.part.space} ==", flush=True)
-        try:
-            rc = sweep_main(study.sweep_argv(job))
-        except KeyboardInterrupt:
-            rc = EXIT_INTERRUPTED
+        rc = sweep_main(study.sweep_argv(job))  # its own Ctrl-C/SIGTERM: exit 130/143
         found = study.show_progress(step)
+        if rc in STOPPED:
+            return rc, STOPPED[rc]
         if rc != EXIT_OK:
-            return rc, "interrupted" if rc == EXIT_INTERRUPTED else "failed"
+            return rc, "failed"
         if not found[index].complete:
             return EXIT_OK, "budget" if study.plan.args.budget_hours is not None else "incomplete"
     return EXIT_OK, ""
@@ -248,15 +229,16 @@ def run(plan: StudyPlan) -> int:
           f"{len(plan.jobs)} sweeps, {len(plan.all_trials())} distinct trials; MLflow run "
           f"{study.state.parent_run_id} in experiment {plan.experiment}", flush=True)
     owns_ray = not ray.is_initialized()
-    status, rc, why = tr.KILLED, EXIT_INTERRUPTED, "interrupted"
+    status = tr.KILLED
+    stop = Stop()
     try:
-        if owns_ray:
-            if plan.args.address:
-                ray.init(address=plan.args.address)
-            else:
-                ray.init(num_cpus=plan.args.num_cpus, include_dashboard=False)
-        # After ray.init: a driver's ray.init installs its own SIGTERM handler (it exits).
-        with term_as_ctrl_c():
+        with stop:
+            if owns_ray:
+                with sigterm_kept():  # SIGTERM stays an ordinary stop, not Ray's crash dump
+                    if plan.args.address:
+                        ray.init(address=plan.args.address)
+                    else:
+                        ray.init(num_cpus=plan.args.num_cpus, include_dashboard=False)
             study.show_progress(0)
             rc, why = run_jobs(study)
         if not why:
@@ -271,9 +253,10 @@ def run(plan: StudyPlan) -> int:
         print(f"\nstudy stopped ({why}); continue it with:\n  {study.resume_command()}{more}",
               flush=True)
         return rc
-    except KeyboardInterrupt:
-        print(f"\nstudy interrupted; continue it with:\n  {study.resume_command()}", flush=True)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # between sweeps (Terminated after a SIGTERM)
+        print(f"\nstudy {stop.reason}; continue it with:\n  {study.resume_command()}",
+              flush=True)
+        return stop.exit_code
     except BaseException:
         status = tr.FAILED
         raise

@@ -126,6 +126,10 @@ class Journal:
         with self._lock:
             if self._removed:  # a late ack after everything was delivered and cleaned up
                 return
+            if "ack" in record and not self.path.exists():
+                # Another process delivered it all and removed the journal (a trial's own
+                # close while the driver replays it): an ack alone would leave a headless file.
+                return
             with self.path.open("a") as f:
                 f.write(line)
 
