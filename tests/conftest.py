@@ -20,28 +20,13 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 torch.set_num_threads(2)
 
 
-SHARED_GROUPS = {"test_sweep.py": "smoke_sweep", "test_estimate.py": "smoke_sweep"}
-"""Files whose tests read one session fixture (the smoke sweep): one xdist worker runs them
-all, so the sweep is built once."""
-
-
 def pytest_collection_modifyitems(config, items):
-    """Skip GPU tests without a device; under ``-n`` (pytest-xdist, ``--dist loadgroup``) keep
-    each file on one worker, so its module fixtures (stores, servers, clusters) are built once,
-    and hand out the files with slow tests first: the run ends on short files, not on one long
-    one started last."""
-    if not torch.cuda.is_available():
-        skip = pytest.mark.skip(reason="needs a CUDA device")
-        for item in items:
-            if "gpu" in item.keywords:
-                item.add_marker(skip)
-    if not config.getoption("numprocesses", None):
-        return  # one process: the files in their usual order
-    heavy = {item.path.name for item in items if item.get_closest_marker("slow")}
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(item.path.name,
-                                                                  item.path.name)))
-    items.sort(key=lambda item: item.path.name not in heavy)  # stable: file order kept
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -26,10 +26,7 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if call.when != "call" or not report.passed:
         return
-    # Under pytest-xdist the workers share the cores: a test's wall time stretches by up to
-    # their number, which does not make it a slow test.
-    workers = int(getattr(item.config, "workerinput", {}).get("workercount", 1))
-    limit = float(item.config.getini("slow_after_s")) * workers
+    limit = float(item.config.getini("slow_after_s"))
     mark = item.get_closest_marker("slow")
     if mark is not None and not mark.kwargs.get("reason"):
         report.outcome = "failed"
