@@ -31,6 +31,7 @@ from typing import Any
 
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, SearchGenerator
 
+from fer_core import atomic
 from search_spaces.params import with_derived
 from tuner.search.budget import SECONDS_PER_HOUR, Budget, BudgetClock
 from tuner.search.dedup import DoneRun, config_hash, done_runs
@@ -261,9 +262,7 @@ class SweepGate(SearchAlgorithm):
     def save_to_dir(self, dirpath: str, **kwargs: Any) -> None:
         self.inner.save_to_dir(dirpath, **kwargs)
         state = {"clock": self.clock, "record": self.record, "finished": self._finished}
-        tmp = Path(dirpath) / f"{STATE_FILE}.tmp"
-        tmp.write_bytes(pickle.dumps(state))
-        os.replace(tmp, Path(dirpath) / STATE_FILE)
+        atomic.write_bytes(Path(dirpath) / STATE_FILE, pickle.dumps(state))
 
     def restore_from_dir(self, dirpath: str) -> None:
         if self.inner.has_checkpoint(dirpath):

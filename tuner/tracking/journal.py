@@ -38,6 +38,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
+from fer_core import atomic
 from fer_core.cli import UserError
 from tuner.tracking import client as runs
 from tuner.tracking import outputs
@@ -55,6 +56,17 @@ class Header(NamedTuple):
 
     target: TrackingTarget
     trial_id: str
+
+
+class Repair(NamedTuple):
+    """What ``Journal.repair`` kept of a torn journal."""
+
+    kept: int
+    """Readable lines kept (operations, acks, the header)."""
+    dropped: int
+    """Unreadable lines dropped."""
+    header_lost: bool
+    """The first line was gone or unreadable (an empty file, one cut in its first line)."""
 
 
 class Journal:
@@ -77,7 +89,8 @@ class Journal:
         header: Header | None = None
         ops: list[Op] = []
         acks: dict[int, str | None] = {}
-        with path.open() as f:
+        # Bytes a crash or a disk left there are no operation: undecodable ones read as such.
+        with path.open(errors="replace") as f:
             for line in f:
                 try:
                     record = json.loads(line)
@@ -95,6 +108,36 @@ class Journal:
             raise UserError(f"{path}: no header line: not an MLflow journal")
         ops.sort(key=lambda op: op["seq"])
         return header, ops, acks
+
+    @classmethod
+    def repair(cls, path: Path, target: TrackingTarget, trial_id: str) -> Repair | None:
+        """Rewrite a journal with unreadable lines (cut, overwritten, empty file) from its
+        readable ones, under a header for ``target`` and ``trial_id`` when its own is lost.
+
+        Returns what was kept and dropped, or None when every line reads (a last line cut
+        by a crash counts as readable: the journal closes it off itself when it opens).
+        """
+        records, dropped = [], 0
+        lines = path.read_bytes().split(b"\n")
+        for i, line in enumerate(lines):
+            try:
+                record = json.loads(line.decode())
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                # An empty line, or the last one cut mid-write: nothing was queued there.
+                dropped += bool(line.strip()) and i < len(lines) - 1
+                continue
+            if isinstance(record, dict) and ("header" in record or "ack" in record
+                                             or "seq" in record):
+                records.append(record)
+            else:
+                dropped += 1
+        has_header = any("header" in r for r in records)
+        if has_header and not dropped:
+            return None
+        if not has_header:
+            records.insert(0, {"header": 1, **asdict(target.public()), "trial_id": trial_id})
+        atomic.write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in records))
+        return Repair(len(records) - (not has_header), dropped, not has_header)
 
     def pending(self) -> list[Op]:
         """Operations not acknowledged yet, in order."""
