@@ -23,6 +23,7 @@ from fer_core.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from fer_core.config import ExperimentConfig
 from tuner.checks.preflight import check_data
 from tuner.checks.probe import PENDING_TIMEOUT_S, Request, check_ray_address
+from tuner.checks.space import space_warning
 from tuner.tracking.database import check_store
 from tuner.tracking.reach import check_mlflow_uri
 
@@ -43,11 +44,17 @@ def check_connections(address: str | None, mlflow_uri: str | None,
 
 
 def before_start(spec: SweepSpec) -> None:
-    """Connections, then the data scan; prints the scan's one-line summary."""
+    """Connections, then the data scan; prints the scan's one-line summary, and a warning when
+    the storage has less free space than the sweep will write (``tuner.checks.space``)."""
     place = spec.place
     check_connections(place.address, place.mlflow_uri, spec.settings.optuna_storage)
     data = ExperimentConfig.from_flat(dict(spec.base)).data
     print(check_data(data, Path(place.data_cache), place.preflight), flush=True)
+    from tuner.search.launch import CHECKPOINTS_KEPT
+
+    warning = space_warning(spec, CHECKPOINTS_KEPT)
+    if warning:
+        print(warning, flush=True)
 
 
 def pending_timeout(place: SweepPlace) -> float:

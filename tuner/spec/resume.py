@@ -44,8 +44,6 @@ def saved_sweep(place: SweepPlace, name: str | None, space: str | None,
 
     folder = find_sweep(place.storage, name, space)
     saved, note = state.load_context(folder)
-    if note:
-        saved.save(folder)  # the rebuilt copy, credentials redacted as always
     try:
         ctx = saved.with_secrets(place.mlflow_uri, optuna_storage)
     except ValueError as err:

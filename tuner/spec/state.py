@@ -25,6 +25,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,7 @@ def unreadable_error(folder: StoragePath, name: str, what: str, why: str) -> Cor
 # ---------------------------------------------------------------- the saved spec
 def load_context(folder: StoragePath) -> tuple[SweepContext, str | None]:
     """The sweep's saved context and, when ``sweep.json`` could not be read, the line saying it
-    was rebuilt from the Tuner Ray saved (whose launch gate holds the same context)."""
+    was rewritten from the Tuner Ray saved (whose launch gate holds the same context)."""
     path = folder / SWEEP_FILE
     try:
         return SweepContext.load(folder), None
@@ -124,14 +125,54 @@ def load_context(folder: StoragePath) -> tuple[SweepContext, str | None]:
     except Exception:  # noqa: BLE001 - no second copy either: the error below says so
         raise CorruptState(f"{path} (the sweep's saved spec) is unreadable ({why}) and "
                            f"{TUNER_FILE} holds no copy of it; {way_out(folder)}") from None
-    return context, (f"recovered: {path} was unreadable ({why}); rebuilt from {TUNER_FILE} "
+    context.save(folder)  # credentials redacted, as always
+    return context, (f"recovered: {path} was unreadable ({why}); rewritten from {TUNER_FILE} "
                      "(the copy Ray Tune saved when the sweep started)")
 
 
 # ---------------------------------------------------------------- Tune's state
-def check_tune_files(folder: StoragePath) -> dict[str, Any]:
-    """Read each of Tune's files as Tune will; the experiment state, read."""
+def ray_temp_roots() -> list[Path]:
+    """Where Ray keeps its sessions on this machine: the running one's, ``RAY_TMPDIR``'s and
+    the default."""
+    import os
+
+    roots = []
+    try:
+        import ray
+
+        if ray.is_initialized():
+            from ray._private.worker import global_worker
+
+            roots.append(Path(global_worker.node.get_temp_dir_path()))
+    except Exception:  # noqa: BLE001 - Ray's internals moved: the usual places still count
+        pass
+    roots += [Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray", Path("/tmp/ray")]
+    return list(dict.fromkeys(roots))
+
+
+def driver_copy(folder: StoragePath, name: str, read: Callable[[bytes], Any]) -> Path | None:
+    """A whole copy of Tune's file ``name`` in the driver's staging folder.
+
+    Tune writes its experiment state and the search's state on the driver's machine first
+    (``<ray temp>/session_*/artifacts/<start>/<sweep>/driver_artifacts``) and copies them to the
+    storage; a copy cut by a full disk or a kill leaves the driver's whole. The newest that
+    reads is taken; ``<start>`` is the stamp in the file's name, so only this sweep's count.
+    """
+    stamp = re.search(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", name)
+    start = stamp.group(0) if stamp else "*"
+    found = [p for root in ray_temp_roots() for p in root.glob(
+        f"session_*/artifacts/{start}/{folder.name}/driver_artifacts/{name}")]
+    for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
+        if why_unreadable(path.read_bytes(), read) is None:
+            return path
+    return None
+
+
+def check_tune_files(folder: StoragePath) -> tuple[dict[str, Any], list[str]]:
+    """Read each of Tune's files as Tune will: the experiment state, read, and the lines of
+    the files copied back from the driver's staging folder."""
     read: dict[str, Any] = {}
+    notes = []
     for spec in TUNE_FILES:
         path = newest(folder, spec.pattern)
         if path is None:
@@ -139,10 +180,16 @@ def check_tune_files(folder: StoragePath) -> dict[str, Any]:
         data = path.read_bytes()
         why = why_unreadable(data, spec.read)
         if why:
-            raise unreadable_error(folder, path.name, spec.what, why)
+            copy = driver_copy(folder, path.name, spec.read)
+            if copy is None:
+                raise unreadable_error(folder, path.name, spec.what, why)
+            data = copy.read_bytes()
+            path.write_bytes(data)
+            notes.append(f"recovered: {path} ({spec.what}) was unreadable ({why}); copied "
+                         f"back from the driver's whole copy {copy}")
         read[spec.pattern] = data
     state = read.get(TUNE_FILES[1].pattern)
-    return json.loads(state) if state is not None else {}
+    return (json.loads(state) if state is not None else {}), notes
 
 
 # ---------------------------------------------------------------- the gate's records
@@ -194,48 +241,74 @@ def check_estimate(folder: StoragePath) -> str | None:
 
 
 # ---------------------------------------------------------------- each trial's files
-def trial_folders(folder: StoragePath, experiment: dict[str, Any]) -> list[tuple[dict, Path]]:
-    """(Tune's state of the trial, its folder) of every trial of the experiment state."""
+@dataclass(frozen=True)
+class TrialState:
+    """One trial as Tune's experiment state has it."""
+
+    trial_id: str
+    status: str
+    folder: Path
+    checkpoint: Path | None
+    """The checkpoint Tune hands the trial when it resumes it (None: it starts afresh)."""
+
+
+def resumed_checkpoint(runtime: dict[str, Any], folder: Path) -> Path | None:
+    """The trial's latest registered checkpoint, from Tune's checkpoint manager (a pickled
+    field of the trial's runtime state): a checkpoint folder cut by a full disk before Tune
+    registered it is not the one a resume hands over."""
+    try:
+        manager = runtime["checkpoint_manager"]
+        manager = json.loads(manager) if isinstance(manager, str) else manager
+        latest = _cloudpickle(bytes.fromhex(manager["value"])).latest_checkpoint_result
+    except Exception:  # noqa: BLE001 - Ray's layout moved: take the newest folder instead
+        kept = sorted(folder.glob("checkpoint_*"))
+        return kept[-1] if kept else None
+    if latest is None:
+        return None
+    return folder / Path(latest.checkpoint.path).name  # the folder may have moved since
+
+
+def trials(folder: StoragePath, experiment: dict[str, Any]) -> list[TrialState]:
+    """Every trial of the experiment state."""
     found = []
-    for trial_json, _runtime in experiment.get("trial_data", []):
+    for trial_json, runtime_json in experiment.get("trial_data", []):
         trial = json.loads(trial_json)
-        found.append((trial, Path(str(folder)) / trial["relative_logdir"]))
+        path = Path(str(folder)) / trial["relative_logdir"]
+        found.append(TrialState(trial["trial_id"], trial["status"], path,
+                                resumed_checkpoint(json.loads(runtime_json), path)))
     return found
 
 
-def check_checkpoint(trial: dict[str, Any], path: Path) -> str | None:
-    """A trial Tune will resume whose latest checkpoint cannot be read trains again from its
-    first epoch (``tuner.trainable`` does so on ``UnreadableCheckpoint``); finished trials'
+def check_checkpoint(trial: TrialState) -> str | None:
+    """A trial Tune will resume whose checkpoint cannot be read trains again from its first
+    epoch (``tuner.trainable`` does so on ``UnreadableCheckpoint``); finished trials'
     checkpoints are never read again."""
     from fer_core.checkpoint import UnreadableCheckpoint, load
 
-    if trial.get("status") == "TERMINATED":
-        return None
-    kept = sorted(path.glob("checkpoint_*"))
-    if not kept:
+    if trial.status == "TERMINATED" or trial.checkpoint is None:
         return None
     try:
-        load(kept[-1])
+        load(trial.checkpoint)
     except UnreadableCheckpoint as err:
-        return (f"recovered: trial {trial['trial_id']}: {err}; it trains again from its first "
+        return (f"recovered: trial {trial.trial_id}: {err}; it trains again from its first "
                 "epoch (its run keeps the epochs it logged)")
     return None
 
 
-def check_journal(trial: dict[str, Any], path: Path, context: SweepContext) -> str | None:
+def check_journal(trial: TrialState, context: SweepContext) -> str | None:
     """A trial's MLflow journal with lines it cannot read is rewritten from its readable
     ones."""
     from tuner.tracking.journal import Journal
 
-    journal = path / JOURNAL
+    journal = trial.folder / JOURNAL
     if not journal.is_file():
         return None
-    repaired = Journal.repair(journal, context.target, trial["trial_id"])
+    repaired = Journal.repair(journal, context.target, trial.trial_id)
     if repaired is None:
         return None
     lost = f"{repaired.dropped} unreadable line(s)" + (", no header" if repaired.header_lost
                                                          else "")
-    return (f"recovered: trial {trial['trial_id']}: {journal} was torn ({lost}); rewritten "
+    return (f"recovered: trial {trial.trial_id}: {journal} was torn ({lost}); rewritten "
             f"with its {repaired.kept} readable line(s) (an operation on a lost line that "
             "MLflow had not received is lost)")
 
@@ -243,9 +316,9 @@ def check_journal(trial: dict[str, Any], path: Path, context: SweepContext) -> s
 def check(folder: StoragePath, context: SweepContext) -> list[str]:
     """Check every file the resume of the sweep in ``folder`` reads; the lines of what was
     recovered. Raises :class:`CorruptState` for a file that cannot be recovered."""
-    experiment = check_tune_files(folder)
-    notes = [check_gate(folder), check_estimate(folder)]
+    experiment, copied = check_tune_files(folder)
+    notes = [*copied, check_gate(folder), check_estimate(folder)]
     if not folder.is_uri:
-        for trial, path in trial_folders(folder, experiment):
-            notes += [check_checkpoint(trial, path), check_journal(trial, path, context)]
+        for trial in trials(folder, experiment):
+            notes += [check_checkpoint(trial), check_journal(trial, context)]
     return [note for note in notes if note]

@@ -78,6 +78,7 @@ class Journal:
         self._removed = False
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.stat().st_size == 0:
+            path.touch()
             self._append({"header": 1, **asdict(target.public()), "trial_id": trial_id})
         elif not path.read_bytes().endswith(b"\n"):  # a line cut by a crash: close it off
             with path.open("a") as f:
@@ -114,17 +115,15 @@ class Journal:
         """Rewrite a journal with unreadable lines (cut, overwritten, empty file) from its
         readable ones, under a header for ``target`` and ``trial_id`` when its own is lost.
 
-        Returns what was kept and dropped, or None when every line reads (a last line cut
-        by a crash counts as readable: the journal closes it off itself when it opens).
+        Returns what was kept and dropped, or None when every line reads.
         """
         records, dropped = [], 0
         lines = path.read_bytes().split(b"\n")
-        for i, line in enumerate(lines):
+        for line in lines:
             try:
                 record = json.loads(line.decode())
             except (UnicodeDecodeError, json.JSONDecodeError):
-                # An empty line, or the last one cut mid-write: nothing was queued there.
-                dropped += bool(line.strip()) and i < len(lines) - 1
+                dropped += bool(line.strip())  # a blank line (the file's last) held nothing
                 continue
             if isinstance(record, dict) and ("header" in record or "ack" in record
                                              or "seq" in record):
@@ -161,15 +160,29 @@ class Journal:
         with self._lock:
             if self._removed:
                 return
-            with self.path.open("a") as f:
-                os.fsync(f.fileno())
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)  # never created here
+            except FileNotFoundError:
+                return
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _append(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, default=str) + "\n"
         with self._lock:
             if self._removed:  # a late ack after everything was delivered and cleaned up
                 return
-            with self.path.open("a") as f:
+            try:
+                # Never created here: a journal gone since it was opened was removed by the
+                # trial once all was delivered (a replay at the sweep's end can race it), and
+                # an ack alone in a new file would be a journal without its header.
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            except FileNotFoundError:
+                self._removed = True
+                return
+            with os.fdopen(fd, "a") as f:
                 f.write(line)
 
     def remove(self) -> None:
