@@ -157,7 +157,8 @@ def test_the_gate_rebuilt_from_its_record_keeps_the_hours_and_skips(torn_copy):
 
     record = json.loads((torn_copy / state.GATE_RECORD).read_text())
     (torn_copy / state.GATE_STATE).write_bytes(b"")
-    state.check(StoragePath.parse(torn_copy), SweepContext.load(torn_copy))
+    [line] = state.check(StoragePath.parse(torn_copy), SweepContext.load(torn_copy))
+    assert f"rebuilt from {state.GATE_RECORD}" in line
     rebuilt = pickle.loads((torn_copy / state.GATE_STATE).read_bytes())
     assert rebuilt["record"].trial_hours == pytest.approx(record["trial_hours"])
     assert rebuilt["record"].skipped == record["skipped"]

@@ -30,6 +30,8 @@ STAGED_MODEL_COPIES = 1
 LOGS_BYTES_PER_TRIAL = 1_000_000
 """Tune's result logs, the MLflow journal, the confusion matrices: well under a megabyte."""
 MB = 1e6
+FULL_BELOW_BYTES = 1_000_000
+"""A filesystem with less free than this is full for a sweep (not one more trial's logs)."""
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", f"[Errno {errno.ENOSPC}]")
 
@@ -56,21 +58,24 @@ def weight_bytes(flat: dict[str, Any]) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
-def bytes_per_trial(flat: dict[str, Any], checkpoints_kept: int) -> int:
-    weights = weight_bytes(flat)
-    return int(weights * (WEIGHT_COPIES_PER_CHECKPOINT * checkpoints_kept + STAGED_MODEL_COPIES)
-               + LOGS_BYTES_PER_TRIAL)
+def trial_peak_bytes(flat: dict[str, Any], checkpoints_kept: int) -> int:
+    """The most one running trial holds on the storage at once: its kept checkpoints plus the
+    new one Tune writes before it drops the oldest, and its staged model."""
+    copies = WEIGHT_COPIES_PER_CHECKPOINT * (checkpoints_kept + 1) + STAGED_MODEL_COPIES
+    return int(weight_bytes(flat) * copies + LOGS_BYTES_PER_TRIAL)
 
 
 def sweep_bytes(spec: SweepSpec, checkpoints_kept: int) -> tuple[float, float]:
-    """(trials, bytes) the sweep is expected to write to its storage."""
+    """(trials, bytes the sweep needs on its storage at once): its concurrent trials at their
+    peak, the others' logs (a finished trial keeps a small final checkpoint, its weights are
+    in MLflow). Trials per cost arm come from the cost package (``estimate.arms``)."""
     from tuner.cost.estimate import arms
 
-    trials = bytes_total = 0.0
-    for arm in arms(spec):
-        trials += arm.trials
-        bytes_total += arm.trials * bytes_per_trial(arm.config, checkpoints_kept)
-    return trials, bytes_total
+    found = arms(spec)
+    trials = sum(arm.trials for arm in found)
+    peak = max(trial_peak_bytes(arm.config, checkpoints_kept) for arm in found)
+    at_once = min(trials, spec.settings.max_concurrent)
+    return trials, at_once * peak + (trials - at_once) * LOGS_BYTES_PER_TRIAL
 
 
 def free_bytes(path: str) -> int | None:
@@ -96,10 +101,11 @@ def space_warning(spec: SweepSpec, checkpoints_kept: int) -> str | None:
         return f"note: no disk-space estimate for this sweep ({type(err).__name__}: {err})"
     if free >= needed:
         return None
-    return (f"warning: {storage} has {free / MB:.1f} MB free; this sweep writes about "
-            f"{needed / MB:.1f} MB there ({trials:g} trials × {needed / max(trials, 1) / MB:.1f} "
-            "MB: kept checkpoints, the staged model, logs): free space there or pass another "
-            "--storage-path, or it may stop with a full disk")
+    return (f"warning: {storage} has {free / MB:.1f} MB free; this sweep needs about "
+            f"{needed / MB:.1f} MB there at once ({trials:g} trials, at most "
+            f"{min(trials, spec.settings.max_concurrent):g} running: checkpoints, staged model, "
+            "logs): free space there or pass another --storage-path, or it stops when the disk "
+            "is full (then free space and --resume)")
 
 
 def is_no_space(text: str) -> bool:
@@ -107,11 +113,18 @@ def is_no_space(text: str) -> bool:
     return any(marker in text for marker in NO_SPACE_TEXT)
 
 
-def full_disk_line(folder: str, storage: str, needed: float | None) -> str:
-    """The one line after a sweep stopped by a full disk (its exit status is 2)."""
+def full_disk_line(folder: str, base: dict[str, Any] | None, running: int,
+                   checkpoints_kept: int) -> str:
+    """The one line after a full storage stopped the sweep (its exit status is 2); ``running``:
+    the trials that go on at once when it is resumed."""
+    storage = os.path.dirname(str(folder).rstrip("/"))
     free = free_bytes(storage)
-    have = f"{free / MB:.1f} MB free now" if free is not None else "its free space unknown"
-    want = (f"; the sweep writes about {needed / MB:.1f} MB there in all" if needed else "")
-    return (f"no space left on the sweep's storage {folder} ({have}{want}): free space there "
-            "(or move the storage), then continue with the Resume line above: every trial "
-            "continues from its last checkpoint")
+    have = f"{free / MB:.1f} MB free now" if free is not None else "free space unknown"
+    try:
+        needed = running * trial_peak_bytes(dict(base or {}), checkpoints_kept)
+        want = f"; it needs about {needed / MB:.1f} MB free there to go on"
+    except Exception:  # noqa: BLE001 - the line is still worth printing without the size
+        want = ""
+    return (f"no space left on the sweep's storage {folder} ({have}{want}): free space there, "
+            "then continue with the Resume line above (each trial goes on from its last "
+            "checkpoint)")

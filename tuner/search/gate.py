@@ -33,6 +33,7 @@ from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, Se
 
 from fer_core import atomic
 from search_spaces.params import with_derived
+from tuner.checks.space import NO_SPACE
 from tuner.search.budget import SECONDS_PER_HOUR, Budget, BudgetClock
 from tuner.search.dedup import DoneRun, config_hash, done_runs
 from tuner.spec.context import StoragePath, SweepContext
@@ -251,8 +252,16 @@ class SweepGate(SearchAlgorithm):
     def _save_record(self, now: float | None = None) -> None:
         self._note_starts()
         self.record.trial_hours = self.clock.used_seconds(now or time.time()) / SECONDS_PER_HOUR
-        if self.rules.record_path:
+        if not self.rules.record_path:
+            return
+        try:
             self.record.save(self.rules.record_path)
+        except OSError as err:
+            if err.errno not in NO_SPACE:
+                raise
+            # A full storage: the trials fail on it too and the sweep ends saying so; the last
+            # whole record stays (atomic write), the state Tune saves keeps the rest.
+            print(f"warning: {self.rules.record_path} not updated: {err.strerror}", flush=True)
 
     # Tune hands these the driver's local staging folder and syncs it with the storage itself
     # (a bucket included), so the state pickle is plain local file I/O.

@@ -150,16 +150,25 @@ def ray_temp_roots() -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
+def run_stamp(name: str) -> str | None:
+    """The start of Tune's run in one of its file names (``experiment_state-<start>.json``)."""
+    found = re.search(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", name)
+    return found.group(0) if found else None
+
+
 def driver_copy(folder: StoragePath, name: str, read: Callable[[bytes], Any]) -> Path | None:
     """A whole copy of Tune's file ``name`` in the driver's staging folder.
 
     Tune writes its experiment state and the search's state on the driver's machine first
     (``<ray temp>/session_*/artifacts/<start>/<sweep>/driver_artifacts``) and copies them to the
     storage; a copy cut by a full disk or a kill leaves the driver's whole. The newest that
-    reads is taken; ``<start>`` is the stamp in the file's name, so only this sweep's count.
+    reads is taken; ``<start>`` is the stamp of this run of Tune (in the file's name, else in
+    the experiment state's), so only this sweep's copies count.
     """
-    stamp = re.search(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", name)
-    start = stamp.group(0) if stamp else "*"
+    start = run_stamp(name) or run_stamp(getattr(newest(folder, TUNE_FILES[1].pattern), "name",
+                                                  ""))
+    if start is None:
+        return None  # without the run's stamp another sweep's copy could be taken
     found = [p for root in ray_temp_roots() for p in root.glob(
         f"session_*/artifacts/{start}/{folder.name}/driver_artifacts/{name}")]
     for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
@@ -193,9 +202,10 @@ def check_tune_files(folder: StoragePath) -> tuple[dict[str, Any], list[str]]:
 
 
 # ---------------------------------------------------------------- the gate's records
-def check_gate(folder: StoragePath) -> str | None:
+def check_gate(folder: StoragePath, context: SweepContext) -> str | None:
     """The gate's state (budget clock, skips; read by Tune's restore) and its record (read by
-    the closing summary) are two copies of one story: a torn one is rebuilt from the other."""
+    the closing summary) are two copies of one story: a torn one is rebuilt from the other, or
+    from the driver's staging copy of the state; with neither, a fresh one says what is lost."""
     from tuner.search.budget import BudgetClock, TrialClock
     from tuner.search.gate import GateRecord
 
@@ -206,25 +216,37 @@ def check_gate(folder: StoragePath) -> str | None:
     record_data = record_path.read_bytes() if record_path.is_file() else b""
     state_why = why_unreadable(state_data, pickle.loads)
     record_why = why_unreadable(record_data, lambda d: GateRecord(**json.loads(d)))
-    if state_why and record_why:
-        raise unreadable_error(folder, GATE_STATE, "the launch gate's budget clock and skips",
-                               f"{state_why}; its copy {GATE_RECORD} too: {record_why}")
-    if state_why:
-        record = GateRecord(**json.loads(record_data))
-        # The clock of each trial is not in the record, only their sum: it stands as one
-        # concluded clock; trials resumed now count again from their next result.
-        clock = BudgetClock({"before-resume": TrialClock(record.trial_hours * 3600, live=False)})
-        state = {"clock": clock, "record": record, "finished": record.budget_reached}
-        state_path.write_bytes(pickle.dumps(state))
-        return (f"recovered: {state_path} was unreadable ({state_why}); rebuilt from "
-                f"{GATE_RECORD}: {record.trial_hours:.4g} trial-hours used, "
-                f"{len(record.skipped)} skip(s)")
-    if record_why:
-        record = pickle.loads(state_data)["record"]
-        record.save(record_path)
+    if record_why and not state_why:
+        pickle.loads(state_data)["record"].save(record_path)
         return (f"recovered: {record_path} was unreadable ({record_why}); rewritten from "
                 f"{GATE_STATE}")
-    return None
+    if not state_why:
+        return None
+    copy = driver_copy(folder, GATE_STATE, pickle.loads)
+    if copy is not None:
+        state_path.write_bytes(copy.read_bytes())
+        pickle.loads(copy.read_bytes())["record"].save(record_path)
+        return (f"recovered: {state_path} (the launch gate's budget clock and skips) was "
+                f"unreadable ({state_why}); copied back from the driver's whole copy {copy}")
+    if record_why:
+        # No copy anywhere: the trials are Tune's and go on; what the gate had counted is lost.
+        settings = context.settings
+        record = GateRecord(settings.budget.hours, settings.dedup) if settings else GateRecord()
+        state_path.write_bytes(pickle.dumps({"clock": BudgetClock(), "finished": False,
+                                             "record": record}))
+        return (f"recovered: {state_path} (the launch gate's budget clock and skips) was "
+                f"unreadable ({state_why}) and so was {GATE_RECORD}; started afresh: trial-hours "
+                "spent before this resume do not count against --budget-hours, and the summary "
+                "does not list earlier skips")
+    record = GateRecord(**json.loads(record_data))
+    # The clock of each trial is not in the record, only their sum: it stands as one
+    # concluded clock; trials resumed now count again from their next result.
+    clock = BudgetClock({"before-resume": TrialClock(record.trial_hours * 3600, live=False)})
+    state = {"clock": clock, "record": record, "finished": record.budget_reached}
+    state_path.write_bytes(pickle.dumps(state))
+    return (f"recovered: {state_path} was unreadable ({state_why}); rebuilt from "
+            f"{GATE_RECORD}: {record.trial_hours:.4g} trial-hours used, "
+            f"{len(record.skipped)} skip(s)")
 
 
 def check_estimate(folder: StoragePath) -> str | None:
@@ -306,6 +328,9 @@ def check_journal(trial: TrialState, context: SweepContext) -> str | None:
     repaired = Journal.repair(journal, context.target, trial.trial_id)
     if repaired is None:
         return None
+    if not repaired.kept and not repaired.dropped:
+        return (f"recovered: trial {trial.trial_id}: {journal} was empty (cut before its first "
+                "line was written); started again with its header")
     lost = f"{repaired.dropped} unreadable line(s)" + (", no header" if repaired.header_lost
                                                          else "")
     return (f"recovered: trial {trial.trial_id}: {journal} was torn ({lost}); rewritten "
@@ -317,7 +342,7 @@ def check(folder: StoragePath, context: SweepContext) -> list[str]:
     """Check every file the resume of the sweep in ``folder`` reads; the lines of what was
     recovered. Raises :class:`CorruptState` for a file that cannot be recovered."""
     experiment, copied = check_tune_files(folder)
-    notes = [*copied, check_gate(folder), check_estimate(folder)]
+    notes = [*copied, check_gate(folder, context), check_estimate(folder)]
     if not folder.is_uri:
         for trial in trials(folder, experiment):
             notes += [check_checkpoint(trial), check_journal(trial, context)]
