@@ -261,7 +261,12 @@ class SweepGate(SearchAlgorithm):
                 raise
             # A full storage: the trials fail on it too and the sweep ends saying so; the last
             # whole record stays (atomic write), the state Tune saves keeps the rest.
-            print(f"warning: {self.rules.record_path} not updated: {err.strerror}", flush=True)
+            if not getattr(self, "_record_stuck", False):  # once, not at every trial event
+                print(f"warning: {self.rules.record_path} not updated: {err.strerror}",
+                      flush=True)
+            self._record_stuck = True
+            return
+        self._record_stuck = False
 
     # Tune hands these the driver's local staging folder and syncs it with the storage itself
     # (a bucket included), so the state pickle is plain local file I/O.
