@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -209,11 +210,28 @@ def test_resume_after_a_recovery_finishes_with_one_run_per_trial(ray_runtime, tm
                  "TRIAL/checkpoint_*/checkpoint.pt", "TRIAL/mlflow_journal.jsonl"):
         capsys.readouterr()
         path = tear(folder, name, "truncated")
+        began = time.monotonic()
         assert main(["--resume", *flags]) == 0, name
         out = capsys.readouterr().out
+        with capsys.disabled():
+            print(f"\n{name} torn: resume to completion {time.monotonic() - began:.1f} s")
         recovered = [line for line in out.splitlines() if line.startswith("recovered: ")]
         assert len(recovered) == 1 and path.name in recovered[0], (name, recovered)
         parents, trials = sweep_runs(uri)
         assert len(parents) == 1 and len(trials) == len(finished), name
         assert {r.info.status for r in [*parents, *trials]} == {"FINISHED"}, name
         assert all(tr.finite(r.data.metrics.get("test_cl")) for r in trials), name
+
+
+# ---------------------------------------------------------------- the writes a resume reads
+def test_an_atomic_write_cut_short_keeps_the_last_good_copy(tmp_path):
+    import errno
+
+    path = atomic.write_text(tmp_path / "sweep.json", '{"good": 1}')
+    with pytest.raises(OSError), atomic.replacing(path) as tmp:
+        tmp.write_text('{"half')  # the disk fills here
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert json.loads(path.read_text()) == {"good": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep.json"]  # no temporary file left
+    atomic.write_bytes(path, b'{"good": 2}')
+    assert json.loads(path.read_text()) == {"good": 2}

@@ -76,8 +76,12 @@ def test_full_storage_ends_in_one_line_and_resume_finishes_one_run_per_trial(
     subprocess.run(["mount", "-o", f"remount,size={FREED}", str(small_disk)], check=True)
     began = time.monotonic()
     assert main(["--resume", *flags]) == 0
-    record_property("full_disk_resume_to_completion_s", round(time.monotonic() - began, 1))
+    resumed_s = time.monotonic() - began
+    record_property("full_disk_resume_to_completion_s", round(resumed_s, 1))
     out = capsys.readouterr().out
+    with capsys.disabled():
+        print(f"\n{line}\nspace freed → --resume to completion {resumed_s:.1f} s; recovered:\n"
+              + "\n".join(r for r in out.splitlines() if r.startswith("recovered: ")))
     assert "resuming sweep d" in out
 
     parents, trials = sweep_runs(uri)
