@@ -37,7 +37,8 @@ TEARS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 # ---------------------------------------------------------------- what each file gives
-# file (a glob in the sweep folder; "TRIAL/..." is in the trial Tune resumes) → outcome
+# file (a glob in the sweep folder; "TRIAL/..." is in the trial Tune resumes) → outcome when
+# no driver's staging copy of Tune's files is left (another machine, /tmp cleared)
 ERROR, RECOVERED = "error", "recovered"
 FILES = {
     "sweep.json": RECOVERED,  # rebuilt from tuner.pkl

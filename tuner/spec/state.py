@@ -12,8 +12,9 @@ every file a resume reads is read first, and each one that cannot be read either
   first epoch, the saved price (``estimate.json``) by leaving it out of the summary; or
 - ends the resume with one ``error:`` line (:class:`CorruptState`, exit 2) naming the file and
   the way out: Ray Tune's own state (``tuner.pkl``, the experiment state, the search's state)
-  has no second copy, so the folder is moved aside and the sweep started again, where the
-  launch gate reuses every configuration it finished from MLflow instead of training it twice.
+  has a second copy only in the driver's staging folder on the machine that ran it; without
+  one the folder is moved aside and the sweep started again, where the launch gate reuses
+  every configuration it finished from MLflow instead of training it twice.
 
 Nothing is ever started afresh silently. Files are read through ``StoragePath`` (a local folder
 or a bucket); the per-trial files (checkpoints, journals) are checked on a local or shared
@@ -78,7 +79,8 @@ TUNE_FILES = (
     TuneFile("search_gen_state-*.json", "the search's state", _cloudpickle),
     TuneFile("searcher-state-*.pkl", "the searcher's state", _cloudpickle),
 )
-"""Ray Tune's state: no second copy anywhere, so an unreadable one ends the resume."""
+"""Ray Tune's state: its only second copy is the driver's staging copy (``driver_copy``);
+without one an unreadable file ends the resume."""
 
 
 def why_unreadable(data: bytes, read: Callable[[bytes], Any]) -> str | None:
