@@ -26,6 +26,7 @@ from fer_core.config import ExperimentConfig
 from tuner.checks.preflight import check_data
 from tuner.checks.probe import PENDING_TIMEOUT_S, Request, check_ray_address
 from tuner.checks.space import (
+    CHECKPOINTS_KEPT,
     FULL_BELOW_BYTES,
     free_bytes,
     full_disk_line,
@@ -58,8 +59,6 @@ def before_start(spec: SweepSpec) -> None:
     check_connections(place.address, place.mlflow_uri, spec.settings.optuna_storage)
     data = ExperimentConfig.from_flat(dict(spec.base)).data
     print(check_data(data, Path(place.data_cache), place.preflight), flush=True)
-    from tuner.search.launch import CHECKPOINTS_KEPT
-
     warning = space_warning(spec, CHECKPOINTS_KEPT)
     if warning:
         print(warning, flush=True)
@@ -153,8 +152,6 @@ def storage_full(folder) -> bool:
 
 def disk_full(folder, ctx, trials_left: int | None = None) -> int:
     """Say that the storage is full, where, and what the sweep needs to go on; exit 2."""
-    from tuner.search.launch import CHECKPOINTS_KEPT
-
     concurrent = ctx.settings.max_concurrent if ctx.settings else 1
     running = min(trials_left or concurrent, concurrent)
     line = full_disk_line(str(folder), dict(ctx.base), running, CHECKPOINTS_KEPT)

@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tuner.spec.spec import SweepSpec
 
+CHECKPOINTS_KEPT = 1
+"""Checkpoints Tune keeps per trial (``tuner.search.launch`` hands it to ``CheckpointConfig``):
+the latest is all a resume needs (each holds the best weights too)."""
 WEIGHT_COPIES_PER_CHECKPOINT = 3
 """A running checkpoint holds the model, SGD's momentum (one buffer per weight) and the best
 weights so far (``fer_core.engine.Trainer.state_dict``)."""
