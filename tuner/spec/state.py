@@ -214,13 +214,14 @@ def check_gate(folder: StoragePath, context: SweepContext) -> str | None:
     state_path, record_path = folder / GATE_STATE, folder / GATE_RECORD
     if not state_path.is_file() and not record_path.is_file():
         return None
-    state_data = state_path.read_bytes() if state_path.is_file() else b""
-    record_data = record_path.read_bytes() if record_path.is_file() else b""
-    state_why = why_unreadable(state_data, pickle.loads)
-    record_why = why_unreadable(record_data, lambda d: GateRecord(**json.loads(d)))
+    state_data = state_path.read_bytes() if state_path.is_file() else None
+    record_data = record_path.read_bytes() if record_path.is_file() else None
+    state_why = "missing" if state_data is None else why_unreadable(state_data, pickle.loads)
+    record_why = "missing" if record_data is None else why_unreadable(
+        record_data, lambda d: GateRecord(**json.loads(d)))
     if record_why and not state_why:
         pickle.loads(state_data)["record"].save(record_path)
-        return (f"recovered: {record_path} was unreadable ({record_why}); rewritten from "
+        return (f"recovered: {record_path} was unreadable ({record_why}); written from "
                 f"{GATE_STATE}")
     if not state_why:
         return None
