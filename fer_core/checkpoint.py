@@ -8,14 +8,15 @@ writes and reads the file.
 from __future__ import annotations
 
 import os
+import pickle
 import random
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fer_core.cli import MissingPath
+from fer_core import atomic
+from fer_core.cli import MissingPath, UserError
 
 if TYPE_CHECKING:
     import torch
@@ -50,24 +51,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save(payload: dict[str, Any], directory: str | os.PathLike) -> Path:
     """Write ``directory/checkpoint.pt`` atomically: a crash mid-write never leaves a torn file."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / CHECKPOINT_FILE
     import torch
 
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    os.close(fd)
-    try:
+    target = Path(directory) / CHECKPOINT_FILE
+    with atomic.replacing(target) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
 
 
+class UnreadableCheckpoint(UserError):
+    """A checkpoint file is there but cannot be read (truncated, empty or not a checkpoint)."""
+
+
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint from a file or from a directory holding ``checkpoint.pt``."""
+    """Read a checkpoint from a file or from a directory holding ``checkpoint.pt``.
+
+    Raises :class:`UnreadableCheckpoint` naming the file when it is torn or not a checkpoint
+    (nothing of it is applied anywhere then)."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
@@ -80,4 +80,21 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
 
     # weights_only=False: the payload holds RNG states and the config dict, not only tensors;
     # checkpoints are the project's own files.
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except PermissionError:
+        raise
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueError, KeyError) as err:
+        # torch names a torn zip "failed finding central directory", an empty file "Ran out
+        # of input", another file "invalid load key": all mean the same to a resume.
+        raise UnreadableCheckpoint(f"{path} is not a readable checkpoint "
+                                   f"({first_line(err)})") from None
+    if not isinstance(payload, dict) or "epoch" not in payload:
+        raise UnreadableCheckpoint(f"{path} is not a readable checkpoint (no epoch in it)")
+    return payload
+
+
+def first_line(err: BaseException) -> str:
+    """The gist of a (long, multi-line) error, for a one-line message."""
+    text = str(err).strip().splitlines()
+    return text[0][:160] if text else type(err).__name__

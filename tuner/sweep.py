@@ -126,6 +126,7 @@ def run(tuner: tune.Tuner, ctx: SweepContext, place: SweepPlace, owns_ray: bool,
     began = time.monotonic()
     status = tr.KILLED
     grid = None
+    disk_full = False
     folder = place.folder(ctx.target.sweep_name)
     stop = stop or Stop()
     try:
@@ -134,7 +135,9 @@ def run(tuner: tune.Tuner, ctx: SweepContext, place: SweepPlace, owns_ray: bool,
         status = tr.FINISHED
     except Exception:
         status = tr.FAILED
-        raise
+        if not guard.storage_full(folder):
+            raise
+        disk_full = True  # Tune failed on a file it could only half write: say why, exit 2
     finally:
         if pricing is not None and status == tr.FINISHED and not stop.stopped_fit:
             pricing.wait()  # timed beside the trials, it may still run (very short trials)
@@ -142,7 +145,9 @@ def run(tuner: tune.Tuner, ctx: SweepContext, place: SweepPlace, owns_ray: bool,
         print("\n" + text + "\n\n" + how_to_look(ctx, place.storage), flush=True)
         if owns_ray:
             ray.shutdown()
-    return guard.outcome(grid, folder, stop)
+    if disk_full:
+        return guard.disk_full(folder, ctx)
+    return guard.outcome(grid, folder, stop, ctx)
 
 
 @cli_main(extra=(ConnectionError,))  # ray.init(address="auto") with no cluster running

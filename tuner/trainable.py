@@ -165,6 +165,19 @@ def trial_folder() -> Path:
     return Path(tune.get_context().get_trial_dir())
 
 
+def load_or_start_over(trainer: Trainer, folder: str, trial_name: str) -> None:
+    """Continue from the checkpoint; one torn by a crash or a full disk cannot be continued
+    from, so the trial trains again from its first epoch (``tuner.spec.state`` said so at the
+    resume). Nothing of the torn file was applied: the trainer is still fresh."""
+    from fer_core.checkpoint import UnreadableCheckpoint
+
+    try:
+        trainer.load_checkpoint(folder)
+    except UnreadableCheckpoint as err:
+        print(f"warning: trial {trial_name}: {err}; training it again from its first epoch",
+              flush=True)
+
+
 def train_trial(config: dict[str, Any], context: SweepContext) -> None:
     """Train one trial (resuming from Tune's checkpoint if there is one), tracked in MLflow.
 
@@ -197,7 +210,7 @@ def _train_trial(config: dict[str, Any], context: SweepContext) -> None:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
-                trainer.load_checkpoint(folder)
+                load_or_start_over(trainer, folder, tune_ctx.get_trial_name())
         if trainer.final is not None:
             # Restored from its final checkpoint (a crash after the final report, or a resumed
             # sweep): tested and logged already, so only Tune hears the stored result again.

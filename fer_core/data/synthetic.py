@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_core import NUM_CLASSES
+from fer_core import NUM_CLASSES, atomic
 from fer_core.cli import UserError
 from fer_core.data.base import DATASETS, SPLITS, Sample
 from fer_core.data.synthetic_faces import render_faces, sample_params
@@ -139,18 +138,9 @@ def generate_split(split: str, opts: SyntheticOptions) -> dict[str, np.ndarray]:
 
 
 def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers (other trials) never see half a file."""
+    with atomic.replacing(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def load_or_generate(

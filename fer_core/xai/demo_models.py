@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from fer_core import atomic
 
 DEMO: dict[str, Any] = {
     "dataset": "synthetic", "backbone": "resnet18", "img_size": 48, "output_stride": 16,
@@ -48,10 +49,8 @@ def train(flat: dict[str, Any], reuse: bool = True):
         trainer.fit()
         if trainer.best_state is not None:
             trainer.model.load_state_dict(trainer.best_state)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(trainer.model.state_dict(), partial)
-        os.replace(partial, path)  # atomic: a concurrent study never reads half a file
+        with atomic.replacing(path) as partial:  # a concurrent study never reads half a file
+            torch.save(trainer.model.state_dict(), partial)
     trainer.model.eval()
     return trainer
 

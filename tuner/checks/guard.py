@@ -7,13 +7,15 @@ it runs before the MLflow experiment, the parent run or any trial exists, and ea
 
 After (``outcome``): 0 when every trial concluded (finished, early-stopped, or reused by the
 gate), 1 when a trial FAILED (each is listed with the last line of its error and its error file),
-2 when no trial could ever start (``--pending-timeout``), 130 when the sweep was interrupted
+2 when no trial could ever start (``--pending-timeout``) or trials failed on a full storage
+(``tuner.checks.space``: the user frees space, then resumes), 130 when the sweep was interrupted
 (Ctrl-C) and 143 when it was stopped by SIGTERM (``tuner.checks.signals``; the resume command
 is printed with the summary either way).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,14 @@ from fer_core.config import ExperimentConfig
 from tuner.checks.preflight import check_data
 from tuner.checks.probe import PENDING_TIMEOUT_S, Request, check_ray_address
 from tuner.checks.signals import Stop, print_stop
+from tuner.checks.space import (
+    CHECKPOINTS_KEPT,
+    FULL_BELOW_BYTES,
+    free_bytes,
+    full_disk_line,
+    is_no_space,
+    space_warning,
+)
 from tuner.tracking.database import check_store
 from tuner.tracking.reach import check_mlflow_uri
 
@@ -44,11 +54,15 @@ def check_connections(address: str | None, mlflow_uri: str | None,
 
 
 def before_start(spec: SweepSpec) -> None:
-    """Connections, then the data scan; prints the scan's one-line summary."""
+    """Connections, then the data scan; prints the scan's one-line summary, and a warning when
+    the storage has less free space than the sweep will write (``tuner.checks.space``)."""
     place = spec.place
     check_connections(place.address, place.mlflow_uri, spec.settings.optuna_storage)
     data = ExperimentConfig.from_flat(dict(spec.base)).data
     print(check_data(data, Path(place.data_cache), place.preflight), flush=True)
+    warning = space_warning(spec, CHECKPOINTS_KEPT)
+    if warning:
+        print(warning, flush=True)
 
 
 def pending_timeout(place: SweepPlace) -> float:
@@ -100,9 +114,26 @@ def failed_trials(grid) -> list[FailedTrial]:
     return failed
 
 
-def outcome(grid, folder, stop: Stop | None = None) -> int:
+def storage_full(folder) -> bool:
+    """The filesystem of the sweep's storage is full: why ``fit()`` failed when it did (Tune
+    itself then fails on the files it could only half write)."""
+    free = free_bytes(os.path.dirname(str(folder).rstrip("/")))
+    return free is not None and free < FULL_BELOW_BYTES
+
+
+def disk_full(folder, ctx, trials_left: int | None = None) -> int:
+    """Say that the storage is full, where, and what the sweep needs to go on; exit 2."""
+    concurrent = ctx.settings.max_concurrent if ctx.settings else 1
+    running = min(trials_left or concurrent, concurrent)
+    line = full_disk_line(str(folder), dict(ctx.base), running, CHECKPOINTS_KEPT)
+    print(f"error: {line}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+def outcome(grid, folder, stop: Stop | None = None, ctx=None) -> int:
     """The sweep's exit status from what ``fit()`` returned and whether a stop signal ended
-    it; prints why when it is not 0."""
+    it; prints why when it is not 0. ``ctx``: the sweep's context, to size what trials stopped
+    by a full disk need."""
     if stop is not None and stop.stopped_fit:
         return print_stop(stop, "the Resume line above continues the sweep")
     pending = folder / PENDING_RECORD
@@ -110,6 +141,13 @@ def outcome(grid, folder, stop: Stop | None = None) -> int:
         print(f"error: {pending.read_text().strip()}", file=sys.stderr, flush=True)
         return EXIT_USAGE
     failed = failed_trials(grid)
+    full = [f for f in failed if is_no_space(f.last_line)]
+    if full:
+        others = [f for f in failed if f not in full]
+        if others:
+            print(f"{len(others)} trial(s) FAILED:\n" + "\n".join(f.line() for f in others),
+                  file=sys.stderr, flush=True)
+        return disk_full(folder, ctx, len(full))
     if failed:
         print(f"{len(failed)} trial(s) FAILED:\n" + "\n".join(f.line() for f in failed),
               file=sys.stderr, flush=True)

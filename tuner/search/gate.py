@@ -31,7 +31,9 @@ from typing import Any
 
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher, SearchGenerator
 
+from fer_core import atomic
 from search_spaces.params import with_derived
+from tuner.checks.space import NO_SPACE
 from tuner.search.budget import SECONDS_PER_HOUR, Budget, BudgetClock
 from tuner.search.dedup import DoneRun, config_hash, done_runs
 from tuner.spec.context import StoragePath, SweepContext
@@ -257,8 +259,21 @@ class SweepGate(SearchAlgorithm):
     def _save_record(self, now: float | None = None) -> None:
         self._note_starts()
         self.record.trial_hours = self.clock.used_seconds(now or time.time()) / SECONDS_PER_HOUR
-        if self.rules.record_path:
+        if not self.rules.record_path:
+            return
+        try:
             self.record.save(self.rules.record_path)
+        except OSError as err:
+            if err.errno not in NO_SPACE:
+                raise
+            # A full storage: the trials fail on it too and the sweep ends saying so; the last
+            # whole record stays (atomic write), the state Tune saves keeps the rest.
+            if not getattr(self, "_record_stuck", False):  # once, not at every trial event
+                print(f"warning: {self.rules.record_path} not updated: {err.strerror}",
+                      flush=True)
+            self._record_stuck = True
+            return
+        self._record_stuck = False
 
     # Tune hands these the driver's local staging folder and syncs it with the storage itself
     # (a bucket included), so the state pickle is plain local file I/O.
@@ -268,9 +283,7 @@ class SweepGate(SearchAlgorithm):
     def save_to_dir(self, dirpath: str, **kwargs: Any) -> None:
         self.inner.save_to_dir(dirpath, **kwargs)
         state = {"clock": self.clock, "record": self.record, "finished": self._finished}
-        tmp = Path(dirpath) / f"{STATE_FILE}.tmp"
-        tmp.write_bytes(pickle.dumps(state))
-        os.replace(tmp, Path(dirpath) / STATE_FILE)
+        atomic.write_bytes(Path(dirpath) / STATE_FILE, pickle.dumps(state))
 
     def restore_from_dir(self, dirpath: str) -> None:
         if self.inner.has_checkpoint(dirpath):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from search_spaces.params import derived_fields
 from tuner.checks import guard
+from tuner.checks.space import CHECKPOINTS_KEPT
 from tuner.search.gate import GATE_FILE, GateRules, SweepGate
 from tuner.search.searchers import SCHEDULERS, SEARCHERS
 from tuner.spec.context import SweepContext
@@ -26,7 +27,6 @@ PENDING_ENV = "TUNE_MAX_PENDING_TRIALS_PG"
 """Ray Tune's own knob, read by its controller from the environment only (Ray 2.60 has no
 argument for it), so it stays an environment variable; ``pending_trials`` sets it around fit()."""
 MAX_FAILURES = 2  # retries per trial, each from the trial's last checkpoint
-CHECKPOINTS_KEPT = 1  # the latest is all a resume needs (each holds the best weights too)
 
 
 def init_ray(place: SweepPlace) -> bool:

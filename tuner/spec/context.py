@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from fer_core import atomic
 from fer_core.cli import UserError
 from fer_core.config import ExperimentConfig
 from tuner.spec.settings import SweepSettings
@@ -107,29 +108,39 @@ class StoragePath:
         fs, path = _filesystem(self.location)
         return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
 
-    def read_text(self) -> str:
+    def read_bytes(self) -> bytes:
         fs, path = _filesystem(self.location)
         with fs.open_input_stream(path) as stream:
-            return stream.readall().decode()
+            return stream.readall()
 
-    def write_text(self, text: str) -> None:
-        """Write the whole file; a reader never sees half of it."""
+    def read_text(self) -> str:
+        return self.read_bytes().decode()
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write the whole file; a reader never sees half of it, a crash or a full disk
+        leaves the last good copy (``fer_core.atomic``)."""
         import pyarrow.fs as pafs
 
         fs, path = _filesystem(self.location)
+        if isinstance(fs, pafs.LocalFileSystem):
+            atomic.write_bytes(path, data)
+            return
+        # An object store publishes an object whole when its stream closes (a rename there
+        # would be a copy and a delete).
         parent = path.rstrip("/").rsplit("/", 1)[0]
         if parent:
             fs.create_dir(parent, recursive=True)
-        if not isinstance(fs, pafs.LocalFileSystem):
-            # An object store publishes an object whole when its stream closes; a move there
-            # would be a copy and a delete.
-            target = path
-        else:
-            target = f"{path}.tmp"
-        with fs.open_output_stream(target) as stream:
-            stream.write(text.encode())
-        if target != path:
-            fs.move(target, path)  # a rename: atomic on a local or network filesystem
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)
+
+    def write_text(self, text: str) -> None:
+        """Write the whole file (``write_bytes``)."""
+        self.write_bytes(text.encode())
+
+    def move_to(self, location: str) -> None:
+        """Rename this file to ``location`` (same storage)."""
+        fs, path = _filesystem(self.location)
+        fs.move(path, _filesystem(location)[1])
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,21 @@ class ResumeRequest:
 def saved_sweep(place: SweepPlace, name: str | None, space: str | None,
                 optuna_storage: str | None, ignored: bool = False) -> ResumeRequest:
     """The sweep ``name`` (or the latest, of ``space``) under the storage, its saved context
-    made whole again by the URIs given now."""
+    made whole again by the URIs given now.
+
+    Every file the resume reads is read first (``tuner.spec.state``): what was recovered is
+    printed, one line each; a file that cannot be recovered ends it with one ``error:`` line."""
+    from tuner.spec import state
+
     folder = find_sweep(place.storage, name, space)
+    saved, note = state.load_context(folder)
     try:
-        ctx = SweepContext.load(folder).with_secrets(place.mlflow_uri, optuna_storage)
+        ctx = saved.with_secrets(place.mlflow_uri, optuna_storage)
     except ValueError as err:
         raise NothingToResume(f"sweep {folder.name!r}: {err}") from None
+    for line in [note, *state.check(folder, ctx)]:
+        if line:
+            print(line, flush=True)
     if ctx.settings is None:
         raise NothingToResume(f"sweep {folder.name!r}: its {folder.name}/sweep.json holds no "
                               "sweep settings; start it again without --resume")
@@ -62,11 +71,23 @@ def sweep_folders(storage: str | os.PathLike[str] | StoragePath,
         record = (folder / SWEEP_FILE).info()
         if record.type != pafs.FileType.File:
             continue
-        if space is None or SweepContext.load(folder).target.space == space:
+        if space is None or space_of(folder, space) == space:
             # Some stores give no modification time: those sort first.
             stamp = record.mtime.timestamp() if record.mtime else 0.0
             found.append((stamp, folder))
     return [folder for _, folder in sorted(found, key=lambda pair: pair[0])]
+
+
+def space_of(folder: StoragePath, wanted: str) -> str:
+    """The space of the sweep in ``folder``, from ``sweep.json`` or the copy in Tune's Tuner
+    (``tuner.spec.state``); ``wanted`` when neither can be read: a torn sweep is not passed
+    over for an older one, its resume names the torn file."""
+    from tuner.spec import state
+
+    try:
+        return state.load_context(folder)[0].target.space
+    except state.CorruptState:
+        return wanted
 
 
 def has_tune_state(folder: str | os.PathLike[str] | StoragePath) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fer_core import atomic
 from fer_core.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UserError
 from tuner.checks.signals import Stop, sigterm_kept
 from tuner.study.parts import Job, StudyPlan
@@ -39,10 +40,7 @@ class StudyState:
     sweeps: dict[str, list[str]] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        tmp.replace(folder / STATE_FILE)  # whole or not at all
+        atomic.write_text(folder / STATE_FILE, json.dumps(asdict(self), indent=1))
 
     @classmethod
     def load(cls, folder: Path) -> StudyState | None:

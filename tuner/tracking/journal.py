@@ -38,6 +38,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
+from fer_core import atomic
 from fer_core.cli import UserError
 from tuner.tracking import client as runs
 from tuner.tracking import outputs
@@ -57,6 +58,17 @@ class Header(NamedTuple):
     trial_id: str
 
 
+class Repair(NamedTuple):
+    """What ``Journal.repair`` kept of a torn journal."""
+
+    kept: int
+    """Readable lines kept (operations, acks, the header)."""
+    dropped: int
+    """Unreadable lines dropped."""
+    header_lost: bool
+    """The first line was gone or unreadable (an empty file, one cut in its first line)."""
+
+
 class Journal:
     """The append-only JSONL file; thread-safe within one process."""
 
@@ -66,6 +78,7 @@ class Journal:
         self._removed = False
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.stat().st_size == 0:
+            path.touch()
             self._append({"header": 1, **asdict(target.public()), "trial_id": trial_id})
         elif not path.read_bytes().endswith(b"\n"):  # a line cut by a crash: close it off
             with path.open("a") as f:
@@ -77,7 +90,8 @@ class Journal:
         header: Header | None = None
         ops: list[Op] = []
         acks: dict[int, str | None] = {}
-        with path.open() as f:
+        # Bytes a crash or a disk left there are no operation: undecodable ones read as such.
+        with path.open(errors="replace") as f:
             for line in f:
                 try:
                     record = json.loads(line)
@@ -95,6 +109,34 @@ class Journal:
             raise UserError(f"{path}: no header line: not an MLflow journal")
         ops.sort(key=lambda op: op["seq"])
         return header, ops, acks
+
+    @classmethod
+    def repair(cls, path: Path, target: TrackingTarget, trial_id: str) -> Repair | None:
+        """Rewrite a journal with unreadable lines (cut, overwritten, empty file) from its
+        readable ones, under a header for ``target`` and ``trial_id`` when its own is lost.
+
+        Returns what was kept and dropped, or None when every line reads.
+        """
+        records, dropped = [], 0
+        lines = path.read_bytes().split(b"\n")
+        for line in lines:
+            try:
+                record = json.loads(line.decode())
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                dropped += bool(line.strip())  # a blank line (the file's last) held nothing
+                continue
+            if isinstance(record, dict) and ("header" in record or "ack" in record
+                                             or "seq" in record):
+                records.append(record)
+            else:
+                dropped += 1
+        has_header = any("header" in r for r in records)
+        if has_header and not dropped:
+            return None
+        if not has_header:
+            records.insert(0, {"header": 1, **asdict(target.public()), "trial_id": trial_id})
+        atomic.write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in records))
+        return Repair(len(records) - (not has_header), dropped, not has_header)
 
     def pending(self) -> list[Op]:
         """Operations not acknowledged yet, in order."""
@@ -118,19 +160,29 @@ class Journal:
         with self._lock:
             if self._removed:
                 return
-            with self.path.open("a") as f:
-                os.fsync(f.fileno())
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)  # never created here
+            except FileNotFoundError:
+                return
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _append(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, default=str) + "\n"
         with self._lock:
             if self._removed:  # a late ack after everything was delivered and cleaned up
                 return
-            if "ack" in record and not self.path.exists():
-                # Another process delivered it all and removed the journal (a trial's own
-                # close while the driver replays it): an ack alone would leave a headless file.
+            try:
+                # Never created here: a journal gone since it was opened was removed by the
+                # trial once all was delivered (a replay at the sweep's end can race it), and
+                # an ack alone in a new file would be a journal without its header.
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            except FileNotFoundError:
+                self._removed = True
                 return
-            with self.path.open("a") as f:
+            with os.fdopen(fd, "a") as f:
                 f.write(line)
 
     def remove(self) -> None:
