@@ -63,6 +63,7 @@ def test_sigterm_outside_fit_ends_the_command_with_143_and_one_line():
     assert done.stderr.strip() == "stopped by SIGTERM"
 
 
+@pytest.mark.slow(reason="starts a local Ray in an interpreter of its own")
 def test_ray_init_inside_sigterm_kept_leaves_sigterm_to_the_program():
     done = python("""
         import os, signal, time

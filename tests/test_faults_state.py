@@ -103,6 +103,10 @@ def ray_sessions(tmp_path, monkeypatch) -> Path:
     return root
 
 
+READS_THE_SWEEP = pytest.mark.slow(
+    reason="tears a copy of the session's smoke sweep: a real sweep on Ray (~25 s, built once)")
+
+
 @pytest.fixture()
 def torn_copy(smoke_sweep, tmp_path) -> Path:
     """A copy of the session's finished sweep folder (its MLflow store stays where it is)."""
@@ -113,6 +117,7 @@ def torn_copy(smoke_sweep, tmp_path) -> Path:
 
 
 # ---------------------------------------------------------------- every file, every tear
+@READS_THE_SWEEP
 @pytest.mark.parametrize(("name", "how"), CASES)
 def test_each_torn_file_is_recovered_or_named_with_the_way_out(torn_copy, name, how):
     folder = StoragePath.parse(torn_copy)
@@ -135,6 +140,7 @@ def test_each_torn_file_is_recovered_or_named_with_the_way_out(torn_copy, name, 
     assert state.load_context(folder)[1] is None and state.check(folder, context) == again
 
 
+@READS_THE_SWEEP
 @pytest.mark.parametrize("name", ["experiment_state-*.json", "search_gen_state-*.json",
                                   "searcher-state-*.pkl"])
 def test_tune_state_torn_on_the_storage_comes_back_from_the_drivers_copy(torn_copy, ray_sessions,
@@ -154,6 +160,7 @@ def test_tune_state_torn_on_the_storage_comes_back_from_the_drivers_copy(torn_co
     assert whole.read_bytes() == data
 
 
+@READS_THE_SWEEP
 def test_the_gate_rebuilt_from_its_record_keeps_the_hours_and_skips(torn_copy):
     import pickle
 
@@ -167,6 +174,7 @@ def test_the_gate_rebuilt_from_its_record_keeps_the_hours_and_skips(torn_copy):
     assert rebuilt["clock"].used_seconds(0.0) == pytest.approx(record["trial_hours"] * 3600)
 
 
+@READS_THE_SWEEP
 def test_a_torn_journal_keeps_its_readable_operations(torn_copy):
     trial_id, trial = mark_unfinished(torn_copy)
     path = trial / tr.JOURNAL_FILE
@@ -182,6 +190,7 @@ def test_a_torn_journal_keeps_its_readable_operations(torn_copy):
 
 
 # ---------------------------------------------------------------- the command line
+@READS_THE_SWEEP
 @pytest.mark.parametrize("name", [n for n, outcome in FILES.items() if outcome == ERROR])
 def test_resume_over_torn_tune_state_is_one_error_line_and_exit_2(torn_copy, smoke_sweep,
                                                                   capsys, name):

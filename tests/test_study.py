@@ -60,6 +60,7 @@ def test_bad_names_are_one_line(argv, words, capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.slow(reason="times the paper profile's arms at its sizes")
 def test_estimate_paper_profile_starts_nothing(study_file, tmp_path, monkeypatch, capsys, no_ray):
     import ray
 
