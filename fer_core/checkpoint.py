@@ -7,9 +7,11 @@ writes and reads the file.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 # torch is imported inside the functions: CLIs read CHECKPOINT_FILE before any work starts.
 
 CHECKPOINT_FILE = "checkpoint.pt"
+FULL_BELOW_BYTES = 1_000_000
+"""Free bytes under which a failed checkpoint write is taken for a full disk."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -55,7 +59,14 @@ def save(payload: dict[str, Any], directory: str | os.PathLike) -> Path:
 
     target = Path(directory) / CHECKPOINT_FILE
     with atomic.replacing(target) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as e:
+            # torch's zip writer reports a full disk as a failed write ("unexpected pos ..."):
+            # say what it is, so a sweep can tell a full storage from a bug.
+            if shutil.disk_usage(tmp.parent).free < FULL_BELOW_BYTES:
+                raise OSError(errno.ENOSPC, f"No space left on device writing {target}") from e
+            raise
     return target
 
 

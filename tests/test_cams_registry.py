@@ -92,7 +92,8 @@ def _run(args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-@pytest.mark.slow(reason="a fresh interpreter finds the plugin by its entry point and resolves a sweep")
+@pytest.mark.slow(reason="a fresh interpreter finds the plugin by its entry point, then resolves a "
+                         "sweep")
 def test_a_plugin_method_reaches_registry_config_sweep_list_and_tables(tmp_path) -> None:
     env = _plugin_env(tmp_path)
     got = json.loads(_run(["-c", PROBE], env).strip().splitlines()[-1])

@@ -19,6 +19,8 @@ import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
+from fer_core.checkpoint import FULL_BELOW_BYTES  # noqa: F401 (below it a filesystem is full)
+
 if TYPE_CHECKING:
     from tuner.spec.spec import SweepSpec
 
@@ -33,8 +35,6 @@ STAGED_MODEL_COPIES = 1
 LOGS_BYTES_PER_TRIAL = 1_000_000
 """Tune's result logs, the MLflow journal, the confusion matrices: well under a megabyte."""
 MB = 1e6
-FULL_BELOW_BYTES = 1_000_000
-"""A filesystem with less free than this is full for a sweep (not one more trial's logs)."""
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", f"[Errno {errno.ENOSPC}]")
 
