@@ -132,7 +132,7 @@ def run(tuner: tune.Tuner, ctx: SweepContext, place: SweepPlace, owns_ray: bool,
     try:
         with pending_trials(ctx.settings.max_concurrent), stop.fitting():
             grid = tuner.fit()
-        status = tr.FINISHED
+        status = tr.FAILED if guard.stopped_by_full_disk(grid) else tr.FINISHED
     except Exception:
         status = tr.FAILED
         if not guard.storage_full(folder):

@@ -99,6 +99,10 @@ class FailedTrial:
     def line(self) -> str:
         return f"  {self.name}: {self.last_line}\n    log: {self.log}"
 
+    @property
+    def on_full_disk(self) -> bool:
+        return is_no_space(self.last_line)
+
 
 def failed_trials(grid) -> list[FailedTrial]:
     """The trials of a ``ResultGrid`` that ended in error, with the error's last line."""
@@ -130,6 +134,12 @@ def disk_full(folder, ctx, trials_left: int | None = None) -> int:
     return EXIT_USAGE
 
 
+def stopped_by_full_disk(grid) -> bool:
+    """Some trial failed because the storage filled up: the sweep did not finish (its parent
+    run ends FAILED), and it goes on with ``--resume`` once space is freed."""
+    return any(f.on_full_disk for f in failed_trials(grid))
+
+
 def outcome(grid, folder, stop: Stop | None = None, ctx=None) -> int:
     """The sweep's exit status from what ``fit()`` returned and whether a stop signal ended
     it; prints why when it is not 0. ``ctx``: the sweep's context, to size what trials stopped
@@ -141,7 +151,7 @@ def outcome(grid, folder, stop: Stop | None = None, ctx=None) -> int:
         print(f"error: {pending.read_text().strip()}", file=sys.stderr, flush=True)
         return EXIT_USAGE
     failed = failed_trials(grid)
-    full = [f for f in failed if is_no_space(f.last_line)]
+    full = [f for f in failed if f.on_full_disk]
     if full:
         others = [f for f in failed if f not in full]
         if others:
