@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer_core.checkpoint import FULL_BELOW_BYTES  # below it a filesystem is full
 from fer_core.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from fer_core.config import ExperimentConfig
 from tuner.checks.preflight import check_data
@@ -28,7 +29,6 @@ from tuner.checks.probe import PENDING_TIMEOUT_S, Request, check_ray_address
 from tuner.checks.signals import Stop, print_stop
 from tuner.checks.space import (
     CHECKPOINTS_KEPT,
-    FULL_BELOW_BYTES,
     free_bytes,
     full_disk_line,
     is_no_space,

@@ -19,8 +19,6 @@ import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
-from fer_core.checkpoint import FULL_BELOW_BYTES  # noqa: F401 (below it a filesystem is full)
-
 if TYPE_CHECKING:
     from tuner.spec.spec import SweepSpec
 
