@@ -67,6 +67,9 @@ class DataConfig:
     synthetic_n: int = 1400  # synthetic train images (val/test get a fifth each)
     shortcut: float = 0.0  # synthetic only: probability of a label cue outside the face
     synthetic_intensity: float = 0.3  # synthetic only: weakest expression (1 = full strength)
+    # False trains on the evaluation transform: the shortcut study (docs/method.md §7.2) needs a
+    # cue that the crop, flip and colour jitter neither cut off, move nor recolour.
+    augment: bool = True
     num_workers: int = 0
 
     def __post_init__(self) -> None:

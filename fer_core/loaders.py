@@ -51,7 +51,8 @@ def build_split(cfg: DataConfig, split: str, cache_dir: str | None = None) -> Da
     """One split through the joint transforms; ``cache_dir``: see ``dataset_options``."""
     raw = build_dataset(cfg.dataset, split, root=cfg.data_root,
                         **dataset_options(cfg, split, cache_dir))
-    return Transformed(raw, build_transforms(train=split == "train", size=cfg.img_size))
+    return Transformed(raw, build_transforms(train=split == "train" and cfg.augment,
+                                             size=cfg.img_size))
 
 
 def build_loader(

@@ -8,7 +8,7 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from tuner.cost.asha import asha_epochs, expected_epochs, rungs
+from tuner.cost.asha import asha_epochs, asha_finished, expected_epochs, rungs, stop_draws
 from tuner.search.wrappers import ReferenceASHA
 
 
@@ -50,3 +50,17 @@ def test_few_trials_cost_more_than_the_closed_form_many_trials_approach_it():
     assert few > 1.5 * asha_epochs(10, 1, 2)  # little to compare with: most go on
     assert many == pytest.approx(asha_epochs(10, 1, 2), rel=0.1)
     assert expected_epochs(10, 1, 2, searched=0) == 10.0
+
+
+def test_the_finished_share_matches_rays_scheduler():
+    # Only trials that train every epoch test and save at the end: their share is priced too.
+    rng = np.random.default_rng(5)
+    runs = [ray_epochs(rng.random(6).tolist(), 2, 10, 1, 2) for _ in range(300)]
+    observed = float(np.mean([e == 10 for run in runs for e in run]))
+    draws = stop_draws(10, 1, 2, searched=4, references=2)
+    assert draws.shape[1] == 2 and float(draws[:, 1].mean()) == pytest.approx(observed, abs=0.06)
+    assert ((draws[:, 1] >= 0) & (draws[:, 1] <= 1)).all()
+    # Every searched trial finished in a draw means every one trained all epochs.
+    assert (draws[draws[:, 1] == 1, 0] == 10).all()
+    assert asha_finished(10, 1, 2) == pytest.approx(1 / 16)  # rungs 1, 2, 4, 8
+    assert stop_draws(10, 1, 2, searched=0).tolist() == [[10.0, 1.0]]

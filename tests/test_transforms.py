@@ -168,3 +168,18 @@ def test_augmentation_ops_and_options() -> None:
     assert (out.abs().sum(0) == 0).sum() >= 0.02 * 32 * 32  # one rectangle set to the mean
     with pytest.raises(TypeError, match="unknown transform options.*valid"):
         build_transforms(True, 32, rotation=5)
+
+
+def test_augment_false_trains_on_the_evaluation_transform(tmp_path) -> None:
+    # The shortcut study's switch: the train split keeps its cue square where it was drawn.
+    from fer_core.config import DataConfig
+    from fer_core.loaders import build_split
+
+    base = dict(dataset="synthetic", img_size=32, synthetic_n=14, shortcut=1.0)
+    plain = build_split(DataConfig(**base, augment=False), "train", str(tmp_path))
+    augmented = build_split(DataConfig(**base), "train", str(tmp_path))
+    raw = plain.base[0]
+    expected = build_transforms(train=False, size=32)(raw)["image"]
+    assert torch.equal(plain[0]["image"], expected) and torch.equal(plain[0]["image"],
+                                                                    plain[0]["image"])
+    assert not all(torch.equal(augmented[i]["image"], plain[i]["image"]) for i in range(14))

@@ -51,24 +51,25 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def epochs_draws(epochs: int, grace: int, reduction: float, searched: int,
-                 references: int = 0, simulations: int | None = None,
-                 seed: int = 0) -> np.ndarray:
-    """Mean epochs of a searched trial in each simulated sweep: one value per draw of which
-    trials ASHA stops (see the module docstring). Their spread is the spread of the sweep's
-    cost that comes from early stopping; their mean is ``expected_epochs``."""
+def stop_draws(epochs: int, grace: int, reduction: float, searched: int,
+               references: int = 0, simulations: int | None = None,
+               seed: int = 0) -> np.ndarray:
+    """One row per simulated sweep (a draw of which trials ASHA stops, see the module
+    docstring): the mean epochs a searched trial trained, and the share of searched trials that
+    trained every epoch (only those test and save at the end). Their spread is the spread of
+    the sweep's cost that comes from early stopping."""
     if searched <= 0:
-        return np.full(1, float(epochs))
+        return np.array([[float(epochs), 1.0]])
     milestones = rungs(epochs, grace, reduction)
     n = references + searched
     simulations = simulations or max(20, min(SIMULATIONS, TRIAL_BUDGET // n))
     rng = np.random.default_rng(seed)
     quantile = (1 - 1 / reduction) * 100
-    draws = np.empty(simulations)
+    draws = np.empty((simulations, 2))
     for d in range(simulations):
         scores = rng.random(n).tolist()
         recorded: list[list[float]] = [[] for _ in milestones]  # kept sorted
-        total = 0.0
+        total = finished = 0.0
         for i, score in enumerate(scores):
             trained = float(epochs)
             for k, milestone in enumerate(milestones):
@@ -80,8 +81,23 @@ def epochs_draws(epochs: int, grace: int, reduction: float, searched: int,
                     break
             if i >= references:
                 total += trained
-        draws[d] = total / searched
+                finished += trained == epochs
+        draws[d] = total / searched, finished / searched
     return draws
+
+
+def epochs_draws(epochs: int, grace: int, reduction: float, searched: int,
+                 references: int = 0, simulations: int | None = None,
+                 seed: int = 0) -> np.ndarray:
+    """Mean epochs of a searched trial in each simulated sweep (``stop_draws``' first column);
+    their mean is ``expected_epochs``."""
+    return stop_draws(epochs, grace, reduction, searched, references, simulations, seed)[:, 0]
+
+
+def asha_finished(epochs: int, grace: int, reduction: float) -> float:
+    """The share of searched trials that train every epoch if a share 1/η survives each rung
+    (``asha_epochs``' counterpart)."""
+    return 1.0 / reduction ** len(rungs(epochs, grace, reduction))
 
 
 def expected_epochs(epochs: int, grace: int, reduction: float, searched: int,

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from search_spaces.params import fixed_values
-from tuner.cost.asha import asha_epochs, epochs_interval, expected_epochs
+from tuner.cost import spread
+from tuner.cost.asha import asha_epochs, asha_finished, stop_draws
 from tuner.cost.timing import (  # noqa: F401  (ESTIMATE_FILE, measure: the estimate's API)
     ESTIMATE_FILE,
     FULL,
@@ -97,6 +98,8 @@ def wall_clock_s(durations: Sequence[float], slots: int) -> float:
         ends[i] += d
     return max(ends)
 
+INTERVAL_LABEL = "90 % interval"
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -121,8 +124,8 @@ class Prediction:
     (``tuner.cost.pricing``); else before them, the trials waiting ``measured_s``."""
     trial_hours_low: float | None = None
     trial_hours_high: float | None = None
-    """The central 90 % of the trial-hours over simulated draws of which trials ASHA stops
-    (``tuner.cost.asha.epochs_interval``); equal to the expectation without ASHA."""
+    """The central 90 % of the trial-hours over simulated draws of which trials ASHA stops,
+    each times the timing's own error (``tuner.cost.spread``)."""
 
     def save(self, folder: StoragePath) -> None:
         (folder / ESTIMATE_FILE).write_text(json.dumps(asdict(self), indent=2))
@@ -133,25 +136,56 @@ class Prediction:
         data = json.loads(path.read_text()) if path.exists() else None
         return cls(**{**data, "lines": tuple(data["lines"])}) if data else None
 
-    def against(self, actual_hours: float, trials_run: float | None = None) -> str:
-        """The closing summary's line: predicted against actual trial-hours. A sweep that ran
-        ``trials_run`` of its predicted trials (interrupted, budget-stopped) is compared with
-        that share of the prediction: like with like."""
-        if actual_hours <= 0:
-            return f"predicted {self.trial_hours:.3f} trial-hours; no trial time recorded"
-        share = 1.0 if not trials_run or trials_run >= self.trials else trials_run / self.trials
+    def compare(self, actual_hours: float, trials_run: float | None = None) -> Comparison:
+        """The prediction against ``actual_hours``. A sweep that ran ``trials_run`` of its
+        predicted trials (interrupted, budget-stopped) is compared with that share of the
+        prediction: like with like."""
+        # ``trials`` is a sum of fractional arm shares (6.000000000000002 for 6 trials).
+        ran_all = not trials_run or trials_run >= round(self.trials, 6)
+        share = 1.0 if ran_all else trials_run / self.trials
         expected = (self.trial_hours_expected or self.trial_hours) * share
-        off = 100.0 * (expected - actual_hours) / actual_hours
+        low = high = None
         if self.trial_hours_low is not None and self.trial_hours_high is not None:
             low, high = self.trial_hours_low * share, self.trial_hours_high * share
-            inside = "inside" if low <= actual_hours <= high else "OUTSIDE"
-            span = f" (90 % of ASHA draws {low:.3f}–{high:.3f}: actual {inside})"
+        return Comparison(expected, actual_hours, low, high, share, trials_run)
+
+    def against(self, actual_hours: float, trials_run: float | None = None) -> str:
+        """The closing summary's line: predicted against actual trial-hours."""
+        if actual_hours <= 0:
+            return f"predicted {self.trial_hours:.3f} trial-hours; no trial time recorded"
+        c = self.compare(actual_hours, trials_run)
+        if c.low is not None and c.high is not None:
+            inside = "inside" if c.inside else "OUTSIDE"
+            span = f" ({INTERVAL_LABEL} {c.low:.3f}–{c.high:.3f}: actual {inside})"
         else:
             span = (f" (range {self.trial_hours_asha:.3f}–{self.trial_hours:.3f})"
                     if self.trial_hours_asha < self.trial_hours else "")
-        part = "" if share == 1.0 else f" for the {trials_run:g} of {self.trials:g} trials run"
-        return (f"trial-hours: predicted {expected:.3f}{span}{part}, actual "
-                f"{actual_hours:.3f} ({off:+.0f} %)")
+        part = ("" if c.share == 1.0
+                else f" for the {trials_run:g} of {round(self.trials, 6):g} trials run")
+        return (f"trial-hours: predicted {c.expected:.3f}{span}{part}, actual "
+                f"{actual_hours:.3f} ({c.error_pct:+.0f} %)")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A sweep's predicted trial-hours (its share for the trials that ran) against the actual."""
+
+    expected: float
+    actual: float
+    low: float | None
+    high: float | None
+    share: float
+    trials_run: float | None
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * (self.expected - self.actual) / self.actual
+
+    @property
+    def inside(self) -> bool | None:
+        if self.low is None or self.high is None:
+            return None
+        return self.low <= self.actual <= self.high
 
 
 def stand_in(costs: Sequence[ArmCost]) -> ArmCost:
@@ -219,22 +253,23 @@ def predict(resolved: SweepSpec, cache_dir: str | None, address: str | None = No
              f"{'ckpt MB':>8}"]
     durations: list[float] = []
     shared: list[tuple[float, float]] = []  # (expected trials, seconds) of spread samples
-    hours = hours_asha = hours_expected = disk = trials = hours_low = hours_high = 0.0
+    hours = hours_asha = hours_expected = disk = trials = 0.0
+    draws: Any = 0.0  # the sweep's trial-hours in each simulated draw of ASHA's stops
     searched = round(sum(arm.trials for arm, _, _ in measured if not arm.reference))
     references = round(sum(arm.trials for arm, _, _ in measured if arm.reference))
     for arm, cost, shape in measured:
         full = shape.seconds(cost)
         grace = min(space.grace_period, shape.epochs)
-        early = expected = low = high = full
+        early = expected = per_draw = full
         if asha and not arm.reference:
-            early = shape.seconds(cost, asha_epochs(shape.epochs, grace, space.reduction_factor))
-            expected = shape.seconds(cost, expected_epochs(
-                shape.epochs, grace, space.reduction_factor, searched, references))
+            eta = space.reduction_factor
+            early = shape.seconds(cost, asha_epochs(shape.epochs, grace, eta),
+                                  asha_finished(shape.epochs, grace, eta))
             # One sweep is one draw: its searched trials stop together as the draw says.
-            low, high = (shape.seconds(cost, e) for e in epochs_interval(
-                shape.epochs, grace, space.reduction_factor, searched, references))
-        hours_low += arm.trials * low / 3600
-        hours_high += arm.trials * high / 3600
+            stops = stop_draws(shape.epochs, grace, eta, searched, references)
+            per_draw = shape.seconds(cost, stops[:, 0], stops[:, 1])
+            expected = float(per_draw.mean())
+        draws = draws + arm.trials * per_draw / 3600
         trials += arm.trials
         hours += arm.trials * full / 3600
         hours_asha += arm.trials * early / 3600
@@ -258,13 +293,14 @@ def predict(resolved: SweepSpec, cache_dir: str | None, address: str | None = No
     if shared:  # a searched space's samples: their count, each at the arms' mean time
         count = sum(n for n, _ in shared)
         durations += [sum(n * d for n, d in shared) / count] * round(count)
+    low, high = spread.interval(draws)
     gpu = settings.resources_gpu
     per_trial, unit = (gpu, "GPU") if gpu > 0 else (settings.resources_cpu, "CPU")
     device = measured[0][1].device if measured else "cpu"
     return Prediction(trials, hours, hours_asha, hours * per_trial, unit,
                       wall_clock_s(durations, settings.max_concurrent) / 3600, disk, device,
                       tuple(lines), hours_expected, measured_s,
-                      trial_hours_low=hours_low, trial_hours_high=hours_high)
+                      trial_hours_low=low, trial_hours_high=high)
 
 
 def render(resolved: SweepSpec, p: Prediction, steps: int) -> str:
@@ -288,12 +324,13 @@ def render(resolved: SweepSpec, p: Prediction, steps: int) -> str:
                    f"-> ≥ {p.trial_hours_asha:.3f} if a share 1/{space.reduction_factor:g} of "
                    f"searched trials passes each rung (grace {space.grace_period} epochs); "
                    "reference trials always finish")
-        if p.trial_hours_low is not None:
-            out.append(f"interval:      {p.trial_hours_low:.3f}–{p.trial_hours_high:.3f} "
-                       "trial-hours holds 90 % of the simulated draws of which trials stop")
     else:
         out.append(f"ASHA:          not used (scheduler {s.scheduler}); --scheduler asha "
                    "could stop weak trials early")
+    if p.trial_hours_low is not None:
+        out.append(f"interval:      {p.trial_hours_low:.3f}–{p.trial_hours_high:.3f} "
+                   "trial-hours holds 90 % of the actual: which trials ASHA stops and the "
+                   "timing's error (docs/sweeps.md)")
     out.append(f"disk:          {p.disk_bytes / MB:.0f} MB (one kept checkpoint per trial + "
                f"{WEIGHT_COPIES_PER_FINISHED_TRIAL} × its selected weights as an MLflow model)")
     out.append(f"estimated_trial_hours={p.trial_hours:.4f}")

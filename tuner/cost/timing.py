@@ -22,9 +22,12 @@ COST_NEUTRAL = ("seed", "lr", "lr_step", "lr_gamma", "momentum", "nesterov", "we
 """Flat fields that change no step's cost; ``lambda_au`` counts only as zero or not."""
 FINAL_NEUTRAL = ("lambda_au", "layers")
 """Cost fields that change the training steps but not the end-of-trial work."""
-TRIAL_OVERHEAD_S = 2.5
-"""Tune and MLflow per trial (run creation, reports, delivery): bench/tune_overhead.py measured
-a sweep at 1.105 × a plain loop over 8 trials of ~21 s on a quiet machine."""
+TRIAL_OVERHEAD_S = 0.5
+"""Seconds of a trial's MLflow run (what the closing summary counts as its actual) beyond its
+build, epochs and end-of-trial work: run creation, parameter and metric logging, reports to
+Tune. bench/price_check.py over 10 smoke sweeps: ASHA-stopped trials took 1.19 s (median of 15)
+where their build and one epoch time at ~0.65 s, finished ones 4.82 s against ~4.4 s. A
+worker's start and imports fall outside the run (bench/tune_overhead.py measures them)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class ArmCost:
     checkpoint_s: float
     final_s: float
     """End-of-trial work besides the test pass: end-of-trial XAI metrics, the selected model
-    copied and saved as an MLflow model, plus Tune's and MLflow's per-trial overhead."""
+    copied and saved as an MLflow model (a trial ASHA stops does none of it)."""
     weight_bytes: int
     running_checkpoint_bytes: int
     final_checkpoint_bytes: int
@@ -53,13 +56,16 @@ class TrialShape:
     test_images: int
     epochs: int
 
-    def seconds(self, cost: ArmCost, epochs: float | None = None) -> float:
-        """Build, ``epochs`` epochs (train, validate, checkpoint), then test and save."""
+    def seconds(self, cost: ArmCost, epochs: float | None = None,
+                finished: float = 1.0) -> float:
+        """Build, ``epochs`` epochs (train, validate, checkpoint) and Tune's and MLflow's
+        per-trial overhead, then the test pass and ``final_s`` for the ``finished`` share of
+        trials (the ones ASHA lets run every epoch: a stopped trial ends without them)."""
         epochs = self.epochs if epochs is None else epochs
         epoch_s = (self.train_batches * cost.step_s + self.val_images * cost.eval_s_per_image
                    + cost.checkpoint_s)
-        return (cost.build_s + epochs * epoch_s + self.test_images * cost.eval_s_per_image
-                + cost.final_s)
+        end_s = self.test_images * cost.eval_s_per_image + cost.final_s
+        return cost.build_s + epochs * epoch_s + TRIAL_OVERHEAD_S + finished * end_s
 
 
 def cost_key(flat: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -177,7 +183,7 @@ def measure(flat: Mapping[str, Any], cache_dir: str | None, steps: int = TIMED_S
         trainer.final = flat_eval(result, mn.TEST, trainer.model.headline_layer)
         final = Path(trainer.save_checkpoint(tmp, selected_weights=False)).stat().st_size
     if final_s is None:
-        final_s = explain_s + checkpoint_s + TRIAL_OVERHEAD_S
+        final_s = explain_s + checkpoint_s
     weights = sum(t.numel() * t.element_size() for t in trainer.model.state_dict().values())
     cap = cfg.train.max_train_batches or len(loader)
     shape = TrialShape(min(cap, len(loader)), len(val.dataset),
