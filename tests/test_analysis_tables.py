@@ -42,13 +42,13 @@ ARMS = {
 
 
 def _child(client, exp_id, parent_id, method, lam, layers, seed, metrics, *, status="FINISHED",
-           early=False):
+           early=False, backbone="resnet18"):
     commit = COMMIT_CAM if method == "cam" else COMMIT_GPP
     tags = {tr.TAG_PARENT: parent_id, tr.TAG_ROLE: tr.ROLE_TRIAL, tr.TAG_SWEEP: "s1",
             tr.TAG_ARM: f"method={method}, lambda_au={lam}", tr.TAG_GIT_COMMIT: commit,
             tr.TAG_EARLY_STOPPED: str(early).lower(), tr.TAG_TUNE_STATUS: "TERMINATED"}
     run = client.create_run(exp_id, tags=tags)
-    flat = {"method": method, "backbone": "resnet18", "lambda_au": lam, "layers": layers,
+    flat = {"method": method, "backbone": backbone, "lambda_au": lam, "layers": layers,
             "seed": seed, "amp": True, "pretrained": None, "lr": 0.002}
     # one batch per run keeps the fixture fast on a loaded machine
     client.log_batch(
@@ -233,6 +233,37 @@ def test_table3_layer_sets_against_the_baseline_row(store):
     assert f"git commit(s): {COMMIT_CAM[:12]}." in md and "9 runs" in md
     tex = render.latex(table)
     assert r"5+4 & " in tex and r"w/o AU & " in tex
+
+
+def test_a_study_makes_table3_over_its_baseline_method_when_methods_bring_own_backbones(
+        tmp_path):
+    # A study's Tables 1–2 hold methods with their own networks (TS-CAM on a DeiT): Table 3's
+    # w/o AU row would mix them over the whole experiment, so the study makes it over the
+    # baseline method's runs, whichever field the refusal names first.
+    from analysis.figures import load_selection
+    from analysis.report import build_tables
+    from tuner.study.report import narrowed_tables
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    exp_id = client.create_experiment("study")
+    parent = client.create_run(exp_id, tags={tr.TAG_ROLE: tr.ROLE_PARENT, tr.TAG_SWEEP: "s1"})
+    for (method, lam, layers), metrics in ARMS.items():
+        if method == "cam":
+            for i, seed in enumerate(SEEDS):
+                _child(client, exp_id, parent.info.run_id, method, lam, layers, seed,
+                       {k: v[i] for k, v in metrics.items()})
+    for seed in SEEDS:
+        _child(client, exp_id, parent.info.run_id, "tscam", 0.0, "12", seed,
+               {"test_cl": 70.0, "test_cam_cos": 0.3, "test_att_cos": 0.3},
+               backbone="deit_tiny_patch16_224")
+    runs = load_selection("study", uri, [])
+    whole = {r.number: r for r in build_tables(runs, "study")}
+    assert whole[3].table is None and "backbone" in whole[3].reason.split("method")[0]
+    made = narrowed_tables(runs, "study", "cam")
+    assert [t.spec.number for t in made] == [3]
+    md = render.markdown(made[0])
+    assert f"| w/o AU | {text(W0['test_cl'])} | {text(W0['test_cam_cos'])} |" in md
 
 
 # ---------------------------------------------------------------- CLI and method order
