@@ -10,7 +10,6 @@ square, and with them the models did not learn it.
 
 from __future__ import annotations
 
-from fer_core import metric_names as mn
 from search_spaces.base import SweepSpace, arm_by, register
 from search_spaces.lambda_grid import SPACE as LAMBDA
 from search_spaces.params import grid
