@@ -8,8 +8,8 @@ sections of ``analysis.sections`` (e.g. "Shortcut cue", present when the runs ca
 metrics) follow them, figures from ``analysis.figures`` into ``report/figures/`` as PNG and
 PDF. A table or figure that cannot be made is listed with the reason instead of stopping the
 report. The HTML is self-contained (figures embedded as PNG data, no external assets); it also
-links the figure files. Provenance: experiment, tracking URI, run count, the runs' git commits, the sweeps, the
-report's own commit and the generation time.
+links the figure files. Provenance: experiment, tracking URI, run count, the runs' git commits,
+the sweeps, the report's own commit and the generation time.
 """
 
 from __future__ import annotations
