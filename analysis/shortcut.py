@@ -9,19 +9,31 @@ probability with the square minus without), the CAM's mass ratio in the square a
 game, the aligned layer's attention mass ratio, and Spearman's ρ between per-image reliance and
 CAM mass ratio. A row whose runs mix λ values or layer sets, or repeat a seed, is not averaged:
 the section then says why, as the tables do.
+
+    python -m analysis.shortcut --experiment NAME [--mlflow-uri URI] [--where KEY=VALUE ...] \\
+        --format md|latex|html|csv
+
+writes the table alone (the report writes Markdown and HTML; LaTeX is for a paper).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
+import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from analysis import render
+from analysis.runs import add_source_args, load_runs
 from analysis.sections import Section, register
+from analysis.source import check_store, why_empty
 from analysis.stats import Estimate
 from analysis.table_spec import Cell, Column, Table, TableSpec
-from analysis.tables import TABLES
+from analysis.tables import TABLES, select
 from analysis.tables import _check_cell as check_row  # the tables' rule for one cell's runs
 from fer_core import metric_names as mn
+from fer_core.cli import UserError, cli_main, exit_with
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,21 +41,26 @@ if TYPE_CHECKING:
 ROW_PARAMS = ("shortcut", "lambda_au")
 ATTENTION = mn.shortcut_key("att_l<k>_mass_ratio")
 """The attention column's metric: its key depends on the row's aligned layer ``k``."""
-COLUMNS = (
-    Column("Acc. square in place (%)", mn.shortcut_key("acc_in_place"), False, 1),
-    Column("Acc. square removed (%)", mn.shortcut_key("acc_removed"), False, 1),
+COLUMNS = (  # short headers: nine columns must fit a page; the note says what each is
+    Column("Acc. cue (%)", mn.shortcut_key("acc_in_place"), False, 1),
+    Column("Acc. no cue (%)", mn.shortcut_key("acc_removed"), False, 1),
     Column("Follows (%)", mn.shortcut_key("follows"), False, 1),
     Column("Reliance", mn.shortcut_key("reliance"), False, 3),
     Column("CAM mass ratio", mn.shortcut_key("cam_mass_ratio"), False, 2),
     Column("CAM pointing", mn.shortcut_key("cam_pointing"), False, 2),
-    Column("Aligned layer att. mass ratio", ATTENTION, False, 2),
-    Column("ρ (reliance, CAM mass)", mn.shortcut_key("rho"), False, 2),
+    Column("Att. mass ratio", ATTENTION, False, 2),
+    Column("ρ", mn.shortcut_key("rho"), False, 2),
 )
 PRESENT = mn.shortcut_key("reliance")
 """A run carries the section's metrics when it has this one."""
-NOTE = ("Mean and standard deviation over seeds, n = seeds. Shortcut p: probability of the class "
-        "square in train/val images (0: the model never saw it); test images carry it. Mass "
-        "ratio 1 is a uniform map; the aligned layer is the first of the run's layers.")
+NOTE = ("Mean and standard deviation over seeds (n seeds). p: probability of the class square in "
+        "train/val images (0: the model never saw it); the test images carry it (Acc. cue) or "
+        "not (Acc. no cue). Follows: images whose square was swapped for another class's that "
+        "the model assigns to that class. Reliance: the true class's probability with the "
+        "square minus without. Mass ratio: the map's share in the square over the square's "
+        "share of the image (1: a uniform map), for the CAM and the attention of the aligned "
+        "layer (the first of the run's layers); pointing: the map's maximum falls on the "
+        "square. ρ: Spearman correlation over images of reliance and CAM mass ratio.")
 
 
 def attention_key(layers: str) -> str:
@@ -99,3 +116,28 @@ def shortcut_table(runs: pd.DataFrame, experiment: str) -> Table | None:
 
 
 SECTION = register(Section("shortcut", "Shortcut cue", shortcut_table))
+
+
+@cli_main()
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m analysis.shortcut --experiment NAME --format md|latex|html|csv``: the
+    section's table alone, e.g. as LaTeX for a paper (the report writes Markdown and HTML)."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.shortcut",
+                                     description=__doc__.split("\n")[0])
+    add_source_args(parser)
+    parser.add_argument("--format", choices=sorted(render.FORMATS), default="md")
+    args = parser.parse_args(argv)
+    check_store(args.mlflow_uri)
+    runs = select(load_runs(args.experiment, args.mlflow_uri), args.where)
+    if runs.empty:
+        raise why_empty(args.experiment, args.mlflow_uri, args.where)
+    table = shortcut_table(runs, args.experiment)
+    if table is None:
+        raise UserError(f"no selected run of {args.experiment!r} has {PRESENT}: run the "
+                        "'shortcut' space, or set shortcut_images > 0")
+    sys.stdout.write(render.FORMATS[args.format](table))
+    return 0
+
+
+if __name__ == "__main__":
+    exit_with(main())
