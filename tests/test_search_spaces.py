@@ -116,6 +116,17 @@ def test_shortcut_space_resolves_to_four_cued_arms_without_augmentation(tmp_path
     assert "\nshortcut " in "\n" + search_spaces.listing()
 
 
+def test_shortcut_space_on_real_faces_is_refused_before_anything_starts(tmp_path):
+    from tuner.cli import parse_args
+    from tuner.spec.resolve import resolve
+
+    argv = ["--space", "shortcut", "--dataset", "rafdb", "--data-root", str(tmp_path),
+            "--estimate"]
+    with pytest.raises(SweepError, match="shortcut_images=48: the shortcut cue exists in the "
+                                         "synthetic dataset only, not in 'rafdb'"):
+        resolve(parse_args(argv), tmp_path)
+
+
 def _optuna(metric="val_att_cos", mode="max"):
     inner = OptunaSearch(metric=metric, mode=mode, seed=0)
     params = to_tune({"lambda_au": SPACES.get("smoke").params["lambda_au"]})
