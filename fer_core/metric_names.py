@@ -173,7 +173,7 @@ moved to another class's spot, swapped for another class's square."""
 SHORTCUT_CUE_SCORES = ("mass", "mass_ratio", "pointing")
 """Attribution to the square, of the CAM (``cam_<score>``) and of each layer's attention
 (``att_l<k>_<score>``)."""
-SHORTCUT_RUN = ("n_images",)
+SHORTCUT_N_IMAGES = "n_images"
 """``test_shortcut_n_images``: the images scored (fewer when the split has fewer usable)."""
 
 
@@ -195,4 +195,4 @@ def shortcut_key(name: str) -> str:
 def shortcut_keys(layers: tuple[int, ...] = ()) -> tuple[str, ...]:
     """Every ``test_shortcut_*`` key a trial with ``shortcut_images`` > 0 logs, its attention
     measured at ``layers`` (the aligned layers and the headline layer)."""
-    return tuple(shortcut_key(n) for n in (*SHORTCUT_RUN, *shortcut_names(layers)))
+    return tuple(shortcut_key(n) for n in (SHORTCUT_N_IMAGES, *shortcut_names(layers)))

@@ -44,6 +44,7 @@ from fer_core.data.synthetic import SHORTCUT_COLOURS, shortcut_box
 from fer_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fer_core.losses import layer_attention
 from fer_core.xai.common import explanation_maps, logits_of
+from fer_core.xai.evaluate import select_images
 
 CONDITIONS = mn.SHORTCUT_CONDITIONS
 
@@ -158,10 +159,8 @@ def evaluate_shortcut(model: nn.Module, data, n_images: int, seed: int, au_varia
     ``test_shortcut_<name>`` floats; none when ``n_images`` is 0."""
     if n_images == 0:
         return {}
-    from fer_core.xai.evaluate import select_images
-
     device = torch.device(device) if device is not None else next(model.parameters()).device
     x, labels, _ = select_images(data, n_images, seed, au_variant)
     scores = measure(model, x.to(device), labels.to(device), tuple(layers))
-    scores[mn.SHORTCUT_RUN[0]] = float(len(x))
+    scores[mn.SHORTCUT_N_IMAGES] = float(len(x))
     return {mn.shortcut_key(name): value for name, value in scores.items()}
