@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -38,7 +39,6 @@ from fer_core.cli import UserError, cli_main, exit_with
 if TYPE_CHECKING:
     import pandas as pd
 
-ROW_PARAMS = ("shortcut", "lambda_au")
 ATTENTION = mn.shortcut_key("att_l<k>_mass_ratio")
 """The attention column's metric: its key depends on the row's aligned layer ``k``."""
 COLUMNS = (  # short headers: nine columns must fit a page; the note says what each is
@@ -73,14 +73,13 @@ def row_label(shortcut: float, lam: float) -> str:
 
 
 def spread(values: list[float]) -> Estimate:
-    """Mean and standard deviation (NaN under two values) of the finite ``values``."""
+    """Mean and standard deviation (NaN under two values) of the finite ``values``: the
+    seeds' spread itself, not an interval of the mean (what the section reports)."""
     kept = [v for v in values if math.isfinite(v)]
     if not kept:
         return Estimate(math.nan, math.nan, 0)
-    mean = sum(kept) / len(kept)
-    sd = (math.sqrt(sum((v - mean) ** 2 for v in kept) / (len(kept) - 1)) if len(kept) > 1
-          else math.nan)
-    return Estimate(mean, sd, len(kept))
+    sd = statistics.stdev(kept) if len(kept) > 1 else math.nan
+    return Estimate(statistics.fmean(kept), sd, len(kept))
 
 
 def _cell(members: pd.DataFrame, key: str) -> Cell:
@@ -108,6 +107,7 @@ def shortcut_table(runs: pd.DataFrame, experiment: str) -> Table | None:
             key = (attention_key(members["layers"].mode().iloc[0])
                    if column.metric == ATTENTION else column.metric)
             cells[(row, column.header)] = _cell(members, key)
+    # Numbered after the paper's tables, whichever of them are registered.
     spec = TableSpec(max(TABLES) + 1, "Shortcut cue: reliance on the class square and "
                      "attribution to it, by shortcut probability p and λ",
                      "shortcut", "Shortcut p · λ", sorted, COLUMNS, notes=(NOTE,))
