@@ -3,12 +3,13 @@
     python -m analysis.report --experiment NAME [--mlflow-uri URI] [--where KEY=VALUE ...] \\
         -o report/
 
-Tables 1–3 come from ``analysis.tables`` (Markdown and HTML through ``analysis.render``),
-figures from ``analysis.figures`` into ``report/figures/`` as PNG and PDF. A table or figure
-that cannot be made is listed with the reason instead of stopping the report. The HTML is
-self-contained (figures embedded as PNG data, no external assets); it also links the figure
-files. Provenance: experiment, tracking URI, run count, the runs' git commits, the sweeps, the
-report's own commit and the generation time.
+Tables 1–4 come from ``analysis.tables`` (Markdown and HTML through ``analysis.render``), the
+sections of ``analysis.sections`` (e.g. "Shortcut cue", present when the runs carry its
+metrics) follow them, figures from ``analysis.figures`` into ``report/figures/`` as PNG and
+PDF. A table or figure that cannot be made is listed with the reason instead of stopping the
+report. The HTML is self-contained (figures embedded as PNG data, no external assets); it also
+links the figure files. Provenance: experiment, tracking URI, run count, the runs' git commits,
+the sweeps, the report's own commit and the generation time.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import analysis.shortcut  # noqa: F401  (registers the "Shortcut cue" section)
 from analysis import render
 from analysis.figures import FIGURES, FigureOptions, FigureSource, Outcome, load_selection
 from analysis.figures import make_figures as _make_figures
 from analysis.runs import add_source_args
+from analysis.sections import SECTIONS
 from analysis.source import check_store
 from analysis.tables import TABLES, Table, default_table
 from fer_core.cli import UserError, cli_main, exit_with
@@ -85,12 +88,37 @@ def build_tables(runs: pd.DataFrame, experiment: str) -> list[TableResult]:
     return results
 
 
+@dataclass(frozen=True)
+class SectionResult:
+    """A section whose runs are present: its table, or the reason it could not be made."""
+
+    title: str
+    table: Table | None = None
+    reason: str = ""
+
+
+def build_sections(runs: pd.DataFrame, experiment: str) -> list[SectionResult]:
+    """Every registered section the runs carry metrics for (``analysis.sections``)."""
+    results = []
+    for name in SECTIONS:
+        section = SECTIONS.get(name)
+        try:
+            table = section.build(runs, experiment)
+        except UserError as err:  # its runs would mix models: names the fix
+            results.append(SectionResult(section.title, reason=str(err)))
+            continue
+        if table is not None:
+            results.append(SectionResult(section.title, table))
+    return results
+
+
 def _relative(path: Path, out: Path) -> str:
     return path.relative_to(out).as_posix()
 
 
 def markdown_page(prov: Provenance, tables: Sequence[TableResult],
-                  figures: Sequence[Outcome], out: Path) -> str:
+                  figures: Sequence[Outcome], out: Path,
+                  sections: Sequence[SectionResult] = ()) -> str:
     lines = [f"# Report: {prov.experiment}", ""]
     lines += [f"- **{k}:** {v}" for k, v in prov.lines()] + ["", "## Tables", ""]
     for result in tables:
@@ -98,6 +126,10 @@ def markdown_page(prov: Provenance, tables: Sequence[TableResult],
             lines += [f"**Table {result.number}.** {result.title}: not made ({result.reason})", ""]
         else:
             lines += [render.markdown(result.table), ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        lines += ([render.markdown(section.table), ""] if section.table is not None
+                  else [f"Not made ({section.reason})", ""])
     lines += ["## Figures", ""]
     for outcome in figures:
         title = FIGURES.get(outcome.name).title
@@ -120,7 +152,8 @@ caption{text-align:left;margin-bottom:4px}.note{font-size:85%;color:#444}
 
 
 def html_page(prov: Provenance, tables: Sequence[TableResult],
-              figures: Sequence[Outcome], out: Path) -> str:
+              figures: Sequence[Outcome], out: Path,
+              sections: Sequence[SectionResult] = ()) -> str:
     esc = html.escape
     parts = [f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Report: "
              f"{esc(prov.experiment)}</title><style>{STYLE}</style></head><body>",
@@ -133,6 +166,10 @@ def html_page(prov: Provenance, tables: Sequence[TableResult],
                          f"{esc(result.title)}: not made ({esc(result.reason)})</p>")
         else:
             parts.append(render.html_table(result.table))
+    for section in sections:
+        parts.append(f"<h2>{esc(section.title)}</h2>")
+        parts.append(render.html_table(section.table) if section.table is not None
+                     else f'<p class="missing">Not made ({esc(section.reason)})</p>')
     parts.append("<h2>Figures</h2>")
     for outcome in figures:
         title = esc(FIGURES.get(outcome.name).title)
@@ -169,9 +206,10 @@ def write_report(experiment: str, tracking_uri: str | None, out: Path,
         tuple(sorted({s for s in runs["sweep"] if s})), tuple(where),
         datetime.now(UTC).isoformat(timespec="seconds"), git_commit())
     tables = build_tables(runs, experiment)
+    sections = build_sections(runs, experiment)
     md, page = out / "index.md", out / "index.html"
-    md.write_text(markdown_page(prov, tables, outcomes, out), encoding="utf-8")
-    page.write_text(html_page(prov, tables, outcomes, out), encoding="utf-8")
+    md.write_text(markdown_page(prov, tables, outcomes, out, sections), encoding="utf-8")
+    page.write_text(html_page(prov, tables, outcomes, out, sections), encoding="utf-8")
     return md, page
 
 

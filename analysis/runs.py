@@ -19,10 +19,11 @@ Config columns
     value is a number, else ``str``; ``"None"`` becomes ``None``. Layer-set params (``layers``,
     ``adl_layers``) always stay ``str``: ``"5"`` is the label of a set, like ``"5+4"``.
 Metric columns (float, NaN when absent)
-    Every final metric (families ``test`` and ``test_xai`` of ``fer_core.metric_names``:
-    ``test_cl``, ``test_att_cos``, ``test_att_cos_l<k>``, ``test_cam_cos``, ``test_n_invalid``,
-    ``test_xai_<name>``), plus ``best_val_cl`` and ``best_epoch`` (the model
-    selected on validation CL). Per-epoch curves are not columns: they are series, not results.
+    Every final metric (families ``test``, ``test_xai`` and ``test_shortcut`` of
+    ``fer_core.metric_names``: ``test_cl``, ``test_att_cos``, ``test_att_cos_l<k>``,
+    ``test_cam_cos``, ``test_n_invalid``, ``test_xai_<name>``, ``test_shortcut_<name>``), plus
+    ``best_val_cl`` and ``best_epoch`` (the model selected on validation CL). Per-epoch curves
+    are not columns: they are series, not results.
 
 By default only FINISHED trials that were not early-stopped are kept, since only they carry test
 metrics of a fully trained model.

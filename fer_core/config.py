@@ -232,6 +232,9 @@ class TrainConfig:
     # Test images for the end-of-run fer_core.xai metrics; 0 skips them (~1 s of CPU per image at
     # the laptop sizes, so the sweeps' pinned sizes turn them on, not every unit-test training).
     xai_images: int = 0
+    # Test images with the shortcut square painted in, scored by fer_core.xai.shortcut at the end
+    # of the run (docs/method.md §7.2); 0 skips them. Only synthetic data has the square.
+    shortcut_images: int = 0
     fail_at_epoch: int = -1  # fault injection: raise once at this epoch (tests of retries)
 
     def __post_init__(self) -> None:
@@ -245,6 +248,9 @@ class TrainConfig:
             _fail("max_train_batches", self.max_train_batches, "use 0 (all) or a positive cap")
         if self.xai_images < 0:
             _fail("xai_images", self.xai_images, "use 0 (skip the xai metrics) or a positive count")
+        if self.shortcut_images < 0:
+            _fail("shortcut_images", self.shortcut_images,
+                  "use 0 (skip the shortcut metrics) or a positive count")
         for name in ("amp", "channels_last", "compile"):
             if not isinstance(getattr(self, name), bool):
                 _fail(name, getattr(self, name), "use true or false")
@@ -289,6 +295,14 @@ class ExperimentConfig:
     align: AlignConfig = field(default_factory=AlignConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        # Checked across sections: the square the shortcut metrics paint exists only in the
+        # synthetic generator (its class colours and spots), so on real faces they mean nothing.
+        if self.train.shortcut_images > 0 and self.data.dataset != "synthetic":
+            _fail("shortcut_images", self.train.shortcut_images,
+                  f"the shortcut cue exists in the synthetic dataset only, not in "
+                  f"{self.data.dataset!r}; set shortcut_images=0 or dataset=synthetic")
 
     def to_flat(self) -> dict[str, Any]:
         """``{field: value}`` with tuples as ``'5+4'`` strings (MLflow params, Tune configs)."""

@@ -31,6 +31,7 @@ from fer_core.loaders import build_loader
 from fer_core.losses import composite_loss, layer_attention
 from fer_core.metrics import FERMetrics
 from fer_core.xai.evaluate import XaiConfig, evaluate_xai
+from fer_core.xai.shortcut import evaluate_shortcut
 
 
 class Callback:
@@ -325,13 +326,18 @@ class Trainer:
 
     def xai_metrics(self, model: nn.Module) -> dict[str, float]:
         """Interpretability beyond CAM-COS on a fixed, seeded subsample of the test split (the
-        same images in every trial of a sweep: the seed is the split seed); none if
-        ``xai_images`` is 0."""
-        if self.cfg.train.xai_images == 0:
-            return {}
-        xai = XaiConfig(n_images=self.cfg.train.xai_images, seed=self.cfg.data.split_seed)
-        return evaluate_xai(model, self.loaders["test"], xai, self.cfg.align.au_variant,
-                            layers=self.cfg.align.layers, device=self.device)
+        same images in every trial of a sweep: the seed is the split seed): ``xai_images`` for
+        the ``test_xai_*`` metrics and ``shortcut_images`` for the shortcut cue's
+        ``test_shortcut_*`` (at the aligned and headline layers); 0 skips each."""
+        cfg, seed = self.cfg, self.cfg.data.split_seed
+        out: dict[str, float] = {}
+        if cfg.train.xai_images:
+            xai = XaiConfig(n_images=cfg.train.xai_images, seed=seed)
+            out.update(evaluate_xai(model, self.loaders["test"], xai, cfg.align.au_variant,
+                                    layers=cfg.align.layers, device=self.device))
+        out.update(evaluate_shortcut(model, self.loaders["test"], cfg.train.shortcut_images, seed,
+                                     cfg.align.au_variant, self.eval_layers, self.device))
+        return out
 
 
 def flat_eval(result: dict[str, Any], prefix: str, headline: int) -> dict[str, float]:

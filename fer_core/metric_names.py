@@ -15,6 +15,8 @@ Families (per epoch, ``step`` = epoch, unless final)
     ``test``      final, for the model selected on validation CL: ``test_cl``,
                   ``test_att_cos``, ``test_att_cos_l<k>``, ``test_cam_cos``, ``test_n_invalid``
     ``test_xai``  final: ``test_xai_<name>``
+    ``test_shortcut``  final: ``test_shortcut_<name>``, the shortcut cue's reliance and
+                  attribution (:func:`shortcut_keys`, docs/method.md §7.2)
 
 Accuracies (``*_cl``) are percentages (0-100); cosines are in [0, 1] for CNN layers.
 """
@@ -31,6 +33,7 @@ EPOCH = "epoch"
 """The epoch of a result: the MLflow ``step`` and Tune's time attribute, not a run metric."""
 LR, EPOCH_TIME, BEST_VAL_CL, BEST_EPOCH = "lr", "epoch_time_s", "best_val_cl", "best_epoch"
 XAI_PREFIX = "test_xai_"
+SHORTCUT_PREFIX = "test_shortcut_"
 
 
 def key(split: str, name: str) -> str:
@@ -55,6 +58,7 @@ FAMILIES: dict[str, re.Pattern[str]] = {
     "progress": re.compile("|".join(map(re.escape, (LR, EPOCH_TIME, BEST_VAL_CL, BEST_EPOCH)))),
     "test": re.compile(rf"{TEST}_({CL}|{ATT_COS}(_l\d+)?|{CAM_COS}|{N_INVALID})"),
     "test_xai": re.compile(rf"{XAI_PREFIX}{_TERM}"),
+    "test_shortcut": re.compile(rf"{SHORTCUT_PREFIX}{_TERM}"),
 }
 """Family name → the pattern its keys match in full."""
 
@@ -73,12 +77,12 @@ ACCURACY_METRICS = (TRAIN_CL, VAL_CL, BEST_VAL_CL, TEST_CL)
 """In percent (0-100)."""
 SELECTION_METRICS = (BEST_VAL_CL, BEST_EPOCH)
 """Which epoch's model the final metrics describe (selected on validation CL)."""
-FINAL_FAMILIES = ("test", "test_xai")
+FINAL_FAMILIES = ("test", "test_xai", "test_shortcut")
 """The families measured once, on the selected model: a trial's results, not its curves."""
 
 
 def is_final(name: str) -> bool:
-    """Whether ``name`` is a final metric (``test_*``, ``test_xai_*``)."""
+    """Whether ``name`` is a final metric (``test_*``, ``test_xai_*``, ``test_shortcut_*``)."""
     return family(name) in FINAL_FAMILIES
 
 
@@ -159,3 +163,36 @@ def xai_keys(layers: tuple[int, ...] = (), cascade: tuple[str, ...] = ()) -> tup
     keys += [f"{XAI_PREFIX}{n}_att_l{k}" for k in layers for n in XAI_LAYER_METRICS]
     keys += [f"{XAI_PREFIX}mprt_{step}" for step in cascade]
     return tuple(keys)
+
+
+# --- the shortcut cue (``test_shortcut`` family, fer_core.xai.shortcut) -----------------------
+
+SHORTCUT_CONDITIONS = ("in_place", "removed", "moved", "swapped")
+"""How the class square is shown to the model (docs/method.md §7.2): in its place, removed,
+moved to another class's spot, swapped for another class's square."""
+SHORTCUT_CUE_SCORES = ("mass", "mass_ratio", "pointing")
+"""Attribution to the square, of the CAM (``cam_<score>``) and of each layer's attention
+(``att_l<k>_<score>``)."""
+SHORTCUT_N_IMAGES = "n_images"
+"""``test_shortcut_n_images``: the images scored (fewer when the split has fewer usable)."""
+
+
+def shortcut_names(layers: tuple[int, ...] = ()) -> tuple[str, ...]:
+    """The short names :func:`fer_core.xai.shortcut.measure` returns for these attention
+    ``layers``: ``acc_<condition>``, ``p_true_<condition>``, ``follows``, ``cam_<score>``,
+    ``att_l<k>_<score>``, ``reliance``, ``rho``."""
+    names = [f"{kind}_{c}" for c in SHORTCUT_CONDITIONS for kind in ("acc", "p_true")]
+    names += ["follows", *(f"cam_{s}" for s in SHORTCUT_CUE_SCORES)]
+    names += [f"att_l{k}_{s}" for k in layers for s in SHORTCUT_CUE_SCORES]
+    return (*names, "reliance", "rho")
+
+
+def shortcut_key(name: str) -> str:
+    """The logged name of a shortcut number, e.g. ``test_shortcut_reliance``."""
+    return SHORTCUT_PREFIX + name
+
+
+def shortcut_keys(layers: tuple[int, ...] = ()) -> tuple[str, ...]:
+    """Every ``test_shortcut_*`` key a trial with ``shortcut_images`` > 0 logs, its attention
+    measured at ``layers`` (the aligned layers and the headline layer)."""
+    return tuple(shortcut_key(n) for n in (SHORTCUT_N_IMAGES, *shortcut_names(layers)))

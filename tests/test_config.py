@@ -40,6 +40,11 @@ def test_flat_round_trip_and_string_coercion():
         ({"output_stride": 4}, "8, 16 or 32"),
         ({"nesterov": "maybe"}, "true or false"),
         ({"shortcut": 1.5}, "shortcut"),
+        ({"shortcut_images": -1}, "shortcut_images=-1: use 0"),
+        # the square exists only in synthetic images: refused, with both ways out named
+        ({"dataset": "rafdb", "shortcut_images": 4},
+         "shortcut_images=4: the shortcut cue exists in the synthetic dataset only, not in "
+         "'rafdb'; set shortcut_images=0 or dataset=synthetic"),
         # CAM methods' own fields, validated by each method's dataclass
         ({"wildcat_kmax": 2}, "wildcat_kmax=2.0: use a value in"),
         ({"apvit_k": "0"}, "apvit_k"),
@@ -50,6 +55,13 @@ def test_flat_round_trip_and_string_coercion():
 def test_bad_values_name_the_field_and_the_fix(flat, message):
     with pytest.raises(ValueError, match=message):
         ExperimentConfig.from_flat(flat)
+
+
+def test_shortcut_images_is_a_count_read_from_text_and_off_by_default():
+    assert ExperimentConfig().train.shortcut_images == 0
+    assert ExperimentConfig.from_flat({"shortcut_images": "48"}).train.shortcut_images == 48
+    # off, it asks nothing of the dataset
+    assert ExperimentConfig.from_flat({"dataset": "rafdb"}).data.dataset == "rafdb"
 
 
 def test_method_fields_are_flat_typed_and_pickle():

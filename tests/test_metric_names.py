@@ -23,6 +23,8 @@ ACOL = dict(method="acol", synthetic_n=28, img_size=32, batch_size=14, epochs=1,
     ("train_cl", "train"), ("val_att_cos_l12", "val"), ("val_cam_cos", "val"),
     ("best_val_cl", "progress"), ("test_n_invalid", "test"), ("test_att_cos_l5", "test"),
     ("test_xai_deletion", "test_xai"), ("test_xai_road_random", "test_xai"),
+    ("test_shortcut_reliance", "test_shortcut"),
+    ("test_shortcut_att_l5_mass_ratio", "test_shortcut"),
     ("epoch", None), ("is_final", None), (tr.KEY_RUN_ID, None), ("val_loss", None),
     ("train_lossy", None), ("test_", None),
 ])

@@ -96,6 +96,37 @@ def test_lambda_layers_declares_baseline_and_paper_layer_sets():
     assert space.scheduler == "asha" and space.searcher == "optuna"
 
 
+@pytest.mark.parametrize("profile", [None, "smoke"])
+def test_shortcut_space_resolves_to_four_cued_arms_without_augmentation(tmp_path, profile):
+    from tuner.cli import parse_args
+    from tuner.spec.resolve import resolve
+
+    argv = ["--space", "shortcut", "--seeds", "3", "--estimate"]
+    spec = resolve(parse_args(argv + (["--profile", profile] if profile else [])), tmp_path)
+    points = list(fixed_values(spec.params))
+    assert sorted((p["shortcut"], p["lambda_au"]) for p in points) == [
+        (0.0, 0.0), (0.0, 4.0), (1.0, 0.0), (1.0, 4.0)]  # p = 0: the control, no cue seen
+    # A profile replaces the sizes, never what the measurement needs.
+    assert all(p["augment"] is False and p["shortcut_images"] == 48 and p["layers"] == "5"
+               for p in points)
+    assert spec.settings.seeds == 3 and spec.settings.scheduler == "fifo"
+    assert spec.base["img_size"] == (32 if profile else 48)
+    space = SPACES.get("shortcut")
+    assert space.default_trials == 4 and space.objective == SPACES.get("lambda").objective
+    assert "\nshortcut " in "\n" + search_spaces.listing()
+
+
+def test_shortcut_space_on_real_faces_is_refused_before_anything_starts(tmp_path):
+    from tuner.cli import parse_args
+    from tuner.spec.resolve import resolve
+
+    argv = ["--space", "shortcut", "--dataset", "rafdb", "--data-root", str(tmp_path),
+            "--estimate"]
+    with pytest.raises(SweepError, match="shortcut_images=48: the shortcut cue exists in the "
+                                         "synthetic dataset only, not in 'rafdb'"):
+        resolve(parse_args(argv), tmp_path)
+
+
 def _optuna(metric="val_att_cos", mode="max"):
     inner = OptunaSearch(metric=metric, mode=mode, seed=0)
     params = to_tune({"lambda_au": SPACES.get("smoke").params["lambda_au"]})

@@ -122,3 +122,30 @@ def test_reliance_separates_a_model_trained_on_the_cue_alone_from_one_without_it
     # Without the cue in training, painting it in changes next to nothing.
     assert abs(plain["acc_in_place"] - plain["acc_removed"]) <= 10
     assert plain["follows"] <= 30 and abs(plain["reliance"]) < 0.1
+
+
+def test_a_trial_with_shortcut_images_logs_every_shortcut_metric():
+    import math
+
+    from fer_core import metric_names as mn
+    from fer_core.config import ExperimentConfig
+    from fer_core.engine import Trainer
+    from tuner.tracking import schema as tr
+
+    cfg = ExperimentConfig.from_flat(dict(
+        img_size=32, synthetic_n=70, epochs=1, max_train_batches=2, batch_size=16,
+        output_stride=16, shortcut=1.0, augment=False, shortcut_images=4, xai_images=0))
+    trainer = Trainer(cfg, progress=False)
+    final = trainer.fit()
+    logged = tr.metric_values(final)  # what a sweep trial sends to MLflow
+    got = {k: v for k, v in logged.items() if k.startswith(mn.SHORTCUT_PREFIX)}
+    # Exactly the documented names (fer_core.metric_names), at the aligned/headline layer 5.
+    assert trainer.eval_layers == (5,)
+    assert set(got) == set(mn.shortcut_keys((5,)))
+    assert "test_shortcut_att_l5_mass_ratio" in got and "test_shortcut_rho" in got
+    assert all(math.isfinite(v) for v in got.values()), got
+    assert got["test_shortcut_n_images"] == 4
+    assert all(mn.is_final(k) for k in got)  # analysis reads them as results
+    # Without it, none (and the count 0 is the default).
+    off = Trainer(cfg.replace(shortcut_images=0), progress=False).xai_metrics(trainer.model)
+    assert off == {}

@@ -48,6 +48,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("python -m analysis.tables", "analysis.tables", "main"),
     Command("python -m analysis.figures", "analysis.figures", "main"),
     Command("python -m analysis.report", "analysis.report", "main"),
+    Command("python -m analysis.shortcut", "analysis.shortcut", "main"),
 )
 """Every command of the project, in the order the reference shows them."""
 

@@ -22,6 +22,9 @@ On test images (expression classes with a valid AU map, the subsample of
   (``p(in_place) − p(removed)``) and the CAM's ``mass_ratio`` (``rho``), so λ = 0 and λ > 0 arms
   can be compared: a guided model that still relies on the square but whose map moved away from
   it hides its evidence.
+
+A trial with ``shortcut_images`` > 0 logs the same numbers as ``test_shortcut_<name>``
+(:func:`evaluate_shortcut`; the names: :func:`fer_core.metric_names.shortcut_keys`).
 """
 
 from __future__ import annotations
@@ -34,14 +37,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_core import NUM_CLASSES
+from fer_core import metric_names as mn
 from fer_core.cams import upsample_cams
 from fer_core.cams.base import minmax_normalize
 from fer_core.data.synthetic import SHORTCUT_COLOURS, shortcut_box
 from fer_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fer_core.losses import layer_attention
 from fer_core.xai.common import explanation_maps, logits_of
+from fer_core.xai.evaluate import select_images
 
-CONDITIONS = ("in_place", "removed", "moved", "swapped")
+CONDITIONS = mn.SHORTCUT_CONDITIONS
 
 
 def other_class(labels: torch.Tensor) -> torch.Tensor:
@@ -144,3 +149,18 @@ def measure(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
     out["reliance"] = float(reliance.mean())
     out["rho"] = _spearman(reliance.cpu().numpy(), cam["mass_ratio"].cpu().numpy())
     return out
+
+
+def evaluate_shortcut(model: nn.Module, data, n_images: int, seed: int, au_variant: str,
+                      layers: Sequence[int] = (), device: torch.device | str | None = None
+                      ) -> dict[str, float]:
+    """:func:`measure` on the seeded subsample of ``data`` (a test dataset or loader) that the
+    interpretability metrics score (:func:`fer_core.xai.evaluate.select_images`), as
+    ``test_shortcut_<name>`` floats; none when ``n_images`` is 0."""
+    if n_images == 0:
+        return {}
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    x, labels, _ = select_images(data, n_images, seed, au_variant)
+    scores = measure(model, x.to(device), labels.to(device), tuple(layers))
+    scores[mn.SHORTCUT_N_IMAGES] = float(len(x))
+    return {mn.shortcut_key(name): value for name, value in scores.items()}
