@@ -309,8 +309,9 @@ def render(resolved: SweepSpec, p: Prediction, steps: int) -> str:
     out = [f"estimate for space {space.name} on {p.device} ({s.resources_cpu:g} CPU, "
            f"{s.resources_gpu:g} GPU per trial): {WARMUP_STEPS}+{steps} training steps (their "
            "median) and one validation pass timed per arm; nothing was started", *p.lines,
-           f"trials:        {p.trials:g} ({s.num_configs} configurations × {s.seeds} seeds; "
-           "a grid runs its whole grid)",
+           # A grid's size is its grid, not --trials: count configurations from the arms.
+           f"trials:        {round(p.trials, 6):g} ({round(p.trials / s.seeds):g} configurations "
+           f"× {s.seeds} seeds)",
            f"trial-hours:   {p.trial_hours:.3f} (every trial to its last epoch)",
            f"device-hours:  {p.device_hours:.3f} {p.device_unit}-hours "
            f"({s.resources_gpu if s.resources_gpu else s.resources_cpu:g} per trial)",

@@ -18,7 +18,7 @@ ESTIMATE_FILE = "estimate.json"
 TIMED_STEPS = 3
 WARMUP_STEPS = 2  # the first steps pay for allocator warm-up and lazy initialisation
 COST_NEUTRAL = ("seed", "lr", "lr_step", "lr_gamma", "momentum", "nesterov", "weight_decay",
-                "fail_at_epoch", "checkpoint_every")
+                "fail_at_epoch", "checkpoint_every", "shortcut")
 """Flat fields that change no step's cost; ``lambda_au`` counts only as zero or not."""
 FINAL_NEUTRAL = ("lambda_au", "layers")
 """Cost fields that change the training steps but not the end-of-trial work."""
