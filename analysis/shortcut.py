@@ -32,7 +32,7 @@ from analysis.source import check_store, why_empty
 from analysis.stats import Estimate
 from analysis.table_spec import Cell, Column, Table, TableSpec
 from analysis.tables import TABLES, select
-from analysis.tables import _check_cell as check_row  # the tables' rule for one cell's runs
+from analysis.tables import check_cell as check_row  # the tables' rule for one cell's runs
 from fer_core import metric_names as mn
 from fer_core.cli import UserError, cli_main, exit_with
 

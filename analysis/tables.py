@@ -50,7 +50,7 @@ AU_KNOBS = ("lambda_au", "layers")
 """Config fields that must be single-valued within a cell (layers only matter when λ > 0)."""
 
 
-def _check_cell(runs: pd.DataFrame, where: str, with_au: bool, row_param: str) -> None:
+def check_cell(runs: pd.DataFrame, where: str, with_au: bool, row_param: str) -> None:
     knobs = [k for k in AU_KNOBS if k != row_param and k in runs and (with_au or k == "lambda_au")]
     for knob in knobs:
         values = sorted(runs[knob].dropna().astype(str).unique())
@@ -109,7 +109,7 @@ def build_table(runs: pd.DataFrame, spec: TableSpec, experiment: str) -> Table:
         for column in spec.columns:
             with_au = arm_with_au(spec, row, column)
             members = _arm(runs, spec, row, with_au)
-            _check_cell(members, f"{spec.row_header} {row!r}, {column.header}", with_au,
+            check_cell(members, f"{spec.row_header} {row!r}, {column.header}", with_au,
                         spec.row_param)
             used |= set(members["run_id"])
             values = members.get(column.metric, pd.Series(math.nan, index=members.index))
