@@ -98,6 +98,7 @@ def wall_clock_s(durations: Sequence[float], slots: int) -> float:
         ends[i] += d
     return max(ends)
 
+
 INTERVAL_LABEL = "90 % interval"
 
 
@@ -147,7 +148,7 @@ class Prediction:
         low = high = None
         if self.trial_hours_low is not None and self.trial_hours_high is not None:
             low, high = self.trial_hours_low * share, self.trial_hours_high * share
-        return Comparison(expected, actual_hours, low, high, share, trials_run)
+        return Comparison(expected, actual_hours, low, high, share)
 
     def against(self, actual_hours: float, trials_run: float | None = None) -> str:
         """The closing summary's line: predicted against actual trial-hours."""
@@ -175,7 +176,6 @@ class Comparison:
     low: float | None
     high: float | None
     share: float
-    trials_run: float | None
 
     @property
     def error_pct(self) -> float:
@@ -257,6 +257,7 @@ def predict(resolved: SweepSpec, cache_dir: str | None, address: str | None = No
     draws: Any = 0.0  # the sweep's trial-hours in each simulated draw of ASHA's stops
     searched = round(sum(arm.trials for arm, _, _ in measured if not arm.reference))
     references = round(sum(arm.trials for arm, _, _ in measured if arm.reference))
+    stops_by_shape: dict[tuple[int, int], Any] = {}  # one simulation serves every arm alike
     for arm, cost, shape in measured:
         full = shape.seconds(cost)
         grace = min(space.grace_period, shape.epochs)
@@ -266,7 +267,10 @@ def predict(resolved: SweepSpec, cache_dir: str | None, address: str | None = No
             early = shape.seconds(cost, asha_epochs(shape.epochs, grace, eta),
                                   asha_finished(shape.epochs, grace, eta))
             # One sweep is one draw: its searched trials stop together as the draw says.
-            stops = stop_draws(shape.epochs, grace, eta, searched, references)
+            if (shape.epochs, grace) not in stops_by_shape:
+                stops_by_shape[shape.epochs, grace] = stop_draws(shape.epochs, grace, eta,
+                                                                 searched, references)
+            stops = stops_by_shape[shape.epochs, grace]
             per_draw = shape.seconds(cost, stops[:, 0], stops[:, 1])
             expected = float(per_draw.mean())
         draws = draws + arm.trials * per_draw / 3600
